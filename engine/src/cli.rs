@@ -1,0 +1,395 @@
+//! The command line: `vigil run | validate | rules | explain | schema`.
+//!
+//! All logic lives here (not in the binary) so that tests and team binaries call it in-process:
+//! `vigil_engine::cli::main()` is the whole `main` of a binary that links its rule crates.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use chrono::{Days, NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, ConfigFormat};
+use crate::docs::{self, DocFormat};
+use crate::quarantine;
+use crate::registry::Registry;
+use crate::report::{self, RunInfo};
+use crate::rule::{Scope, Severity};
+use crate::runner::{self, Evaluation};
+use crate::suggest::closest;
+use crate::timestamp::{leading_date, parse_day, NaiveTimestamps};
+
+/// Exit code: no ERROR finding, or ERROR findings without `--fail_on_error`.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: ERROR findings with `--fail_on_error`.
+pub const EXIT_DATA_ERROR: i32 = 1;
+/// Exit code: usage, config or I/O error.
+pub const EXIT_USAGE: i32 = 2;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  no ERROR finding (or ERROR findings without --fail_on_error)
+  1  ERROR findings and --fail_on_error: halt the refresh
+  2  usage, config or I/O error (bad flag, bad config, missing warehouse folder, unwritable output)";
+
+/// vigil: checks that today's warehouse data is safe to show, before the dashboards refresh.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check the warehouse, write monitoring_report.{json,md}, quarantine a snapshot on ERROR.
+    #[command(after_help = EXIT_CODES, infer_long_args = true)]
+    Run(RunArgs),
+    /// Check a config file (no data access); exit 2 with file:line:col on error.
+    Validate(ValidateArgs),
+    /// List the registered rules.
+    Rules {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = DocFormat::Text)]
+        format: DocFormat,
+    },
+    /// Show a rule's documentation, params and example.
+    Explain {
+        /// The rule id, as listed by `vigil rules`.
+        rule_id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = DocFormat::Text)]
+        format: DocFormat,
+    },
+    /// Print the config's JSON schema (draft-07), including every registered rule's params.
+    Schema {
+        /// Write it to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Folder holding the warehouse tables (CSV files).
+    #[arg(
+        long = "warehouse_dir",
+        visible_alias = "warehouse-dir",
+        value_name = "DIR"
+    )]
+    warehouse_dir: PathBuf,
+    /// Config file, in vigil's format or the reference monitor's.
+    #[arg(
+        long = "rules",
+        visible_alias = "config",
+        value_name = "FILE",
+        default_value = "config/monitoring_rules.yml"
+    )]
+    rules: PathBuf,
+    /// Folder for the reports (created if missing).
+    #[arg(
+        long = "output_dir",
+        visible_alias = "output-dir",
+        value_name = "DIR",
+        default_value = "reports"
+    )]
+    output_dir: PathBuf,
+    /// Exit 1 when any ERROR finding exists, so the orchestrator halts the refresh.
+    #[arg(long = "fail_on_error", visible_alias = "fail-on-error")]
+    fail_on_error: bool,
+    /// The partition to judge (YYYY-MM-DD, YYYYMMDD or an ISO timestamp; its date is used).
+    /// Default: today (UTC) minus `run.expected_lag_days`.
+    #[arg(
+        long = "expected_run_date",
+        visible_alias = "expected-run-date",
+        value_name = "DATE",
+        value_parser = parse_run_date
+    )]
+    expected_run_date: Option<NaiveDate>,
+    /// `partition` judges only the expected partition; `all` judges every day of history as the
+    /// reference monitor does. Default: `run.scope` of the config.
+    #[arg(long, value_enum)]
+    scope: Option<ScopeArg>,
+}
+
+#[derive(Debug, Args)]
+struct ValidateArgs {
+    /// The config file.
+    #[arg(value_name = "FILE", required_unless_present = "rules")]
+    file: Option<PathBuf>,
+    /// The config file (the same flag as `vigil run`).
+    #[arg(long = "rules", visible_alias = "config", value_name = "FILE")]
+    rules: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ScopeArg {
+    Partition,
+    All,
+}
+
+impl From<ScopeArg> for Scope {
+    fn from(s: ScopeArg) -> Self {
+        match s {
+            ScopeArg::Partition => Scope::Partition,
+            ScopeArg::All => Scope::All,
+        }
+    }
+}
+
+/// Parses `--expected_run_date` like the reference (Python `fromisoformat(..).date()`).
+fn parse_run_date(s: &str) -> Result<NaiveDate, String> {
+    let bytes = s.as_bytes();
+    if bytes.len() == 8 && bytes.iter().all(u8::is_ascii_digit) {
+        if let Ok(day) = NaiveDate::parse_from_str(s, "%Y%m%d") {
+            return Ok(day);
+        }
+    }
+    match (parse_day(bytes, NaiveTimestamps::Utc), leading_date(bytes)) {
+        (Ok(_), Some(day)) => Ok(day),
+        _ => Err(format!(
+            "`{s}` is not a date; use YYYY-MM-DD (e.g. 2025-03-08), YYYYMMDD or an ISO-8601 timestamp"
+        )),
+    }
+}
+
+/// The whole `main` of a vigil binary: parses `std::env::args`, runs, returns the exit code.
+pub fn main() -> ExitCode {
+    let code = run_cli(
+        std::env::args_os(),
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    );
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
+}
+
+/// Runs the CLI with explicit arguments and output streams; returns the exit code.
+pub fn run_cli<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let text = e.render().to_string();
+            return if e.use_stderr() {
+                let _ = write!(err, "{text}");
+                EXIT_USAGE
+            } else {
+                let _ = write!(out, "{text}");
+                EXIT_OK
+            };
+        }
+    };
+    let registry = match Registry::linked() {
+        Ok(r) => r,
+        Err(e) => return fail(err, &e.to_string()),
+    };
+    match cli.command {
+        Command::Run(args) => run(args, &registry, out, err),
+        Command::Validate(args) => {
+            let file = args.file.or(args.rules).expect("clap requires one");
+            validate(&file, &registry, out, err)
+        }
+        Command::Rules { format } => {
+            let _ = write!(out, "{}", docs::rules_list(&registry, format));
+            EXIT_OK
+        }
+        Command::Explain { rule_id, format } => match registry.get(&rule_id) {
+            Some(rule) => {
+                let _ = write!(out, "{}", docs::explain(rule, format));
+                EXIT_OK
+            }
+            None => {
+                let hint = closest(&rule_id, registry.ids())
+                    .map(|b| format!("; did you mean `{b}`?"))
+                    .unwrap_or_default();
+                let known: Vec<_> = registry.ids().collect();
+                fail(
+                    err,
+                    &format!(
+                        "unknown rule `{rule_id}`{hint} (registered: {})",
+                        known.join(", ")
+                    ),
+                )
+            }
+        },
+        Command::Schema { output } => {
+            let schema = crate::schema::render(&registry);
+            match output {
+                Some(path) => match std::fs::write(&path, schema) {
+                    Ok(()) => EXIT_OK,
+                    Err(e) => fail(err, &format!("cannot write {}: {e}", path.display())),
+                },
+                None => {
+                    let _ = write!(out, "{schema}");
+                    EXIT_OK
+                }
+            }
+        }
+    }
+}
+
+fn fail(err: &mut dyn Write, message: &str) -> i32 {
+    let _ = writeln!(err, "vigil: error: {message}");
+    EXIT_USAGE
+}
+
+fn validate(file: &Path, registry: &Registry, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match Config::load(file, registry) {
+        Ok(config) => {
+            let format = match config.format {
+                ConfigFormat::Native => "vigil",
+                ConfigFormat::Reference => "reference monitor",
+            };
+            let rules: Vec<_> = config.rules.iter().map(|r| r.id).collect();
+            let tables: Vec<_> = config.tables.keys().map(String::as_str).collect();
+            let _ = writeln!(
+                out,
+                "{}: valid ({format} format); rules: {}; tables: {}",
+                file.display(),
+                if rules.is_empty() {
+                    "none".into()
+                } else {
+                    rules.join(", ")
+                },
+                tables.join(", ")
+            );
+            EXIT_OK
+        }
+        Err(e) => fail(err, &e.to_string()),
+    }
+}
+
+fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let started = Utc::now();
+    let run_id = format!(
+        "{}-{}",
+        started.format("%Y%m%dT%H%M%S%.3fZ"),
+        std::process::id()
+    );
+    let config = match Config::load(&args.rules, registry) {
+        Ok(c) => c,
+        Err(e) => return fail(err, &e.to_string()),
+    };
+    if !args.warehouse_dir.is_dir() {
+        return fail(
+            err,
+            &format!(
+                "warehouse folder {} does not exist or is not a folder",
+                args.warehouse_dir.display()
+            ),
+        );
+    }
+    let expected_date = args.expected_run_date.unwrap_or_else(|| {
+        started
+            .date_naive()
+            .checked_sub_days(Days::new(config.run.expected_lag_days.into()))
+            .unwrap_or(NaiveDate::MIN)
+    });
+    let scope = args.scope.map_or(config.run.scope, Scope::from);
+    let eval = runner::evaluate(&config, &args.warehouse_dir, expected_date, scope);
+
+    let errors = eval.count(Severity::Error);
+    let quarantine = (errors > 0 && config.operations.quarantine_on_error)
+        .then(|| quarantine_snapshot(&args, &config, &eval, started));
+    let info = RunInfo {
+        started,
+        run_id,
+        warehouse_dir: &args.warehouse_dir,
+        output_dir: &args.output_dir,
+        config: &config,
+        quarantine,
+    };
+    let reports = match report::write_reports(&info, &eval) {
+        Ok(paths) => paths,
+        Err(e) => {
+            return fail(
+                err,
+                &format!("cannot write reports to {}: {e}", args.output_dir.display()),
+            )
+        }
+    };
+    let snapshot = info.quarantine.as_ref().and_then(|q| q.as_ref().ok());
+    if let Err(e) = quarantine::record_path(&args.output_dir, snapshot.map(PathBuf::as_path)) {
+        let _ = writeln!(
+            err,
+            "vigil: warning: cannot update {}: {e}",
+            quarantine::PATH_FILE
+        );
+    }
+    if let Some(Err(e)) = &info.quarantine {
+        let _ = writeln!(err, "vigil: warning: quarantine failed: {e}");
+    }
+    let _ = write!(out, "{}", report::console::render(&info, &eval, &reports));
+    if errors > 0 && args.fail_on_error {
+        EXIT_DATA_ERROR
+    } else {
+        EXIT_OK
+    }
+}
+
+fn quarantine_snapshot(
+    args: &RunArgs,
+    config: &Config,
+    eval: &Evaluation,
+    now: chrono::DateTime<Utc>,
+) -> Result<PathBuf, String> {
+    let ops = &config.operations;
+    let target =
+        quarantine::resolve_target(&args.warehouse_dir, Path::new(&ops.quarantine_target_dir))
+            .map_err(|e| format!("cannot resolve {}: {e}", ops.quarantine_target_dir))?;
+    let errors: Vec<String> = eval
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| format!("- ERROR {}", report::one_line(f)))
+        .collect();
+    let reason = format!(
+        "Quarantined by vigil {} at {} because of {} ERROR finding(s) for partition {}.\n\
+         Warehouse: {}\nReport: {}\n\n{}\n",
+        env!("CARGO_PKG_VERSION"),
+        now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        errors.len(),
+        eval.expected_date,
+        args.warehouse_dir.display(),
+        args.output_dir.join(report::MD_REPORT).display(),
+        errors.join("\n"),
+    );
+    quarantine::snapshot(
+        &args.warehouse_dir,
+        &target,
+        &reason,
+        ops.copy_warehouse,
+        now,
+    )
+    .map_err(|e| format!("cannot snapshot into {}: {e}", target.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_dates_parse_like_the_reference() {
+        let d = |s: &str| parse_run_date(s);
+        let mar8 = NaiveDate::from_ymd_opt(2025, 3, 8).unwrap();
+        assert_eq!(d("2025-03-08"), Ok(mar8));
+        assert_eq!(d("20250308"), Ok(mar8));
+        assert_eq!(d("2025-03-08T23:00:00"), Ok(mar8));
+        assert_eq!(d("2025-03-08T23:00:00Z"), Ok(mar8));
+        assert_eq!(d("2025-03-08T23:00:00-05:00"), Ok(mar8));
+        for bad in [
+            "08/03/2025",
+            "2025-02-30",
+            "yesterday",
+            "",
+            "2025-03-08T25:00",
+        ] {
+            assert!(d(bad).unwrap_err().contains("is not a date"), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! The config: typed sections (serde + schemars), loading in the native or the reference
+//! format, and errors that name the file, line, column and key path.
+
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer};
+
+use crate::legacy::LegacyConfig;
+use crate::registry::{Origin, Registry};
+use crate::rule::{Rule, RunCtx, Scope};
+use crate::timestamp::NaiveTimestamps;
+use yaml::YamlError;
+
+/// A vigil config file (native format).
+///
+/// Leave out `rules` to run every registered rule with its defaults; list rule ids under
+/// `rules` to run exactly those.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "vigil config")]
+pub struct ConfigFile {
+    /// Config format version. Only `1` exists.
+    #[serde(default = "version_one", deserialize_with = "only_version_one")]
+    pub version: u32,
+    /// How the run picks and judges its partition.
+    #[serde(default)]
+    pub run: RunConfig,
+    /// The warehouse tables, by name. Defaults to the Puffy layout: `sessions`
+    /// (`fct_sessions.csv`), `orders` (`fct_orders.csv`) and `attribution`
+    /// (`fct_attribution.csv`).
+    #[serde(default = "default_tables")]
+    pub tables: BTreeMap<String, TableConfig>,
+    /// One section per rule id; the rule's settings (checked against the rule's own schema).
+    #[serde(default)]
+    #[schemars(skip)]
+    pub rules: serde::de::IgnoredAny,
+    /// Quarantine on ERROR.
+    #[serde(default)]
+    pub operations: Operations,
+    /// Where alerts of each severity go.
+    #[serde(default)]
+    pub alert_routing: AlertRouting,
+}
+
+fn version_one() -> u32 {
+    1
+}
+
+fn only_version_one<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    match u32::deserialize(d)? {
+        1 => Ok(1),
+        other => Err(serde::de::Error::custom(format!(
+            "unsupported config version {other}; this vigil reads version 1"
+        ))),
+    }
+}
+
+/// `run:` how the run picks and judges its partition.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Without `--expected_run_date`, the expected partition is today (UTC) minus this many days.
+    pub expected_lag_days: u32,
+    /// `partition` judges only the expected partition (history is baseline); `all` judges every
+    /// day of history, as the reference monitor does. `--scope` overrides it.
+    pub scope: Scope,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            expected_lag_days: 1,
+            scope: Scope::Partition,
+        }
+    }
+}
+
+/// One warehouse table: a CSV file in the warehouse folder.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// File name of the table's CSV (header row, comma separated, RFC 4180 quoting), relative
+    /// to the warehouse folder.
+    pub file: String,
+    /// Column whose date or timestamp assigns each row to a day (its UTC calendar date). Leave
+    /// it out for tables without one.
+    #[serde(default)]
+    pub date_column: Option<String>,
+    /// Columns that must exist. Each missing one is an ERROR finding
+    /// `<table>:required_columns`, and the checks that need it are skipped with a reason.
+    #[serde(default)]
+    pub required_columns: Vec<String>,
+    /// How to read a timestamp with no UTC offset: `reject` counts it as unparsable, `utc` takes
+    /// it as UTC.
+    #[serde(default)]
+    pub naive_timestamps: NaiveTimestamps,
+    /// Date cells per day (or without a readable day) that may fail to parse before an ERROR
+    /// `<table>:unparsable_dates`.
+    #[serde(default)]
+    pub max_unparsable_dates: u64,
+}
+
+fn default_tables() -> BTreeMap<String, TableConfig> {
+    let table = |file: &str, date: Option<&str>, required: &[&str]| TableConfig {
+        file: file.into(),
+        date_column: date.map(str::to_string),
+        required_columns: required.iter().map(|c| c.to_string()).collect(),
+        naive_timestamps: NaiveTimestamps::Reject,
+        max_unparsable_dates: 0,
+    };
+    BTreeMap::from([
+        (
+            "sessions".into(),
+            table(
+                "fct_sessions.csv",
+                Some("session_start"),
+                &["session_id", "session_start"],
+            ),
+        ),
+        (
+            "orders".into(),
+            table(
+                "fct_orders.csv",
+                Some("order_ts"),
+                &["transaction_id", "order_ts", "revenue"],
+            ),
+        ),
+        (
+            "attribution".into(),
+            table(
+                "fct_attribution.csv",
+                None,
+                &["transaction_id", "model", "attributed_source"],
+            ),
+        ),
+    ])
+}
+
+/// `operations:` what happens on ERROR.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Operations {
+    /// Snapshot the warehouse into `quarantine_target_dir` when any ERROR is found.
+    pub quarantine_on_error: bool,
+    /// Folder for snapshots. A relative path is resolved against the warehouse folder's parent,
+    /// as the reference monitor does.
+    pub quarantine_target_dir: String,
+    /// Copy the warehouse's CSV files into the snapshot (otherwise only `REASON.txt`).
+    pub copy_warehouse: bool,
+}
+
+impl Default for Operations {
+    fn default() -> Self {
+        Operations {
+            quarantine_on_error: false,
+            quarantine_target_dir: "quarantine".into(),
+            copy_warehouse: true,
+        }
+    }
+}
+
+/// `alert_routing:` destinations per severity.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertRouting {
+    /// Destinations of ERROR findings, e.g. `pagerduty://team`, `slack://#data-alerts`.
+    pub error_channels: Vec<String>,
+    /// Destinations of WARN findings.
+    pub warn_channels: Vec<String>,
+    /// Destinations of INFO findings.
+    pub info_channels: Vec<String>,
+    /// Print the routing summary (per severity: count, destinations, first findings) on stdout.
+    pub emit_console_notifications: bool,
+}
+
+impl Default for AlertRouting {
+    fn default() -> Self {
+        AlertRouting {
+            error_channels: Vec::new(),
+            warn_channels: Vec::new(),
+            info_channels: Vec::new(),
+            emit_console_notifications: true,
+        }
+    }
+}
+
+/// Which format a config file is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigFormat {
+    /// vigil's own format: `tables`, `rules`, `operations`, ...
+    Native,
+    /// The reference monitor's format: `schemas`, `hard_rules`, `anomaly_detection`, ...
+    Reference,
+}
+
+/// A rule configured for a run.
+pub struct ConfiguredRule {
+    /// The rule id.
+    pub id: &'static str,
+    /// Where the rule comes from.
+    pub origin: Origin,
+    /// The rule, built from its params.
+    pub rule: Box<dyn Rule>,
+}
+
+impl fmt::Debug for ConfiguredRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConfiguredRule({}, {})", self.id, self.origin)
+    }
+}
+
+/// A loaded, validated config.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: ConfigFormat,
+    /// `run:`
+    pub run: RunConfig,
+    /// `tables:`
+    pub tables: BTreeMap<String, TableConfig>,
+    /// The rules to run, in config order (or by id when all run with defaults).
+    pub rules: Vec<ConfiguredRule>,
+    /// `operations:`
+    pub operations: Operations,
+    /// `alert_routing:`
+    pub alert_routing: AlertRouting,
+}
+
+/// A config that cannot be used, located in its file where possible.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// What is wrong and where.
+    pub error: YamlError,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.error.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.error.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        write!(f, ": {}", self.error)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates a config file (no data access).
+    pub fn load(path: &Path, registry: &Registry) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            error: unlocated("", format!("cannot read config: {e}")),
+        })?;
+        Config::from_text(path, &text, registry)
+    }
+
+    /// Validates config text that came from `path`.
+    pub fn from_text(path: &Path, text: &str, registry: &Registry) -> Result<Config, ConfigError> {
+        let located = |error| ConfigError {
+            file: path.to_path_buf(),
+            error,
+        };
+        let keys = yaml::top_level_keys(text).map_err(located)?;
+        let Some(keys) = keys else {
+            let what = if text.trim().is_empty() {
+                "the config is empty; start from schema/examples/puffy.yml"
+            } else {
+                "the config must be a mapping of sections (tables, rules, operations, ...)"
+            };
+            return Err(located(unlocated("", what.into())));
+        };
+        let config = if keys.iter().any(|k| k == "schemas") {
+            Config::from_reference(path, text, registry)
+        } else {
+            Config::from_native(path, text, &keys, registry)
+        }
+        .map_err(located)?;
+        config.check_tables().map_err(located)?;
+        Ok(config)
+    }
+
+    fn from_native(
+        path: &Path,
+        text: &str,
+        keys: &[String],
+        registry: &Registry,
+    ) -> Result<Config, YamlError> {
+        let file: ConfigFile = yaml::parse(text)?;
+        let mut rules = Vec::new();
+        if keys.iter().any(|k| k == "rules") {
+            let known: Vec<&str> = registry.ids().collect();
+            for id in yaml::check_rule_ids(text, &known)? {
+                let entry = registry.get(&id).expect("id checked against the registry");
+                if let Some(rule) = (entry.registration.build)(text)? {
+                    rules.push(ConfiguredRule {
+                        id: entry.registration.meta.id,
+                        origin: entry.origin.clone(),
+                        rule,
+                    });
+                }
+            }
+        } else {
+            for entry in registry.iter() {
+                let id = entry.registration.meta.id;
+                let rule = (entry.registration.build_default)()
+                    .map_err(|e| unlocated(&format!("rules.{id}"), e))?;
+                rules.push(ConfiguredRule {
+                    id,
+                    origin: entry.origin.clone(),
+                    rule,
+                });
+            }
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            format: ConfigFormat::Native,
+            run: file.run,
+            tables: file.tables,
+            rules,
+            operations: file.operations,
+            alert_routing: file.alert_routing,
+        })
+    }
+
+    fn from_reference(path: &Path, text: &str, registry: &Registry) -> Result<Config, YamlError> {
+        let legacy: LegacyConfig = yaml::parse(text)?;
+        let parts = legacy.into_parts();
+        let mut rules = Vec::new();
+        for entry in registry.iter() {
+            let id = entry.registration.meta.id;
+            if let Some(built) = (entry.registration.build_legacy)(&legacy) {
+                let rule = built.map_err(|e| unlocated("", format!("rule `{id}`: {e}")))?;
+                rules.push(ConfiguredRule {
+                    id,
+                    origin: entry.origin.clone(),
+                    rule,
+                });
+            }
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            format: ConfigFormat::Reference,
+            run: parts.run,
+            tables: parts.tables,
+            rules,
+            operations: parts.operations,
+            alert_routing: parts.alert_routing,
+        })
+    }
+
+    /// Every table a rule asks for must be configured.
+    fn check_tables(&self) -> Result<(), YamlError> {
+        let cx = RunCtx {
+            expected_date: NaiveDate::MIN,
+            scope: self.run.scope,
+            tables: &self.tables,
+        };
+        for configured in &self.rules {
+            for request in configured.rule.plan(&cx) {
+                if !self.tables.contains_key(&request.table) {
+                    let configured_tables: Vec<&str> =
+                        self.tables.keys().map(String::as_str).collect();
+                    return Err(unlocated(
+                        &format!("rules.{}", configured.id),
+                        format!(
+                            "the rule needs table `{}`, which is not configured under `tables` \
+                             (configured: {})",
+                            request.table,
+                            configured_tables.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn unlocated(path: &str, message: String) -> YamlError {
+    YamlError {
+        line: None,
+        column: None,
+        path: path.to_string(),
+        message,
+    }
+}

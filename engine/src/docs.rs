@@ -1,0 +1,210 @@
+//! Rule documentation: `vigil rules`, `vigil explain` and the README rules table, all rendered
+//! from the registrations (docs from `///`, params from the params' JSON schema).
+
+use std::fmt::Write;
+
+use schemars::generate::SchemaSettings;
+use serde_json::{json, Value};
+
+use crate::registry::{RegisteredRule, Registry};
+
+/// Output format of `rules` and `explain`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DocFormat {
+    /// For a terminal.
+    Text,
+    /// Markdown.
+    Markdown,
+    /// JSON, for tools.
+    Json,
+}
+
+/// The rules table: id, default severity, origin, summary.
+pub fn rules_list(registry: &Registry, format: DocFormat) -> String {
+    match format {
+        DocFormat::Json => {
+            let rules: Vec<Value> = registry
+                .iter()
+                .map(|r| {
+                    let m = r.registration.meta;
+                    json!({"id": m.id, "default_severity": m.default_severity.label(),
+                           "origin": r.origin.to_string(), "summary": m.summary()})
+                })
+                .collect();
+            format!("{}\n", serde_json::to_string_pretty(&rules).expect("json"))
+        }
+        DocFormat::Markdown => rules_table_markdown(registry),
+        DocFormat::Text => {
+            let width = registry.ids().map(str::len).max().unwrap_or(0);
+            let mut out = String::new();
+            for r in registry.iter() {
+                let m = r.registration.meta;
+                let _ = writeln!(
+                    out,
+                    "{:width$}  {:5}  {}  [{}]",
+                    m.id,
+                    m.default_severity.label(),
+                    m.summary(),
+                    r.origin
+                );
+            }
+            out
+        }
+    }
+}
+
+/// The Markdown table of rules kept in the README between `<!-- rules:begin -->` and
+/// `<!-- rules:end -->`.
+pub fn rules_table_markdown(registry: &Registry) -> String {
+    let mut out = String::from("| rule | default severity | what it checks |\n|---|---|---|\n");
+    for r in registry.iter() {
+        let m = r.registration.meta;
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} |",
+            m.id,
+            m.default_severity.label(),
+            m.summary()
+        );
+    }
+    out
+}
+
+/// One rule's documentation: docs, params table, example.
+pub fn explain(rule: RegisteredRule<'_>, format: DocFormat) -> String {
+    let meta = rule.registration.meta;
+    let mut generator = SchemaSettings::draft07().into_generator();
+    let params = (rule.registration.params_schema)(&mut generator).to_value();
+    let definitions = generator.definitions().clone();
+    let docs = dedent(meta.docs);
+    if format == DocFormat::Json {
+        let explanation = json!({
+            "id": meta.id,
+            "summary": meta.summary(),
+            "default_severity": meta.default_severity.label(),
+            "origin": rule.origin.to_string(),
+            "docs": docs,
+            "example": meta.example,
+            "params_schema": {"root": params, "definitions": definitions},
+        });
+        return format!(
+            "{}\n",
+            serde_json::to_string_pretty(&explanation).expect("json")
+        );
+    }
+    let resolve = |schema: &Value| -> Value {
+        match schema.get("$ref").and_then(Value::as_str) {
+            Some(r) => definitions
+                .get(r.rsplit('/').next().unwrap_or(r))
+                .cloned()
+                .unwrap_or(Value::Null),
+            None => schema.clone(),
+        }
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "# {}\n", meta.id);
+    let _ = writeln!(
+        out,
+        "Default severity: {} · origin: {}\n",
+        meta.default_severity.label(),
+        rule.origin
+    );
+    let _ = writeln!(out, "{}", docs.trim_end());
+    let _ = writeln!(out, "\n## Params (`rules.{}`)\n", meta.id);
+    out.push_str(&params_table(&resolve(&params)));
+    for (name, definition) in &definitions {
+        if params
+            .get("$ref")
+            .and_then(Value::as_str)
+            .is_some_and(|r| r.ends_with(&format!("/{name}")))
+        {
+            continue;
+        }
+        if definition.get("properties").is_some() {
+            let _ = writeln!(out, "\n### {name}\n");
+            out.push_str(&params_table(definition));
+        }
+    }
+    let _ = writeln!(out, "\n## Example\n\n```yaml\nrules:\n  {}:", meta.id);
+    for line in meta.example.trim_end().lines() {
+        let _ = writeln!(out, "    {line}");
+    }
+    out.push_str("```\n");
+    out
+}
+
+/// Removes the one leading space `///` leaves on every line.
+fn dedent(docs: &str) -> String {
+    docs.lines()
+        .map(|l| l.strip_prefix(' ').unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn params_table(object: &Value) -> String {
+    let mut out = String::from("| param | type | default | description |\n|---|---|---|---|\n");
+    if let Some(properties) = object.get("properties").and_then(Value::as_object) {
+        for (name, schema) in properties {
+            let default = schema
+                .get("default")
+                .map(|d| format!("`{d}`"))
+                .unwrap_or_else(|| "required".into());
+            let description = schema
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .replace('\n', " ");
+            let _ = writeln!(
+                out,
+                "| `{name}` | {} | {default} | {description} |",
+                type_name(schema)
+            );
+        }
+    }
+    out
+}
+
+/// A short human name for a schema's type.
+fn type_name(schema: &Value) -> String {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        return r.rsplit('/').next().unwrap_or(r).to_string();
+    }
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        return values
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(" \\| ");
+    }
+    if let Some(c) = schema.get("const") {
+        return c.to_string();
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(options) = schema.get(key).and_then(Value::as_array) {
+            return options
+                .iter()
+                .map(type_name)
+                .collect::<Vec<_>>()
+                .join(" or ");
+        }
+    }
+    match schema.get("type") {
+        Some(Value::String(t)) if t == "array" => {
+            format!(
+                "list of {}",
+                schema.get("items").map(type_name).unwrap_or_default()
+            )
+        }
+        Some(Value::String(t)) if t == "object" => match schema.get("additionalProperties") {
+            Some(v @ Value::Object(_)) => format!("map of {}", type_name(v)),
+            _ => "object".into(),
+        },
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => "any".into(),
+    }
+}

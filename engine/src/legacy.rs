@@ -1,0 +1,221 @@
+//! The reference monitor's config format (`monitoring_rules.yml`), read unchanged.
+//!
+//! The types mirror the reference's keys, with its required and optional keys (SPEC section 3),
+//! and reject unknown keys. [`LegacyConfig::into_parts`] maps the engine's sections (tables, run,
+//! operations, routing); each rule maps its own params through `RuleSpec::from_legacy`.
+
+use std::collections::BTreeMap;
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use crate::config::{AlertRouting, Operations, RunConfig, TableConfig};
+use crate::timestamp::NaiveTimestamps;
+
+/// A YAML mapping that keeps the file's key order (the reference evaluates null-rate limits in
+/// config order).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OrderedMap<V>(pub Vec<(String, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Pairs<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Pairs<V> {
+            type Value = OrderedMap<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(entry) = map.next_entry::<String, V>()? {
+                    pairs.push(entry);
+                }
+                Ok(OrderedMap(pairs))
+            }
+        }
+        d.deserialize_map(Pairs(std::marker::PhantomData))
+    }
+}
+
+/// The whole reference config.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyConfig {
+    /// Required columns and date columns per table.
+    pub schemas: Schemas,
+    /// Table-wide integrity limits.
+    pub hard_rules: HardRules,
+    /// Baseline and thresholds of the anomaly and channel-share checks.
+    pub anomaly_detection: AnomalyDetection,
+    /// Freshness, completeness and volume floors.
+    #[serde(default)]
+    pub freshness: Freshness,
+    /// Quarantine settings.
+    #[serde(default)]
+    pub operations: LegacyOperations,
+    /// Routing plan per severity.
+    #[serde(default)]
+    pub alert_routing: AlertRouting,
+}
+
+/// `schemas:`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schemas {
+    /// Required columns of `fct_sessions.csv`.
+    pub sessions_required: Vec<String>,
+    /// Required columns of `fct_orders.csv`.
+    pub orders_required: Vec<String>,
+    /// Required columns of `fct_attribution.csv`.
+    pub attrib_required: Vec<String>,
+    /// Date column of sessions.
+    pub sessions_date_col: String,
+    /// Date column of orders.
+    pub orders_date_col: String,
+    /// Date column of attribution (unused by the reference).
+    #[serde(default)]
+    pub attrib_date_col: Option<String>,
+}
+
+/// `hard_rules:`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HardRules {
+    /// Duplicate transaction ids allowed.
+    pub max_duplicate_transactions: u64,
+    /// Zero-revenue orders allowed.
+    pub max_zero_revenue_orders: u64,
+    /// Null-rate limit per sessions column, in file order.
+    pub max_null_rate: OrderedMap<f64>,
+}
+
+/// `anomaly_detection:`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyDetection {
+    /// Baseline length (the reference counts observations, not days).
+    pub baseline_days: u32,
+    /// |z| threshold.
+    pub z_score_threshold: f64,
+    /// |percent change| threshold (0.3 = 30%).
+    pub pct_change_threshold: f64,
+    /// Channels monitored by revenue share.
+    #[serde(default)]
+    pub top_channels_to_monitor: Option<u32>,
+    /// Absolute share change that flags a channel.
+    #[serde(default)]
+    pub channel_share_abs_change_threshold: Option<f64>,
+}
+
+/// `freshness:`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Freshness {
+    /// Expected partition = today minus this many days.
+    pub expected_lag_days: u32,
+    /// Missing days allowed inside the data's date range.
+    pub allowed_missing_days: u32,
+    /// Floor of distinct sessions per day.
+    pub min_sessions_per_day: u64,
+    /// Floor of distinct orders per day.
+    pub min_orders_per_day: u64,
+}
+
+impl Default for Freshness {
+    fn default() -> Self {
+        Freshness {
+            expected_lag_days: 1,
+            allowed_missing_days: 0,
+            min_sessions_per_day: 0,
+            min_orders_per_day: 0,
+        }
+    }
+}
+
+/// `operations:`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LegacyOperations {
+    /// Snapshot the warehouse when any ERROR is found.
+    pub quarantine_on_error: bool,
+    /// Where snapshots go (relative to the warehouse folder's parent).
+    pub quarantine_target_dir: String,
+    /// Copy the warehouse files into the snapshot (the reference ignores this key).
+    pub warehouse_copy_on_quarantine: bool,
+}
+
+impl Default for LegacyOperations {
+    fn default() -> Self {
+        LegacyOperations {
+            quarantine_on_error: false,
+            quarantine_target_dir: "quarantine".into(),
+            warehouse_copy_on_quarantine: true,
+        }
+    }
+}
+
+/// The engine's sections of a native config, as mapped from a reference config.
+#[derive(Clone, Debug)]
+pub struct EngineParts {
+    /// The three tables with the reference's files, date columns and required columns.
+    pub tables: BTreeMap<String, TableConfig>,
+    /// Expected lag.
+    pub run: RunConfig,
+    /// Quarantine.
+    pub operations: Operations,
+    /// Routing.
+    pub alert_routing: AlertRouting,
+}
+
+impl LegacyConfig {
+    /// Maps the engine's sections. Naive timestamps are taken as UTC, as the reference does.
+    pub fn into_parts(&self) -> EngineParts {
+        let s = &self.schemas;
+        let table = |file: &str, date: Option<&String>, required: &[String]| TableConfig {
+            file: file.into(),
+            date_column: date.cloned(),
+            required_columns: required.to_vec(),
+            naive_timestamps: NaiveTimestamps::Utc,
+            max_unparsable_dates: 0,
+        };
+        let tables = BTreeMap::from([
+            (
+                "sessions".to_string(),
+                table(
+                    "fct_sessions.csv",
+                    Some(&s.sessions_date_col),
+                    &s.sessions_required,
+                ),
+            ),
+            (
+                "orders".to_string(),
+                table(
+                    "fct_orders.csv",
+                    Some(&s.orders_date_col),
+                    &s.orders_required,
+                ),
+            ),
+            (
+                "attribution".to_string(),
+                table(
+                    "fct_attribution.csv",
+                    s.attrib_date_col.as_ref(),
+                    &s.attrib_required,
+                ),
+            ),
+        ]);
+        EngineParts {
+            tables,
+            run: RunConfig {
+                expected_lag_days: self.freshness.expected_lag_days,
+                ..RunConfig::default()
+            },
+            operations: Operations {
+                quarantine_on_error: self.operations.quarantine_on_error,
+                quarantine_target_dir: self.operations.quarantine_target_dir.clone(),
+                copy_warehouse: self.operations.warehouse_copy_on_quarantine,
+            },
+            alert_routing: self.alert_routing.clone(),
+        }
+    }
+}

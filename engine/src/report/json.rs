@@ -1,0 +1,92 @@
+//! `monitoring_report.json`: the reference's fields plus run metadata and table health.
+//! Always valid JSON: a non-finite number is written as `null`.
+
+use serde_json::{json, Map, Value};
+
+use super::{verdict, RunInfo};
+use crate::config::ConfigFormat;
+use crate::rule::{Finding, Severity};
+use crate::runner::Evaluation;
+use crate::scan::TableScan;
+
+/// Renders the JSON report (pretty, with a trailing newline).
+pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
+    let counts: Map<String, Value> = Severity::ALL
+        .iter()
+        .map(|s| (s.label().to_string(), json!(eval.count(*s))))
+        .collect();
+    let plan: Map<String, Value> = Severity::ALL
+        .iter()
+        .map(|s| (s.label().to_string(), json!(info.channels(*s))))
+        .collect();
+    let (quarantine_path, quarantine_error) = match &info.quarantine {
+        Some(Ok(path)) => (json!(path.display().to_string()), Value::Null),
+        Some(Err(e)) => (Value::Null, json!(e)),
+        None => (Value::Null, Value::Null),
+    };
+    let report = json!({
+        "generated_utc": info.started.date_naive().to_string(),
+        "run_started_utc": info.started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "run_id": info.run_id,
+        "vigil_version": env!("CARGO_PKG_VERSION"),
+        "config_path": info.config.path.display().to_string(),
+        "config_format": match info.config.format {
+            ConfigFormat::Native => "native",
+            ConfigFormat::Reference => "reference",
+        },
+        "warehouse_dir": info.warehouse_dir.display().to_string(),
+        "expected_partition_date": eval.expected_date.to_string(),
+        "scope": eval.scope.as_str(),
+        "verdict": verdict(eval),
+        "counts": counts,
+        "routing": {"counts": counts, "routing_plan": plan},
+        "quarantine_path": quarantine_path,
+        "quarantine_error": quarantine_error,
+        "rules": info.config.rules.iter()
+            .map(|r| json!({"id": r.id, "origin": r.origin.to_string()}))
+            .collect::<Vec<_>>(),
+        "tables": eval.scans.iter().map(table).collect::<Vec<_>>(),
+        "findings": eval.findings.iter().map(finding).collect::<Vec<_>>(),
+    });
+    let mut text = serde_json::to_string_pretty(&report).expect("a JSON value always serializes");
+    text.push('\n');
+    text
+}
+
+fn table(scan: &TableScan) -> Value {
+    let mut out = json!({
+        "table": scan.table,
+        "file": scan.path.display().to_string(),
+    });
+    match &scan.outcome {
+        Ok(stats) => {
+            let dates = stats.dates.as_ref();
+            let span = dates.and_then(|d| d.span());
+            out["status"] = json!("read");
+            out["rows"] = json!(stats.rows);
+            out["columns"] = json!(stats.columns.len());
+            out["missing_columns"] = json!(stats.missing_columns);
+            out["malformed_rows"] = json!(stats.malformed_rows);
+            out["first_day"] = json!(span.map(|s| s.0.to_string()));
+            out["last_day"] = json!(span.map(|s| s.1.to_string()));
+            out["days_with_rows"] = json!(dates.map(|d| d.rows_by_day.len()));
+            out["null_dates"] = json!(dates.map(|d| d.nulls));
+            out["unparsable_dates"] = json!(dates.map(|d| d.unparsable_total()));
+        }
+        Err(problem) => out["status"] = json!(format!("{problem:?}").to_lowercase()),
+    }
+    out
+}
+
+fn finding(f: &Finding) -> Value {
+    json!({
+        "severity": f.severity.label(),
+        "check": f.check,
+        "rule": f.rule,
+        "partition_date": f.partition_date.map(|d| d.to_string()),
+        "message": f.message,
+        "value": f.value,
+        "threshold": f.threshold,
+        "context": f.context,
+    })
+}

@@ -1,0 +1,108 @@
+//! `monitoring_report.md`: the verdict, the tables read, and the findings, for people.
+
+use std::fmt::Write;
+
+use super::{verdict, RunInfo};
+use crate::rule::Severity;
+use crate::runner::Evaluation;
+
+/// Renders the Markdown report.
+pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
+    let mut md = String::new();
+    let counts = |s| eval.count(s);
+    let _ = writeln!(
+        md,
+        "# Daily Monitoring Report: {}\n\n\
+         - Expected partition date: **{}** (scope: {})\n\
+         - Generated (UTC): {} (run `{}`, vigil {})\n\
+         - Warehouse: `{}`\n\
+         - Config: `{}`",
+        verdict(eval),
+        eval.expected_date,
+        eval.scope.as_str(),
+        info.started.format("%Y-%m-%d %H:%M:%S"),
+        info.run_id,
+        env!("CARGO_PKG_VERSION"),
+        info.warehouse_dir.display(),
+        info.config.path.display(),
+    );
+    match &info.quarantine {
+        Some(Ok(path)) => {
+            let _ = writeln!(md, "- Quarantined snapshot: `{}`", path.display());
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(md, "- Quarantine FAILED: {e}");
+        }
+        None => {}
+    }
+    let _ = writeln!(
+        md,
+        "\n## Summary\n- ERROR: **{}** | WARN: **{}** | INFO: **{}**",
+        counts(Severity::Error),
+        counts(Severity::Warn),
+        counts(Severity::Info)
+    );
+
+    let _ = writeln!(md, "\n## Tables\n| table | file | rows | days | first day | last day | unparsable dates |\n|---|---|---:|---:|---|---|---:|");
+    for scan in &eval.scans {
+        let file = scan
+            .path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match &scan.outcome {
+            Ok(stats) => {
+                let dates = stats.dates.as_ref();
+                let span = dates.and_then(|d| d.span());
+                let show = |v: Option<String>| v.unwrap_or_else(|| "–".into());
+                let _ = writeln!(
+                    md,
+                    "| {} | `{}` | {} | {} | {} | {} | {} |",
+                    scan.table,
+                    file,
+                    stats.rows,
+                    show(dates.map(|d| d.rows_by_day.len().to_string())),
+                    show(span.map(|s| s.0.to_string())),
+                    show(span.map(|s| s.1.to_string())),
+                    show(dates.map(|d| d.unparsable_total().to_string())),
+                );
+            }
+            Err(problem) => {
+                let _ = writeln!(
+                    md,
+                    "| {} | `{}` | {problem:?} | – | – | – | – |",
+                    scan.table, file
+                );
+            }
+        }
+    }
+
+    let _ = writeln!(md, "\n## Findings");
+    if eval.findings.is_empty() {
+        let _ = writeln!(md, "No issues detected.");
+    }
+    for f in &eval.findings {
+        let _ = write!(md, "- **{}** `{}`", f.severity, f.check);
+        if let Some(day) = f.partition_date {
+            let _ = write!(md, " ({day})");
+        }
+        let _ = write!(md, ": {}", f.message);
+        if let Some(t) = f.threshold {
+            let _ = write!(md, " (threshold={})", number(t));
+        }
+        if let Some(v) = f.value {
+            let _ = write!(md, " value={}", number(v));
+        }
+        md.push('\n');
+    }
+    md
+}
+
+/// A number as a person reads it: integers without a fraction, others as written by Rust.
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.1}")
+    } else {
+        v.to_string()
+    }
+}

@@ -1,0 +1,185 @@
+//! The stable rule interface: [`Rule`], [`Finding`], [`Severity`] and the run context.
+//!
+//! A rule never reads rows. It declares the metrics it needs ([`Rule::plan`]), the engine computes
+//! them once for all rules, and the rule turns the small daily series into findings
+//! ([`Rule::evaluate`]). That keeps a rule a pure function of numbers.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::NaiveDate;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::TableConfig;
+use crate::metric::{MetricRequest, Metrics};
+
+/// How serious a finding is. ERROR halts the refresh (with `--fail_on_error`) and quarantines.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; nobody is paged.
+    Info,
+    /// Needs a look today; the refresh goes on.
+    Warn,
+    /// The data is not safe to show; the refresh must stop.
+    Error,
+}
+
+impl Severity {
+    /// All severities, most severe first (the order of reports and routing).
+    pub const ALL: [Severity; 3] = [Severity::Error, Severity::Warn, Severity::Info];
+
+    /// The upper-case label used in reports (`ERROR`, `WARN`, `INFO`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Error => "ERROR",
+            Severity::Warn => "WARN",
+            Severity::Info => "INFO",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Which partitions a run judges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Judge only the expected partition; older days are baseline and context.
+    #[default]
+    Partition,
+    /// Judge every day of history, as the reference Python monitor does.
+    All,
+}
+
+impl Scope {
+    /// The config/CLI spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Partition => "partition",
+            Scope::All => "all",
+        }
+    }
+}
+
+/// One problem found in the data (or in running a rule).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    /// How serious it is.
+    pub severity: Severity,
+    /// Stable check id, e.g. `freshness:sessions_partition`.
+    pub check: String,
+    /// Id of the rule (or engine component) that produced it.
+    pub rule: String,
+    /// The partition (day) the finding is about, if any.
+    pub partition_date: Option<NaiveDate>,
+    /// One sentence a person can act on.
+    pub message: String,
+    /// The observed value, if the check measures one.
+    pub value: Option<f64>,
+    /// The threshold the value was held against.
+    pub threshold: Option<f64>,
+    /// Extra numbers that explain the finding (baseline, counts, samples).
+    pub context: Option<Map<String, Value>>,
+}
+
+impl Finding {
+    /// A finding with the required fields; add the rest with the builder methods.
+    pub fn new(
+        severity: Severity,
+        rule: impl Into<String>,
+        check: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Finding {
+            severity,
+            check: check.into(),
+            rule: rule.into(),
+            partition_date: None,
+            message: message.into(),
+            value: None,
+            threshold: None,
+            context: None,
+        }
+    }
+
+    /// Sets the partition date.
+    pub fn on(mut self, day: NaiveDate) -> Self {
+        self.partition_date = Some(day);
+        self
+    }
+
+    /// Sets the observed value.
+    pub fn value(mut self, value: f64) -> Self {
+        self.value = Some(value);
+        self
+    }
+
+    /// Sets the threshold.
+    pub fn threshold(mut self, threshold: f64) -> Self {
+        self.threshold = Some(threshold);
+        self
+    }
+
+    /// Sets the context object. Non-objects are wrapped as `{"value": ...}`.
+    pub fn context(mut self, context: Value) -> Self {
+        self.context = Some(match context {
+            Value::Object(map) => map,
+            other => Map::from_iter([("value".to_string(), other)]),
+        });
+        self
+    }
+}
+
+/// What a rule knows about the run when it plans and evaluates.
+#[derive(Clone, Debug)]
+pub struct RunCtx<'a> {
+    /// The partition the run is about (`--expected_run_date`, or today minus the lag).
+    pub expected_date: NaiveDate,
+    /// Which days are judged.
+    pub scope: Scope,
+    /// The configured tables, by name.
+    pub tables: &'a BTreeMap<String, TableConfig>,
+}
+
+impl RunCtx<'_> {
+    /// Whether findings about `day` should be reported in this run's scope.
+    pub fn judges(&self, day: NaiveDate) -> bool {
+        match self.scope {
+            Scope::All => true,
+            Scope::Partition => day == self.expected_date,
+        }
+    }
+}
+
+/// Why a rule could not produce findings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleError(pub String);
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+/// A configured rule, ready to run. Built from its typed params by the registry.
+pub trait Rule: Send + Sync {
+    /// The metrics this rule needs, given its params and the run.
+    fn plan(&self, cx: &RunCtx<'_>) -> Vec<MetricRequest>;
+
+    /// Findings from the computed metrics. Pure: no I/O.
+    ///
+    /// A metric that could not be computed (missing column, missing file) is an `Err` in
+    /// `metrics`; a rule reports the checks it must skip as INFO findings and goes on.
+    fn evaluate(&self, cx: &RunCtx<'_>, metrics: &Metrics) -> Result<Vec<Finding>, RuleError>;
+}

@@ -1,0 +1,241 @@
+//! The run: plan every rule's metrics, scan each table once, turn table health into findings,
+//! evaluate every rule (a failing or panicking rule becomes an ERROR finding; the others go on),
+//! and sort the findings.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use chrono::NaiveDate;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::metric::{MetricRequest, Metrics};
+use crate::rule::{Finding, RunCtx, Scope, Severity};
+use crate::scan::{scan_table, TableProblem, TableScan};
+
+/// The rule id of findings about the tables themselves.
+pub const ENGINE: &str = "engine";
+
+/// Everything a run found.
+#[derive(Debug)]
+pub struct Evaluation {
+    /// The partition judged.
+    pub expected_date: NaiveDate,
+    /// The scope used.
+    pub scope: Scope,
+    /// One scan per configured table, in name order.
+    pub scans: Vec<TableScan>,
+    /// All findings, most severe first (then by check and date).
+    pub findings: Vec<Finding>,
+}
+
+impl Evaluation {
+    /// Number of findings of a severity.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count()
+    }
+}
+
+/// Runs every configured rule over the warehouse folder.
+pub fn evaluate(
+    config: &Config,
+    warehouse: &Path,
+    expected_date: NaiveDate,
+    scope: Scope,
+) -> Evaluation {
+    let cx = RunCtx {
+        expected_date,
+        scope,
+        tables: &config.tables,
+    };
+    let mut findings = Vec::new();
+    let mut requests: BTreeMap<&str, BTreeSet<MetricRequest>> = config
+        .tables
+        .keys()
+        .map(|t| (t.as_str(), BTreeSet::new()))
+        .collect();
+    let mut planned = Vec::new();
+    for configured in &config.rules {
+        match guarded(configured.id, "plan", || Ok(configured.rule.plan(&cx))) {
+            Ok(plan) => {
+                for request in plan {
+                    if let Some(set) = requests.get_mut(request.table.as_str()) {
+                        set.insert(request);
+                    }
+                }
+                planned.push(configured);
+            }
+            Err(finding) => findings.push(finding),
+        }
+    }
+
+    let scans: Vec<TableScan> = std::thread::scope(|s| {
+        let handles: Vec<_> = requests
+            .iter()
+            .map(|(table, set)| {
+                let table_config = &config.tables[*table];
+                let set: Vec<MetricRequest> = set.iter().cloned().collect();
+                s.spawn(move || scan_table(table, table_config, warehouse, &set))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a table scan panicked"))
+            .collect()
+    });
+
+    let mut metrics = Metrics::default();
+    for scan in &scans {
+        findings.extend(table_findings(scan, &config.tables[&scan.table], &cx));
+        for (request, value) in &scan.metrics {
+            metrics.insert(request.clone(), value.clone());
+        }
+    }
+    for configured in planned {
+        match guarded(configured.id, "evaluate", || {
+            configured.rule.evaluate(&cx, &metrics)
+        }) {
+            Ok(found) => findings.extend(found),
+            Err(finding) => findings.push(finding),
+        }
+    }
+    sort_findings(&mut findings);
+    Evaluation {
+        expected_date,
+        scope,
+        scans,
+        findings,
+    }
+}
+
+/// Runs one rule step, turning an error or a panic into an ERROR finding `<rule>:<step>`.
+fn guarded<T>(
+    rule: &str,
+    step: &str,
+    f: impl FnOnce() -> Result<T, crate::rule::RuleError>,
+) -> Result<T, Finding> {
+    let failure = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(value)) => return Ok(value),
+        Ok(Err(error)) => format!("rule `{rule}` failed to {step}: {error}"),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic payload".into());
+            format!("rule `{rule}` panicked in {step}: {what}")
+        }
+    };
+    Err(Finding::new(
+        Severity::Error,
+        rule,
+        format!("{rule}:{step}"),
+        failure,
+    ))
+}
+
+/// Sorts as the reference does: most severe first, then by check id, then by date (undated
+/// last); ties keep their order.
+pub fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.check.cmp(&b.check))
+            .then_with(|| {
+                (a.partition_date.is_none(), a.partition_date)
+                    .cmp(&(b.partition_date.is_none(), b.partition_date))
+            })
+    });
+}
+
+/// Findings about a table itself: missing or empty file, missing columns, bad dates, bad rows.
+fn table_findings(
+    scan: &TableScan,
+    config: &crate::config::TableConfig,
+    cx: &RunCtx<'_>,
+) -> Vec<Finding> {
+    let table = &scan.table;
+    let file = scan.path.display();
+    let finding = |severity, check: &str, message: String| {
+        Finding::new(severity, ENGINE, format!("{table}:{check}"), message)
+    };
+    let stats = match &scan.outcome {
+        Ok(stats) => stats,
+        Err(problem) => {
+            let (check, message) = match problem {
+                TableProblem::Missing => {
+                    ("missing_file", format!("Table file {file} does not exist"))
+                }
+                TableProblem::Empty => (
+                    "empty_file",
+                    format!("Table file {file} is empty: no header row, no data"),
+                ),
+                TableProblem::Unreadable(e) => (
+                    "unreadable_file",
+                    format!("Table file {file} cannot be read: {e}"),
+                ),
+            };
+            return vec![finding(Severity::Error, check, message)
+                .context(json!({"file": scan.path.display().to_string()}))];
+        }
+    };
+    let mut out = Vec::new();
+    if !stats.missing_columns.is_empty() {
+        out.push(
+            finding(
+                Severity::Error,
+                "required_columns",
+                format!(
+                    "Missing required columns in {file}: {}; checks that need them are skipped",
+                    stats.missing_columns.join(", ")
+                ),
+            )
+            .context(json!({"missing": stats.missing_columns, "columns": stats.columns})),
+        );
+    }
+    if let Some(dates) = &stats.dates {
+        for (day, &count) in &dates.unparsable {
+            if count <= config.max_unparsable_dates || !day.is_none_or(|d| cx.judges(d)) {
+                continue;
+            }
+            let when = day.map_or("with no readable date".to_string(), |d| format!("on {d}"));
+            let mut f = finding(
+                Severity::Error,
+                "unparsable_dates",
+                format!(
+                    "{count} row(s) {when} have an unparsable `{}` and are left out of every daily metric",
+                    dates.column
+                ),
+            )
+            .value(count as f64)
+            .threshold(config.max_unparsable_dates as f64)
+            .context(json!({
+                "column": dates.column,
+                "naive_timestamps_rejected": dates.naive,
+                "samples": dates.samples,
+            }));
+            f.partition_date = *day;
+            out.push(f);
+        }
+    }
+    if stats.malformed_rows > 0 {
+        out.push(
+            finding(
+                Severity::Warn,
+                "malformed_rows",
+                format!(
+                    "{} row(s) of {file} do not have {} fields; their missing cells read as empty",
+                    stats.malformed_rows,
+                    stats.columns.len()
+                ),
+            )
+            .value(stats.malformed_rows as f64)
+            .threshold(0.0),
+        );
+    }
+    out
+}

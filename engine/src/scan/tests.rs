@@ -1,0 +1,269 @@
+use super::*;
+use crate::metric::{Cmp, Measure, Number};
+use crate::timestamp::NaiveTimestamps;
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn orders_config() -> TableConfig {
+    TableConfig {
+        file: "orders.csv".into(),
+        date_column: Some("order_ts".into()),
+        required_columns: vec!["transaction_id".into(), "revenue".into(), "channel".into()],
+        naive_timestamps: NaiveTimestamps::Reject,
+        max_unparsable_dates: 0,
+    }
+}
+
+const ORDERS: &str = "\
+transaction_id,order_ts,revenue,source
+A,2025-03-01T10:00:00Z,100.5,direct
+B,2025-03-01 23:30:00-02:00,-5,\"google, ads\"
+A,2025-03-01T12:00:00.123+00:00,0,direct
+C,2025-03-03T08:00:00Z,,direct
+D,2025-03-03T09:00:00Z,abc,
+E,2025-03-03 25:00:00Z,7,direct
+F,not a date,8,direct
+G,2025-03-03T10:00:00,9,direct
+,2025-03-03T11:00:00Z,NULL,direct
+short,2025-03-03T11:30:00Z
+";
+
+fn scan(text: &str, config: &TableConfig, requests: &[MetricRequest]) -> TableScan {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(&config.file), text).unwrap();
+    scan_table("orders", config, dir.path(), requests)
+}
+
+fn value(scan: &TableScan, request: &MetricRequest) -> MetricValue {
+    scan.metrics
+        .iter()
+        .find(|(r, _)| r == request)
+        .map(|(_, v)| v.clone().expect("metric computed"))
+        .expect("metric present")
+}
+
+fn series(pairs: &[(&str, f64)]) -> MetricValue {
+    MetricValue::Daily(pairs.iter().map(|(d, v)| (day(d), *v)).collect())
+}
+
+#[test]
+fn table_health_counts_every_row_and_every_bad_date() {
+    let s = scan(ORDERS, &orders_config(), &[]);
+    let stats = s.outcome.unwrap();
+    assert_eq!(stats.rows, 10);
+    assert_eq!(stats.missing_columns, ["channel"]);
+    assert_eq!(stats.malformed_rows, 1);
+    let dates = stats.dates.unwrap();
+    // B is 01:30 UTC on 03-02; E has hour 25; F has no date; G is naive.
+    assert_eq!(
+        dates.rows_by_day,
+        BTreeMap::from([
+            (day("2025-03-01"), 2),
+            (day("2025-03-02"), 1),
+            (day("2025-03-03"), 4)
+        ])
+    );
+    assert_eq!(
+        dates.unparsable,
+        BTreeMap::from([(None, 1), (Some(day("2025-03-03")), 2)])
+    );
+    assert_eq!(dates.naive, 1);
+    assert_eq!(
+        dates.samples,
+        ["2025-03-03 25:00:00Z", "not a date", "2025-03-03T10:00:00"]
+    );
+    assert_eq!(dates.span(), Some((day("2025-03-01"), day("2025-03-03"))));
+}
+
+#[test]
+fn computes_each_measure_per_day_with_zero_filled_gaps() {
+    let rows = MetricRequest::daily("orders", Measure::Rows);
+    let distinct = MetricRequest::daily("orders", Measure::Distinct("transaction_id".into()));
+    let sum = MetricRequest::daily("orders", Measure::Sum("revenue".into()));
+    let numeric = MetricRequest::daily("orders", Measure::Numeric("revenue".into()));
+    let nulls = MetricRequest::daily("orders", Measure::Nulls("revenue".into()));
+    let text = MetricRequest::daily("orders", Measure::NonNumeric("revenue".into()));
+    let negative = MetricRequest::daily(
+        "orders",
+        Measure::Where {
+            column: "revenue".into(),
+            cmp: Cmp::Lt,
+            value: Number(0.0),
+        },
+    );
+    let requests = [&rows, &distinct, &sum, &numeric, &nulls, &text, &negative].map(Clone::clone);
+    let s = scan(ORDERS, &orders_config(), &requests);
+    assert_eq!(
+        value(&s, &rows),
+        series(&[
+            ("2025-03-01", 2.0),
+            ("2025-03-02", 1.0),
+            ("2025-03-03", 4.0)
+        ])
+    );
+    assert_eq!(
+        value(&s, &distinct),
+        series(&[
+            ("2025-03-01", 1.0),
+            ("2025-03-02", 1.0),
+            ("2025-03-03", 3.0)
+        ])
+    );
+    assert_eq!(
+        value(&s, &sum),
+        series(&[
+            ("2025-03-01", 100.5),
+            ("2025-03-02", -5.0),
+            ("2025-03-03", 0.0)
+        ])
+    );
+    assert_eq!(
+        value(&s, &numeric),
+        series(&[
+            ("2025-03-01", 2.0),
+            ("2025-03-02", 1.0),
+            ("2025-03-03", 0.0)
+        ])
+    );
+    // C (empty), the NULL cell and the short row's absent cell are nulls; D is text.
+    assert_eq!(
+        value(&s, &nulls),
+        series(&[
+            ("2025-03-01", 0.0),
+            ("2025-03-02", 0.0),
+            ("2025-03-03", 3.0)
+        ])
+    );
+    assert_eq!(
+        value(&s, &text),
+        series(&[
+            ("2025-03-01", 0.0),
+            ("2025-03-02", 0.0),
+            ("2025-03-03", 1.0)
+        ])
+    );
+    assert_eq!(
+        value(&s, &negative),
+        series(&[
+            ("2025-03-01", 0.0),
+            ("2025-03-02", 1.0),
+            ("2025-03-03", 0.0)
+        ])
+    );
+}
+
+#[test]
+fn totals_include_rows_without_a_day_and_duplicates_count_repeats() {
+    let rows = MetricRequest::total("orders", Measure::Rows);
+    let dups = MetricRequest::total("orders", Measure::Duplicates("transaction_id".into()));
+    let zero = MetricRequest::total(
+        "orders",
+        Measure::Where {
+            column: "revenue".into(),
+            cmp: Cmp::Eq,
+            value: Number(0.0),
+        },
+    );
+    let s = scan(
+        ORDERS,
+        &orders_config(),
+        &[rows.clone(), dups.clone(), zero.clone()],
+    );
+    assert_eq!(value(&s, &rows), MetricValue::Total(10.0));
+    assert_eq!(value(&s, &dups), MetricValue::Total(1.0));
+    assert_eq!(value(&s, &zero), MetricValue::Total(1.0));
+}
+
+#[test]
+fn groups_by_a_dimension_with_quoted_commas() {
+    let by_source = MetricRequest::daily_by("orders", Measure::Sum("revenue".into()), "source");
+    let s = scan(ORDERS, &orders_config(), std::slice::from_ref(&by_source));
+    let MetricValue::DailyBy(v) = value(&s, &by_source) else {
+        panic!("not grouped")
+    };
+    assert_eq!(
+        v[&day("2025-03-01")],
+        BTreeMap::from([("direct".to_string(), 100.5)])
+    );
+    assert_eq!(
+        v[&day("2025-03-02")],
+        BTreeMap::from([("google, ads".to_string(), -5.0)])
+    );
+    assert_eq!(
+        v[&day("2025-03-03")],
+        BTreeMap::from([("direct".to_string(), 0.0), (String::new(), 0.0)])
+    );
+}
+
+#[test]
+fn missing_columns_make_only_their_metrics_unavailable() {
+    let ok = MetricRequest::daily("orders", Measure::Rows);
+    let bad = MetricRequest::daily("orders", Measure::Sum("purchases".into()));
+    let s = scan(ORDERS, &orders_config(), &[ok.clone(), bad.clone()]);
+    assert!(s.metrics.iter().any(|(r, v)| r == &ok && v.is_ok()));
+    let reason = s
+        .metrics
+        .iter()
+        .find(|(r, _)| r == &bad)
+        .unwrap()
+        .1
+        .clone()
+        .unwrap_err();
+    assert_eq!(reason, "column `purchases` is missing from orders.csv");
+}
+
+#[test]
+fn missing_empty_and_header_only_files_are_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = orders_config();
+    let rows = MetricRequest::daily("orders", Measure::Rows);
+    let missing = scan_table("orders", &config, dir.path(), std::slice::from_ref(&rows));
+    assert_eq!(missing.outcome, Err(TableProblem::Missing));
+    assert!(missing.metrics[0]
+        .1
+        .as_ref()
+        .unwrap_err()
+        .contains("is missing"));
+
+    let empty = scan("", &config, std::slice::from_ref(&rows));
+    assert_eq!(empty.outcome, Err(TableProblem::Empty));
+
+    let header_only = scan(
+        "transaction_id,order_ts,revenue\n",
+        &config,
+        std::slice::from_ref(&rows),
+    );
+    assert_eq!(
+        value(&header_only, &rows),
+        MetricValue::Daily(BTreeMap::new())
+    );
+    let stats = header_only.outcome.unwrap();
+    assert_eq!(stats.rows, 0);
+    assert_eq!(stats.dates.unwrap().span(), None);
+}
+
+#[test]
+fn a_table_without_date_column_serves_totals_only() {
+    let config = TableConfig {
+        date_column: None,
+        ..orders_config()
+    };
+    let total = MetricRequest::total("orders", Measure::Rows);
+    let daily = MetricRequest::daily("orders", Measure::Rows);
+    let s = scan(ORDERS, &config, &[total.clone(), daily.clone()]);
+    assert_eq!(value(&s, &total), MetricValue::Total(10.0));
+    let reason = s
+        .metrics
+        .iter()
+        .find(|(r, _)| r == &daily)
+        .unwrap()
+        .1
+        .clone()
+        .unwrap_err();
+    assert_eq!(
+        reason,
+        "table file orders.csv has no date_column configured"
+    );
+}
