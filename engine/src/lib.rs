@@ -20,6 +20,7 @@ pub mod runner;
 pub mod scan;
 pub mod schema;
 pub mod suggest;
+pub mod testing;
 pub mod timestamp;
 
 /// Re-exported for `register_rule!`.
@@ -30,7 +31,7 @@ pub mod prelude {
     pub use crate::legacy::LegacyConfig;
     pub use crate::metric::{Cmp, Grouping, Measure, MetricRequest, MetricValue, Metrics, Number};
     pub use crate::register_rule;
-    pub use crate::registry::RuleSpec;
+    pub use crate::registry::{Described, RuleSpec};
     pub use crate::rule::{Finding, Rule, RuleError, RunCtx, Scope, Severity};
     pub use chrono::NaiveDate;
     pub use schemars::JsonSchema;

@@ -9,9 +9,9 @@ use std::path::Path;
 use chrono::NaiveDate;
 use serde_json::json;
 
-use crate::config::Config;
+use crate::config::{Config, TableConfig};
 use crate::metric::{MetricRequest, Metrics};
-use crate::rule::{Finding, RunCtx, Scope, Severity};
+use crate::rule::{Finding, Rule, RunCtx, Scope, Severity};
 use crate::scan::{scan_table, TableProblem, TableScan};
 
 /// The rule id of findings about the tables themselves.
@@ -47,39 +47,64 @@ pub fn evaluate(
     expected_date: NaiveDate,
     scope: Scope,
 ) -> Evaluation {
+    let rules: Vec<(&str, &dyn Rule)> = config
+        .rules
+        .iter()
+        .map(|r| (r.id, r.rule.as_ref()))
+        .collect();
+    evaluate_with(
+        &rules,
+        &config.tables,
+        expected_date,
+        scope,
+        |table, table_config, requests| scan_table(table, table_config, warehouse, requests),
+    )
+}
+
+/// Runs `rules` over tables read by `scan` (one call per configured table, in parallel).
+pub fn evaluate_with<S>(
+    rules: &[(&str, &dyn Rule)],
+    tables: &BTreeMap<String, TableConfig>,
+    expected_date: NaiveDate,
+    scope: Scope,
+    scan: S,
+) -> Evaluation
+where
+    S: Fn(&str, &TableConfig, &[MetricRequest]) -> TableScan + Sync,
+{
     let cx = RunCtx {
         expected_date,
         scope,
-        tables: &config.tables,
+        tables,
     };
     let mut findings = Vec::new();
-    let mut requests: BTreeMap<&str, BTreeSet<MetricRequest>> = config
-        .tables
+    let mut requests: BTreeMap<&str, BTreeSet<MetricRequest>> = tables
         .keys()
         .map(|t| (t.as_str(), BTreeSet::new()))
         .collect();
     let mut planned = Vec::new();
-    for configured in &config.rules {
-        match guarded(configured.id, "plan", || Ok(configured.rule.plan(&cx))) {
+    for &(id, rule) in rules {
+        match guarded(id, "plan", || Ok(rule.plan(&cx))) {
             Ok(plan) => {
                 for request in plan {
                     if let Some(set) = requests.get_mut(request.table.as_str()) {
                         set.insert(request);
                     }
                 }
-                planned.push(configured);
+                planned.push((id, rule));
             }
-            Err(finding) => findings.push(finding),
+            Err(finding) => findings.push(*finding),
         }
     }
 
+    let scan = &scan;
     let scans: Vec<TableScan> = std::thread::scope(|s| {
         let handles: Vec<_> = requests
             .iter()
             .map(|(table, set)| {
-                let table_config = &config.tables[*table];
+                let table_config = &tables[*table];
                 let set: Vec<MetricRequest> = set.iter().cloned().collect();
-                s.spawn(move || scan_table(table, table_config, warehouse, &set))
+                s.spawn(move || scan(table, table_config, &set))
             })
             .collect();
         handles
@@ -90,17 +115,15 @@ pub fn evaluate(
 
     let mut metrics = Metrics::default();
     for scan in &scans {
-        findings.extend(table_findings(scan, &config.tables[&scan.table], &cx));
+        findings.extend(table_findings(scan, &tables[&scan.table], &cx));
         for (request, value) in &scan.metrics {
             metrics.insert(request.clone(), value.clone());
         }
     }
-    for configured in planned {
-        match guarded(configured.id, "evaluate", || {
-            configured.rule.evaluate(&cx, &metrics)
-        }) {
+    for (id, rule) in planned {
+        match guarded(id, "evaluate", || rule.evaluate(&cx, &metrics)) {
             Ok(found) => findings.extend(found),
-            Err(finding) => findings.push(finding),
+            Err(finding) => findings.push(*finding),
         }
     }
     sort_findings(&mut findings);
@@ -117,7 +140,7 @@ fn guarded<T>(
     rule: &str,
     step: &str,
     f: impl FnOnce() -> Result<T, crate::rule::RuleError>,
-) -> Result<T, Finding> {
+) -> Result<T, Box<Finding>> {
     let failure = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(value)) => return Ok(value),
         Ok(Err(error)) => format!("rule `{rule}` failed to {step}: {error}"),
@@ -130,12 +153,12 @@ fn guarded<T>(
             format!("rule `{rule}` panicked in {step}: {what}")
         }
     };
-    Err(Finding::new(
+    Err(Box::new(Finding::new(
         Severity::Error,
         rule,
         format!("{rule}:{step}"),
         failure,
-    ))
+    )))
 }
 
 /// Sorts as the reference does: most severe first, then by check id, then by date (undated

@@ -1,1 +1,4 @@
+//! vigil's builtin rules. Each rule lives in its own module and registers itself with
+//! `vigil_engine::register_rule!`; nothing else lists them.
 
+pub mod freshness;

@@ -1,1 +1,76 @@
+//! Helpers shared by vigil's cross-crate tests: paths to the repo and to the shared Puffy data,
+//! and an in-process `vigil` command with the builtin rules linked.
 
+use std::path::{Path, PathBuf};
+
+// Naming the crate keeps its `inventory` registrations linked into every test binary.
+use vigil_rules_builtin as _;
+
+/// The workspace root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// `../shared/data/puffy` next to the repo: the real 14-day warehouse and the reference config.
+pub fn puffy() -> PathBuf {
+    let dir = repo_root().join("../shared/data/puffy");
+    assert!(
+        dir.is_dir(),
+        "the shared Puffy data is expected at {}",
+        dir.display()
+    );
+    dir
+}
+
+/// What one in-process `vigil` invocation returned.
+#[derive(Debug)]
+pub struct Output {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `vigil ARGS...` in-process.
+pub fn vigil<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut argv = vec![std::ffi::OsString::from("vigil")];
+    argv.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = vigil_engine::cli::run_cli(argv, &mut out, &mut err);
+    Output {
+        code,
+        stdout: String::from_utf8(out).expect("utf-8 stdout"),
+        stderr: String::from_utf8(err).expect("utf-8 stderr"),
+    }
+}
+
+/// A copy of the Puffy warehouse in a temporary folder (tests may damage it).
+pub fn puffy_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let warehouse = dir.path().join("warehouse");
+    std::fs::create_dir(&warehouse).expect("mkdir");
+    for entry in std::fs::read_dir(puffy().join("warehouse")).expect("read warehouse") {
+        let entry = entry.expect("entry");
+        let dest = warehouse.join(entry.file_name());
+        std::fs::copy(entry.path(), &dest).expect("copy");
+        let mut perms = std::fs::metadata(&dest).expect("meta").permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&dest, perms).expect("chmod");
+    }
+    dir
+}
+
+/// The registry of this test binary: the builtin rules (linked through this crate).
+pub fn registry() -> vigil_engine::registry::Registry {
+    vigil_engine::registry::Registry::linked().expect("no duplicate rule ids")
+}

@@ -27,6 +27,7 @@ use yaml::YamlError;
 pub struct ConfigFile {
     /// Config format version. Only `1` exists.
     #[serde(default = "version_one", deserialize_with = "only_version_one")]
+    #[schemars(range(min = 1, max = 1))]
     pub version: u32,
     /// How the run picks and judges its partition.
     #[serde(default)]

@@ -5,7 +5,7 @@ mod state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -102,7 +102,29 @@ pub fn scan_table(
     requests: &[MetricRequest],
 ) -> TableScan {
     let path = dir.join(&config.file);
-    let (outcome, metrics) = match read(&path, config, requests) {
+    let file = File::open(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => TableProblem::Missing,
+        _ => TableProblem::Unreadable(e.to_string()),
+    });
+    scan_source(
+        name,
+        config,
+        path,
+        file.map(|f| BufReader::with_capacity(1 << 20, f)),
+        requests,
+    )
+}
+
+/// Computes `requests` from an opened table (or the reason it could not be opened); `path` is
+/// what findings and reports call it.
+pub fn scan_source(
+    name: &str,
+    config: &TableConfig,
+    path: PathBuf,
+    source: Result<impl Read, TableProblem>,
+    requests: &[MetricRequest],
+) -> TableScan {
+    let (outcome, metrics) = match source.and_then(|s| read(s, config, requests)) {
         Ok((stats, metrics)) => (Ok(stats), metrics),
         Err(problem) => {
             let reason = match &problem {
@@ -130,17 +152,11 @@ pub fn scan_table(
 type Computed = Vec<(MetricRequest, Result<MetricValue, String>)>;
 
 fn read(
-    path: &Path,
+    source: impl Read,
     config: &TableConfig,
     requests: &[MetricRequest],
 ) -> Result<(TableStats, Computed), TableProblem> {
-    let file = File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => TableProblem::Missing,
-        _ => TableProblem::Unreadable(e.to_string()),
-    })?;
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 20, file));
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(source);
     let header = reader
         .byte_headers()
         .map_err(|e| TableProblem::Unreadable(e.to_string()))?

@@ -1,0 +1,195 @@
+//! `vigil validate`, `rules`, `explain` and `schema`.
+
+use std::fs;
+
+use vigil_tests::{puffy, repo_root, vigil};
+
+fn validate_text(text: &str) -> vigil_tests::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigil.yml");
+    fs::write(&path, text).unwrap();
+    let out = vigil(["validate".as_ref(), path.as_os_str()]);
+    let prefix = format!("vigil: error: {}", path.display());
+    vigil_tests::Output {
+        stderr: out.stderr.replace(&prefix, "vigil: error: vigil.yml"),
+        ..out
+    }
+}
+
+#[test]
+fn the_reference_config_validates_unchanged() {
+    let path = puffy().join("monitoring_rules.reference.yml");
+    let out = vigil(["validate".as_ref(), "--rules".as_ref(), path.as_os_str()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("valid (reference monitor format)"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("tables: attribution, orders, sessions"));
+}
+
+#[test]
+fn a_misspelt_engine_key_is_located_with_a_suggestion() {
+    let out = validate_text("version: 1\noperations:\n  quarantine_on_eror: true\n");
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr.lines().next().unwrap(),
+        "vigil: error: vigil.yml:3:3: operations.quarantine_on_eror: unknown field \
+         `quarantine_on_eror`, expected one of `quarantine_on_error`, `quarantine_target_dir`, \
+         `copy_warehouse`; did you mean `quarantine_on_error`?"
+    );
+}
+
+#[test]
+fn a_misspelt_rule_param_is_located_inside_the_rule_section() {
+    let text = "rules:\n  freshness:\n    tables:\n      sessions:\n        min_per_dya: 10\n";
+    let out = validate_text(text);
+    assert_eq!(out.code, 2);
+    let line = out.stderr.lines().next().unwrap();
+    assert!(
+        line.starts_with("vigil: error: vigil.yml:5:9: rules.freshness.tables.sessions.min_per_dya: unknown field `min_per_dya`"),
+        "{line}"
+    );
+    assert!(line.ends_with("did you mean `min_per_day`?"), "{line}");
+}
+
+#[test]
+fn an_unknown_rule_id_is_located_with_a_suggestion() {
+    let out = validate_text("rules:\n  freshnes: {}\n");
+    assert_eq!(out.code, 2);
+    let line = out.stderr.lines().next().unwrap();
+    assert!(
+        line.starts_with("vigil: error: vigil.yml:2:3: rules"),
+        "{line}"
+    );
+    assert!(
+        line.contains("unknown rule `freshnes`; did you mean `freshness`?"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_misspelt_reference_key_is_located_too() {
+    let text = fs::read_to_string(puffy().join("monitoring_rules.reference.yml"))
+        .unwrap()
+        .replace("min_orders_per_day", "min_order_per_day");
+    let out = validate_text(&text);
+    assert_eq!(out.code, 2);
+    let line = out.stderr.lines().next().unwrap();
+    assert!(
+        line.starts_with(
+            "vigil: error: vigil.yml:37:3: freshness.min_order_per_day: unknown field"
+        ),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("did you mean `min_orders_per_day`?"),
+        "{line}"
+    );
+}
+
+#[test]
+fn wrong_types_values_and_tables_are_explained() {
+    let bad_type = validate_text("run:\n  expected_lag_days: one\n");
+    assert!(
+        bad_type
+            .stderr
+            .contains("vigil.yml:2:22: run.expected_lag_days: invalid type: string \"one\""),
+        "{}",
+        bad_type.stderr
+    );
+    let bad_enum = validate_text("run:\n  scope: everything\n");
+    assert!(
+        bad_enum
+            .stderr
+            .contains("run.scope: unknown variant `everything`"),
+        "{}",
+        bad_enum.stderr
+    );
+    let bad_table = validate_text("tables:\n  orders:\n    file: o.csv\nrules:\n  freshness: {}\n");
+    assert_eq!(bad_table.code, 2);
+    assert!(
+        bad_table
+            .stderr
+            .contains("rules.freshness: the rule needs table `sessions`, which is not configured"),
+        "{}",
+        bad_table.stderr
+    );
+    let empty = validate_text("");
+    assert!(
+        empty.stderr.contains("vigil.yml: the config is empty"),
+        "{}",
+        empty.stderr
+    );
+    let syntax = validate_text("rules: [unclosed\n");
+    assert_eq!(syntax.code, 2);
+    assert!(syntax.stderr.contains("vigil.yml:"), "{}", syntax.stderr);
+    let version = validate_text("version: 2\n");
+    assert!(
+        version.stderr.contains("unsupported config version 2"),
+        "{}",
+        version.stderr
+    );
+}
+
+#[test]
+fn rules_lists_freshness_with_its_origin() {
+    let out = vigil(["rules"]);
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stdout
+            .starts_with("freshness  ERROR  Latest partition is the expected one"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("[builtin]"));
+    let json: serde_json::Value =
+        serde_json::from_str(&vigil(["rules", "--format", "json"]).stdout).unwrap();
+    assert_eq!(json[0]["id"], "freshness");
+    assert_eq!(json[0]["origin"], "builtin");
+}
+
+#[test]
+fn explain_prints_docs_params_and_example() {
+    let out = vigil(["explain", "freshness"]);
+    assert_eq!(out.code, 0);
+    let text = out.stdout;
+    assert!(
+        text.starts_with("# freshness\n\nDefault severity: ERROR · origin: builtin\n"),
+        "{text}"
+    );
+    assert!(text.contains("## What it checks"));
+    assert!(
+        text.contains("| `tables` | map of TableFreshness |"),
+        "{text}"
+    );
+    assert!(text.contains("### TableFreshness"));
+    assert!(
+        text.contains(
+            "| `min_per_day` | integer | `0` | Minimum volume of a day; 0 disables the floor. |"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("## Example\n\n```yaml\nrules:\n  freshness:\n    tables:\n"),
+        "{text}"
+    );
+
+    let unknown = vigil(["explain", "freshnes"]);
+    assert_eq!(unknown.code, 2);
+    assert!(unknown
+        .stderr
+        .contains("unknown rule `freshnes`; did you mean `freshness`?"));
+}
+
+#[test]
+fn schema_command_prints_the_checked_in_schema() {
+    let printed = vigil(["schema"]);
+    assert_eq!(printed.code, 0);
+    let checked_in = fs::read_to_string(repo_root().join("schema/vigil.schema.json")).unwrap();
+    assert!(
+        printed.stdout == checked_in,
+        "schema/vigil.schema.json is stale; see tests/tests/generated.rs"
+    );
+}

@@ -1,0 +1,75 @@
+//! Generated files stay in sync with the code: the JSON schema and the README rules table.
+//! Run `VIGIL_BLESS=1 cargo test -p vigil-tests --test generated` to regenerate them.
+
+use std::fs;
+
+use vigil_tests::repo_root;
+
+fn blessing() -> bool {
+    std::env::var_os("VIGIL_BLESS").is_some_and(|v| v == "1")
+}
+
+const REGENERATE: &str =
+    "run `VIGIL_BLESS=1 cargo test -p vigil-tests --test generated` and commit the result";
+
+#[test]
+fn the_checked_in_schema_is_fresh() {
+    let path = repo_root().join("schema/vigil.schema.json");
+    let generated = vigil_engine::schema::render(&vigil_tests::registry());
+    if blessing() {
+        fs::write(&path, &generated).unwrap();
+        return;
+    }
+    let checked_in = fs::read_to_string(&path)
+        .unwrap_or_default()
+        .replace("\r\n", "\n");
+    assert!(
+        checked_in == generated,
+        "schema/vigil.schema.json is stale: {REGENERATE}"
+    );
+}
+
+#[test]
+fn the_readme_rules_table_is_fresh() {
+    let path = repo_root().join("README.md");
+    let readme = fs::read_to_string(&path).unwrap().replace("\r\n", "\n");
+    let (begin, end) = ("<!-- rules:begin -->\n", "<!-- rules:end -->");
+    let start = readme.find(begin).expect("README has a rules:begin marker") + begin.len();
+    let stop = readme.find(end).expect("README has a rules:end marker");
+    let generated = vigil_engine::docs::rules_table_markdown(&vigil_tests::registry());
+    if blessing() {
+        fs::write(
+            &path,
+            format!("{}{generated}{}", &readme[..start], &readme[stop..]),
+        )
+        .unwrap();
+        return;
+    }
+    assert!(
+        readme[start..stop] == generated,
+        "the README rules table is stale: {REGENERATE}"
+    );
+}
+
+#[test]
+fn the_schema_is_draft_07_and_describes_every_field() {
+    let schema = vigil_engine::schema::build(&vigil_tests::registry());
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    assert!(schema["properties"]["rules"]["properties"]["freshness"].is_object());
+    let mut undocumented = Vec::new();
+    let mut visit = |name: String, object: &serde_json::Value| {
+        for (field, spec) in object["properties"].as_object().into_iter().flatten() {
+            if spec.get("description").is_none() {
+                undocumented.push(format!("{name}.{field}"));
+            }
+        }
+    };
+    visit("root".into(), &schema);
+    for (name, definition) in schema["definitions"].as_object().unwrap() {
+        visit(name.clone(), definition);
+    }
+    assert!(
+        undocumented.is_empty(),
+        "fields without a description: {undocumented:?}"
+    );
+}
