@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::config::{AlertRouting, Operations, RunConfig, TableConfig};
+use crate::config::{attribution_lookup, AlertRouting, Operations, RunConfig, TableConfig};
 use crate::timestamp::NaiveTimestamps;
 
 /// A YAML mapping that keeps the file's key order (the reference evaluates null-rate limits in
@@ -171,19 +171,20 @@ impl LegacyConfig {
     /// Maps the engine's sections. Naive timestamps are taken as UTC, as the reference does.
     pub fn into_parts(&self) -> EngineParts {
         let s = &self.schemas;
-        let table = |file: &str, date: Option<&String>, required: &[String]| TableConfig {
+        let table = |file: &str, date: Option<String>, required: &[String]| TableConfig {
             file: file.into(),
-            date_column: date.cloned(),
+            date_column: date,
             required_columns: required.to_vec(),
             naive_timestamps: NaiveTimestamps::Utc,
             max_unparsable_dates: 0,
+            lookup: None,
         };
         let tables = BTreeMap::from([
             (
                 "sessions".to_string(),
                 table(
                     "fct_sessions.csv",
-                    Some(&s.sessions_date_col),
+                    Some(s.sessions_date_col.clone()),
                     &s.sessions_required,
                 ),
             ),
@@ -191,17 +192,21 @@ impl LegacyConfig {
                 "orders".to_string(),
                 table(
                     "fct_orders.csv",
-                    Some(&s.orders_date_col),
+                    Some(s.orders_date_col.clone()),
                     &s.orders_required,
                 ),
             ),
             (
+                // The reference dates attribution rows by their order (attrib_date_col is unused).
                 "attribution".to_string(),
-                table(
-                    "fct_attribution.csv",
-                    s.attrib_date_col.as_ref(),
-                    &s.attrib_required,
-                ),
+                TableConfig {
+                    lookup: Some(attribution_lookup(&s.orders_date_col)),
+                    ..table(
+                        "fct_attribution.csv",
+                        Some(format!("orders.{}", s.orders_date_col)),
+                        &s.attrib_required,
+                    )
+                },
             ),
         ]);
         EngineParts {

@@ -112,7 +112,47 @@ pub enum Grouping {
     DayBy(String),
 }
 
-/// One metric a rule needs: a measure over a table, grouped.
+/// How a row filter compares a cell with its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FilterOp {
+    /// The cell equals the text exactly.
+    Equals,
+    /// The cell contains the text, ignoring ASCII case.
+    ContainsIgnoreCase,
+}
+
+/// Only rows whose `column` matches `text` count toward a request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Filter {
+    /// The column tested.
+    pub column: String,
+    /// The comparison.
+    pub op: FilterOp,
+    /// The text compared with.
+    pub text: String,
+}
+
+impl Filter {
+    /// Whether a cell passes the filter (an absent cell never does).
+    pub fn accepts(&self, cell: Option<&[u8]>) -> bool {
+        let Some(cell) = cell else { return false };
+        let text = self.text.as_bytes();
+        match self.op {
+            FilterOp::Equals => cell == text,
+            FilterOp::ContainsIgnoreCase => {
+                text.is_empty()
+                    || cell
+                        .windows(text.len())
+                        .any(|w| w.eq_ignore_ascii_case(text))
+            }
+        }
+    }
+}
+
+/// One metric a rule needs: a measure over a table's rows (optionally filtered), grouped.
+///
+/// Columns are the table's own, or `<table>.<column>` for a column its `lookup` brings from
+/// another table.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MetricRequest {
     /// The table name from the config (`sessions`, `orders`, ...).
@@ -121,6 +161,8 @@ pub struct MetricRequest {
     pub measure: Measure,
     /// How to group the rows.
     pub grouping: Grouping,
+    /// Which rows count; all when `None`.
+    pub filter: Option<Filter>,
 }
 
 impl MetricRequest {
@@ -130,6 +172,7 @@ impl MetricRequest {
             table: table.into(),
             measure,
             grouping: Grouping::Day,
+            filter: None,
         }
     }
 
@@ -139,6 +182,7 @@ impl MetricRequest {
             table: table.into(),
             measure,
             grouping: Grouping::Total,
+            filter: None,
         }
     }
 
@@ -152,6 +196,15 @@ impl MetricRequest {
             table: table.into(),
             measure,
             grouping: Grouping::DayBy(dimension.into()),
+            filter: None,
+        }
+    }
+
+    /// The same request counting only rows that pass `filter`.
+    pub fn filtered(self, filter: Filter) -> Self {
+        MetricRequest {
+            filter: Some(filter),
+            ..self
         }
     }
 }

@@ -2,7 +2,7 @@
 //! evaluate every rule (a failing or panicking rule becomes an ERROR finding; the others go on),
 //! and sort the findings.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::config::{Config, TableConfig};
 use crate::metric::{MetricRequest, Metrics};
 use crate::rule::{Finding, Rule, RunCtx, Scope, Severity};
-use crate::scan::{scan_table, TableProblem, TableScan};
+use crate::scan::{scan_table, Export, LookupIndex, ScanInput, TableProblem, TableScan};
 
 /// The rule id of findings about the tables themselves.
 pub const ENGINE: &str = "engine";
@@ -57,11 +57,12 @@ pub fn evaluate(
         &config.tables,
         expected_date,
         scope,
-        |table, table_config, requests| scan_table(table, table_config, warehouse, requests),
+        |name, table_config, input| scan_table(name, table_config, warehouse, input),
     )
 }
 
-/// Runs `rules` over tables read by `scan` (one call per configured table, in parallel).
+/// Runs `rules` over tables read by `scan`: one call per configured table, in parallel; tables
+/// that look up another are read after it.
 pub fn evaluate_with<S>(
     rules: &[(&str, &dyn Rule)],
     tables: &BTreeMap<String, TableConfig>,
@@ -70,7 +71,7 @@ pub fn evaluate_with<S>(
     scan: S,
 ) -> Evaluation
 where
-    S: Fn(&str, &TableConfig, &[MetricRequest]) -> TableScan + Sync,
+    S: Fn(&str, &TableConfig, ScanInput<'_>) -> TableScan + Sync,
 {
     let cx = RunCtx {
         expected_date,
@@ -78,17 +79,17 @@ where
         tables,
     };
     let mut findings = Vec::new();
-    let mut requests: BTreeMap<&str, BTreeSet<MetricRequest>> = tables
-        .keys()
-        .map(|t| (t.as_str(), BTreeSet::new()))
-        .collect();
+    let mut requests: BTreeMap<&str, Vec<MetricRequest>> =
+        tables.keys().map(|t| (t.as_str(), Vec::new())).collect();
     let mut planned = Vec::new();
     for &(id, rule) in rules {
         match guarded(id, "plan", || Ok(rule.plan(&cx))) {
             Ok(plan) => {
                 for request in plan {
-                    if let Some(set) = requests.get_mut(request.table.as_str()) {
-                        set.insert(request);
+                    if let Some(list) = requests.get_mut(request.table.as_str()) {
+                        if !list.contains(&request) {
+                            list.push(request);
+                        }
                     }
                 }
                 planned.push((id, rule));
@@ -97,21 +98,47 @@ where
         }
     }
 
+    let mut exports: BTreeMap<&str, Export> = BTreeMap::new();
+    for lookup in tables.values().filter_map(|t| t.lookup.as_ref()) {
+        let export = exports
+            .entry(lookup.table.as_str())
+            .or_insert_with(|| Export {
+                key: lookup.foreign_key().to_string(),
+                columns: Vec::new(),
+            });
+        for column in &lookup.columns {
+            if !export.columns.contains(column) {
+                export.columns.push(column.clone());
+            }
+        }
+    }
     let scan = &scan;
-    let scans: Vec<TableScan> = std::thread::scope(|s| {
-        let handles: Vec<_> = requests
-            .iter()
-            .map(|(table, set)| {
-                let table_config = &tables[*table];
-                let set: Vec<MetricRequest> = set.iter().cloned().collect();
-                s.spawn(move || scan(table, table_config, &set))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a table scan panicked"))
-            .collect()
-    });
+    let (sources, lookers): (Vec<_>, Vec<_>) = tables.iter().partition(|(_, t)| t.lookup.is_none());
+    let mut scans: Vec<TableScan> = parallel(sources.iter().map(|(name, table)| {
+        let input = ScanInput {
+            requests: &requests[name.as_str()],
+            export: exports.get(name.as_str()),
+            lookup: None,
+        };
+        move || scan(name, table, input)
+    }));
+    let indexes: BTreeMap<&str, &LookupIndex> = scans
+        .iter()
+        .filter_map(|s| s.index.as_ref().map(|i| (s.table.as_str(), i)))
+        .collect();
+    let looked_up = parallel(lookers.iter().map(|(name, table)| {
+        let lookup = table.lookup.as_ref().expect("partitioned on lookup");
+        let input = ScanInput {
+            requests: &requests[name.as_str()],
+            export: None,
+            lookup: indexes
+                .get(lookup.table.as_str())
+                .map(|i| (*i, lookup.key.as_str())),
+        };
+        move || scan(name, table, input)
+    }));
+    scans.extend(looked_up);
+    scans.sort_by(|a, b| a.table.cmp(&b.table));
 
     let mut metrics = Metrics::default();
     for scan in &scans {
@@ -133,6 +160,17 @@ where
         scans,
         findings,
     }
+}
+
+/// Runs jobs on their own threads and returns their results in order.
+fn parallel<T: Send, F: FnOnce() -> T + Send>(jobs: impl Iterator<Item = F>) -> Vec<T> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = jobs.map(|job| s.spawn(job)).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a table scan panicked"))
+            .collect()
+    })
 }
 
 /// Runs one rule step, turning an error or a panic into an ERROR finding `<rule>:<step>`.
@@ -244,6 +282,21 @@ fn table_findings(
             f.partition_date = *day;
             out.push(f);
         }
+    }
+    if stats.lookup_misses > 0 {
+        let lookup = config.lookup.as_ref().map_or("", |l| l.table.as_str());
+        out.push(
+            finding(
+                Severity::Warn,
+                "lookup_misses",
+                format!(
+                    "{} row(s) of {file} have a key not found in `{lookup}`; they have no looked-up values",
+                    stats.lookup_misses
+                ),
+            )
+            .value(stats.lookup_misses as f64)
+            .threshold(0.0),
+        );
     }
     if stats.malformed_rows > 0 {
         out.push(

@@ -105,6 +105,33 @@ pub struct TableConfig {
     /// `<table>:unparsable_dates`.
     #[serde(default)]
     pub max_unparsable_dates: u64,
+    /// Columns this table takes from the row of another table with the same key (for example
+    /// attribution rows take the order's date and revenue from orders).
+    #[serde(default)]
+    pub lookup: Option<LookupConfig>,
+}
+
+/// `tables.<name>.lookup:` a join on a key, one looked-up row per key (the first).
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LookupConfig {
+    /// The table looked up; it is read first and must not have a lookup itself.
+    pub table: String,
+    /// The key column of this table.
+    pub key: String,
+    /// The key column of the looked-up table; default: the same name as `key`.
+    #[serde(default)]
+    pub foreign_key: Option<String>,
+    /// The columns taken. Rules and `date_column` name them `<table>.<column>`, e.g.
+    /// `orders.order_ts`. Rows whose key is not found are counted (`<table>:lookup_misses`).
+    pub columns: Vec<String>,
+}
+
+impl LookupConfig {
+    /// The key column in the looked-up table.
+    pub fn foreign_key(&self) -> &str {
+        self.foreign_key.as_deref().unwrap_or(&self.key)
+    }
 }
 
 fn default_tables() -> BTreeMap<String, TableConfig> {
@@ -114,6 +141,7 @@ fn default_tables() -> BTreeMap<String, TableConfig> {
         required_columns: required.iter().map(|c| c.to_string()).collect(),
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
+        lookup: None,
     };
     BTreeMap::from([
         (
@@ -134,13 +162,26 @@ fn default_tables() -> BTreeMap<String, TableConfig> {
         ),
         (
             "attribution".into(),
-            table(
-                "fct_attribution.csv",
-                None,
-                &["transaction_id", "model", "attributed_source"],
-            ),
+            TableConfig {
+                lookup: Some(attribution_lookup("order_ts")),
+                ..table(
+                    "fct_attribution.csv",
+                    Some("orders.order_ts"),
+                    &["transaction_id", "model", "attributed_source"],
+                )
+            },
         ),
     ])
+}
+
+/// Attribution rows take their order's date and revenue from `orders` by `transaction_id`.
+pub fn attribution_lookup(order_date_column: &str) -> LookupConfig {
+    LookupConfig {
+        table: "orders".into(),
+        key: "transaction_id".into(),
+        foreign_key: None,
+        columns: vec![order_date_column.to_string(), "revenue".into()],
+    }
 }
 
 /// `operations:` what happens on ERROR.
@@ -363,8 +404,38 @@ impl Config {
         })
     }
 
-    /// Every table a rule asks for must be configured.
+    /// Lookups name a configured table without a lookup of its own, with one key per table;
+    /// every table a rule asks for is configured.
     fn check_tables(&self) -> Result<(), YamlError> {
+        let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, table) in &self.tables {
+            let Some(lookup) = &table.lookup else {
+                continue;
+            };
+            let path = format!("tables.{name}.lookup");
+            let problem = match self.tables.get(&lookup.table) {
+                None => Some(format!(
+                    "looks up table `{}`, which is not configured",
+                    lookup.table
+                )),
+                Some(_) if lookup.table == *name => Some("a table cannot look itself up".into()),
+                Some(other) if other.lookup.is_some() => Some(format!(
+                    "looks up `{}`, which has a lookup itself; lookups do not chain",
+                    lookup.table
+                )),
+                Some(_) => match keys.insert(&lookup.table, lookup.foreign_key()) {
+                    Some(key) if key != lookup.foreign_key() => Some(format!(
+                        "looks up `{}` by `{}`, but another table looks it up by `{key}`",
+                        lookup.table,
+                        lookup.foreign_key()
+                    )),
+                    _ => None,
+                },
+            };
+            if let Some(message) = problem {
+                return Err(unlocated(&path, message));
+            }
+        }
         let cx = RunCtx {
             expected_date: NaiveDate::MIN,
             scope: self.run.scope,

@@ -58,6 +58,8 @@ pub struct TableStats {
     pub missing_columns: Vec<String>,
     /// Rows whose field count differs from the header's (their missing cells read as null).
     pub malformed_rows: u64,
+    /// Rows whose lookup key was not found in the looked-up table.
+    pub lookup_misses: u64,
     /// Date parsing, when the table has a date column present in the file.
     pub dates: Option<DateStats>,
 }
@@ -84,23 +86,63 @@ pub struct TableScan {
     pub outcome: Result<TableStats, TableProblem>,
     /// The requested metrics, each computed or with the reason it is unavailable.
     pub metrics: Vec<(MetricRequest, Result<MetricValue, String>)>,
+    /// The rows by key that another table looks up, when one does.
+    pub index: Option<LookupIndex>,
 }
 
-/// A request bound to its column positions.
+/// What another table looks up in this one: its key column and the columns it takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Export {
+    /// The key column of this table.
+    pub key: String,
+    /// The columns handed over.
+    pub columns: Vec<String>,
+}
+
+/// A table's rows by key, for another table's lookup (the first row of each key wins).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LookupIndex {
+    /// The looked-up table; its columns are known as `<table>.<column>`.
+    pub table: String,
+    /// The exported columns, in order.
+    pub columns: Vec<String>,
+    /// Exported values by key.
+    pub rows: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+    /// Why the index is empty, when the looked-up table could not provide it.
+    pub problem: Option<String>,
+}
+
+/// What to compute while reading a table.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScanInput<'a> {
+    /// The metrics requested of the table.
+    pub requests: &'a [MetricRequest],
+    /// The index another table needs from this one.
+    pub export: Option<&'a Export>,
+    /// The index of the table this one looks up, with the key column of this table.
+    pub lookup: Option<(&'a LookupIndex, &'a str)>,
+}
+
+/// Where a column's cells come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ColumnRef {
+    /// This table's column at that position.
+    Own(usize),
+    /// The looked-up row's exported column at that position.
+    Looked(usize),
+}
+
+/// A request bound to its columns.
 struct Bound {
     request: MetricRequest,
-    column: Option<usize>,
-    dimension: Option<usize>,
+    column: Option<ColumnRef>,
+    dimension: Option<ColumnRef>,
+    filter: Option<ColumnRef>,
     state: State,
 }
 
-/// Reads `config.file` under `dir` once and computes `requests` (all of this table).
-pub fn scan_table(
-    name: &str,
-    config: &TableConfig,
-    dir: &Path,
-    requests: &[MetricRequest],
-) -> TableScan {
+/// Reads `config.file` under `dir` once and computes what `input` asks for.
+pub fn scan_table(name: &str, config: &TableConfig, dir: &Path, input: ScanInput<'_>) -> TableScan {
     let path = dir.join(&config.file);
     let file = File::open(&path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => TableProblem::Missing,
@@ -111,21 +153,27 @@ pub fn scan_table(
         config,
         path,
         file.map(|f| BufReader::with_capacity(1 << 20, f)),
-        requests,
+        input,
     )
 }
 
-/// Computes `requests` from an opened table (or the reason it could not be opened); `path` is
-/// what findings and reports call it.
+/// Computes what `input` asks for from an opened table (or the reason it could not be opened);
+/// `path` is what findings and reports call it.
 pub fn scan_source(
     name: &str,
     config: &TableConfig,
     path: PathBuf,
     source: Result<impl Read, TableProblem>,
-    requests: &[MetricRequest],
+    input: ScanInput<'_>,
 ) -> TableScan {
-    let (outcome, metrics) = match source.and_then(|s| read(s, config, requests)) {
-        Ok((stats, metrics)) => (Ok(stats), metrics),
+    match source.and_then(|s| read(name, s, config, input)) {
+        Ok((stats, metrics, index)) => TableScan {
+            table: name.to_string(),
+            path,
+            outcome: Ok(stats),
+            metrics,
+            index,
+        },
         Err(problem) => {
             let reason = match &problem {
                 TableProblem::Missing => format!("table file {} is missing", path.display()),
@@ -134,28 +182,66 @@ pub fn scan_source(
                     format!("table file {} is unreadable: {e}", path.display())
                 }
             };
-            let metrics = requests
+            let metrics = input
+                .requests
                 .iter()
                 .map(|r| (r.clone(), Err(reason.clone())))
                 .collect();
-            (Err(problem), metrics)
+            let index = input.export.map(|e| LookupIndex {
+                table: name.to_string(),
+                columns: e.columns.clone(),
+                problem: Some(reason),
+                ..LookupIndex::default()
+            });
+            TableScan {
+                table: name.to_string(),
+                path,
+                outcome: Err(problem),
+                metrics,
+                index,
+            }
         }
-    };
-    TableScan {
-        table: name.to_string(),
-        path,
-        outcome,
-        metrics,
     }
 }
 
 type Computed = Vec<(MetricRequest, Result<MetricValue, String>)>;
 
+/// Resolves column names of one table (own, or looked up as `<table>.<column>`).
+struct Columns<'a> {
+    own: HashMap<&'a str, usize>,
+    lookup: Option<&'a LookupIndex>,
+    file: &'a str,
+}
+
+impl Columns<'_> {
+    fn resolve(&self, name: &str) -> Result<ColumnRef, String> {
+        if let Some(&i) = self.own.get(name) {
+            return Ok(ColumnRef::Own(i));
+        }
+        match self.looked_up(name) {
+            Some((j, None)) => Ok(ColumnRef::Looked(j)),
+            Some((_, Some(problem))) => Err(format!("`{name}` cannot be looked up: {problem}")),
+            None => Err(format!("column `{name}` is missing from {}", self.file)),
+        }
+    }
+
+    /// The position of a looked-up column `<table>.<column>`, with the lookup's problem if any.
+    fn looked_up(&self, name: &str) -> Option<(usize, Option<&str>)> {
+        let lookup = self.lookup?;
+        let column = name
+            .strip_prefix(lookup.table.as_str())?
+            .strip_prefix('.')?;
+        let j = lookup.columns.iter().position(|c| c == column)?;
+        Some((j, lookup.problem.as_deref()))
+    }
+}
+
 fn read(
+    name: &str,
     source: impl Read,
     config: &TableConfig,
-    requests: &[MetricRequest],
-) -> Result<(TableStats, Computed), TableProblem> {
+    input: ScanInput<'_>,
+) -> Result<(TableStats, Computed, Option<LookupIndex>), TableProblem> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(source);
     let header = reader
         .byte_headers()
@@ -164,71 +250,63 @@ fn read(
     if header.iter().all(|h| h.trim_ascii().is_empty()) {
         return Err(TableProblem::Empty);
     }
-    let columns: Vec<String> = header
+    let header_names: Vec<String> = header
         .iter()
         .map(|h| String::from_utf8_lossy(h).into_owned())
         .collect();
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    for (i, c) in columns.iter().enumerate() {
-        index.entry(c.as_str()).or_insert(i);
+    let mut own = HashMap::new();
+    for (i, c) in header_names.iter().enumerate() {
+        own.entry(c.as_str()).or_insert(i);
     }
+    let columns = Columns {
+        own,
+        lookup: input.lookup.map(|(index, _)| index),
+        file: &config.file,
+    };
+    let lookup_key = input.lookup.map(|(_, key)| columns.resolve(key));
+    let date = config.date_column.as_deref().map(|c| columns.resolve(c));
     let mut missing_columns: Vec<String> = config
         .required_columns
         .iter()
-        .chain(config.date_column.as_ref())
-        .filter(|c| !index.contains_key(c.as_str()))
+        .filter(|c| !columns.own.contains_key(c.as_str()))
+        .chain(
+            config
+                .date_column
+                .iter()
+                .filter(|c| matches!(date, Some(Err(_))) && columns.looked_up(c).is_none()),
+        )
         .cloned()
         .collect();
     missing_columns.dedup();
-    let date_index = config
-        .date_column
-        .as_ref()
-        .and_then(|c| index.get(c.as_str()).copied());
 
     let mut unavailable: Computed = Vec::new();
     let mut bound: Vec<Bound> = Vec::new();
-    for request in requests {
-        let missing = |col: &str| format!("column `{col}` is missing from {}", config.file);
-        let needs_day = request.grouping != Grouping::Total;
-        let problem = if needs_day && config.date_column.is_none() {
-            Some(format!(
-                "table file {} has no date_column configured",
-                config.file
-            ))
-        } else if needs_day && date_index.is_none() {
-            Some(missing(config.date_column.as_deref().unwrap_or_default()))
-        } else {
-            None
-        };
-        let column = request
-            .measure
-            .column()
-            .map(|c| index.get(c).copied().ok_or_else(|| missing(c)));
-        let dimension = match &request.grouping {
-            Grouping::DayBy(dim) => {
-                Some(index.get(dim.as_str()).copied().ok_or_else(|| missing(dim)))
-            }
-            _ => None,
-        };
-        match (problem, column.transpose(), dimension.transpose()) {
-            (Some(reason), _, _) | (None, Err(reason), _) | (None, Ok(_), Err(reason)) => {
-                unavailable.push((request.clone(), Err(reason)));
-            }
-            (None, Ok(column), Ok(dimension)) => bound.push(Bound {
-                request: request.clone(),
-                column,
-                dimension,
-                state: State::new(&request.measure, &request.grouping),
-            }),
+    for request in input.requests {
+        match bind(request, config, &columns, date.as_ref()) {
+            Ok(b) => bound.push(b),
+            Err(reason) => unavailable.push((request.clone(), Err(reason))),
         }
     }
+    let export = match input.export {
+        Some(e) => {
+            let key = columns.resolve(&e.key);
+            let values: Result<Vec<ColumnRef>, String> =
+                e.columns.iter().map(|c| columns.resolve(c)).collect();
+            Some((e, key, values))
+        }
+        None => None,
+    };
+    let mut index_rows: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
 
-    let mut dates = date_index.map(|_| DateStats {
+    let date_ref = date.and_then(Result::ok);
+    let key_ref = lookup_key.and_then(Result::ok);
+    let mut dates = date_ref.map(|_| DateStats {
         column: config.date_column.clone().unwrap_or_default(),
         ..DateStats::default()
     });
     let mut rows = 0u64;
     let mut malformed_rows = 0u64;
+    let mut lookup_misses = 0u64;
     let mut record = csv::ByteRecord::new();
     loop {
         match reader.read_byte_record(&mut record) {
@@ -240,17 +318,59 @@ fn read(
         if record.len() != header.len() {
             malformed_rows += 1;
         }
-        let day = match (date_index, dates.as_mut()) {
-            (Some(i), Some(stats)) => day_of(record.get(i), config, stats),
+        let looked = match (input.lookup, key_ref) {
+            (Some((index, _)), Some(key)) if index.problem.is_none() => {
+                let found = cell(&record, None, key).and_then(|k| index.rows.get(k));
+                if found.is_none() {
+                    lookup_misses += 1;
+                }
+                found
+            }
+            _ => None,
+        };
+        let day = match (date_ref, dates.as_mut()) {
+            (Some(ColumnRef::Looked(_)), Some(_)) if looked.is_none() => None,
+            (Some(r), Some(stats)) => day_of(cell(&record, looked, r), config, stats),
             _ => None,
         };
         for b in &mut bound {
-            let cell = Cell::classify(b.column.and_then(|i| record.get(i)));
-            let dim = b.dimension.and_then(|i| record.get(i)).unwrap_or_default();
-            b.state.update(day, cell, dim);
+            if let (Some(filter), Some(r)) = (&b.request.filter, b.filter) {
+                if !filter.accepts(cell(&record, looked, r)) {
+                    continue;
+                }
+            }
+            let value = Cell::classify(b.column.and_then(|r| cell(&record, looked, r)));
+            let dim = b
+                .dimension
+                .and_then(|r| cell(&record, looked, r))
+                .unwrap_or_default();
+            b.state.update(day, value, dim);
+        }
+        if let Some((_, Ok(key), Ok(values))) = &export {
+            let k = cell(&record, None, *key).unwrap_or_default();
+            if !index_rows.contains_key(k) {
+                let exported = values
+                    .iter()
+                    .map(|r| cell(&record, None, *r).unwrap_or_default().to_vec())
+                    .collect();
+                index_rows.insert(k.to_vec(), exported);
+            }
         }
     }
 
+    let index = export.map(|(e, key, values)| {
+        let problem = key.err().or_else(|| values.err());
+        LookupIndex {
+            table: name.to_string(),
+            columns: e.columns.clone(),
+            rows: if problem.is_none() {
+                index_rows
+            } else {
+                HashMap::new()
+            },
+            problem,
+        }
+    });
     let span = dates.as_ref().and_then(DateStats::span);
     let mut metrics = unavailable;
     metrics.extend(
@@ -260,12 +380,67 @@ fn read(
     );
     let stats = TableStats {
         rows,
-        columns,
+        columns: header_names,
         missing_columns,
         malformed_rows,
+        lookup_misses,
         dates,
     };
-    Ok((stats, metrics))
+    Ok((stats, metrics, index))
+}
+
+/// Binds a request to the columns it reads, or says why it cannot be computed.
+fn bind(
+    request: &MetricRequest,
+    config: &TableConfig,
+    columns: &Columns<'_>,
+    date: Option<&Result<ColumnRef, String>>,
+) -> Result<Bound, String> {
+    if request.grouping != Grouping::Total {
+        match date {
+            None => {
+                return Err(format!(
+                    "table file {} has no date_column configured",
+                    config.file
+                ))
+            }
+            Some(Err(reason)) => return Err(reason.clone()),
+            Some(Ok(_)) => {}
+        }
+    }
+    let column = request
+        .measure
+        .column()
+        .map(|c| columns.resolve(c))
+        .transpose()?;
+    let dimension = match &request.grouping {
+        Grouping::DayBy(dim) => Some(columns.resolve(dim)?),
+        _ => None,
+    };
+    let filter = request
+        .filter
+        .as_ref()
+        .map(|f| columns.resolve(&f.column))
+        .transpose()?;
+    Ok(Bound {
+        request: request.clone(),
+        column,
+        dimension,
+        filter,
+        state: State::new(&request.measure, &request.grouping),
+    })
+}
+
+/// A cell of the current row: the record's own, or the looked-up row's.
+fn cell<'r>(
+    record: &'r csv::ByteRecord,
+    looked: Option<&'r Vec<Vec<u8>>>,
+    r: ColumnRef,
+) -> Option<&'r [u8]> {
+    match r {
+        ColumnRef::Own(i) => record.get(i),
+        ColumnRef::Looked(j) => looked.and_then(|row| row.get(j)).map(Vec::as_slice),
+    }
 }
 
 /// Parses one date cell, recording it in the stats.

@@ -1,5 +1,5 @@
 use super::*;
-use crate::metric::{Cmp, Measure, Number};
+use crate::metric::{Cmp, Filter, FilterOp, Measure, Number};
 use crate::timestamp::NaiveTimestamps;
 
 fn day(s: &str) -> NaiveDate {
@@ -13,6 +13,7 @@ fn orders_config() -> TableConfig {
         required_columns: vec!["transaction_id".into(), "revenue".into(), "channel".into()],
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
+        lookup: None,
     }
 }
 
@@ -33,7 +34,15 @@ short,2025-03-03T11:30:00Z
 fn scan(text: &str, config: &TableConfig, requests: &[MetricRequest]) -> TableScan {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(&config.file), text).unwrap();
-    scan_table("orders", config, dir.path(), requests)
+    scan_table(
+        "orders",
+        config,
+        dir.path(),
+        ScanInput {
+            requests,
+            ..ScanInput::default()
+        },
+    )
 }
 
 fn value(scan: &TableScan, request: &MetricRequest) -> MetricValue {
@@ -219,7 +228,11 @@ fn missing_empty_and_header_only_files_are_told_apart() {
     let dir = tempfile::tempdir().unwrap();
     let config = orders_config();
     let rows = MetricRequest::daily("orders", Measure::Rows);
-    let missing = scan_table("orders", &config, dir.path(), std::slice::from_ref(&rows));
+    let input = ScanInput {
+        requests: std::slice::from_ref(&rows),
+        ..ScanInput::default()
+    };
+    let missing = scan_table("orders", &config, dir.path(), input);
     assert_eq!(missing.outcome, Err(TableProblem::Missing));
     assert!(missing.metrics[0]
         .1
@@ -265,5 +278,122 @@ fn a_table_without_date_column_serves_totals_only() {
     assert_eq!(
         reason,
         "table file orders.csv has no date_column configured"
+    );
+}
+
+#[test]
+fn a_lookup_brings_date_and_revenue_and_counts_misses() {
+    let orders_text = "transaction_id,order_ts,revenue\nA,2025-03-01T10:00:00Z,100\nB,2025-03-02T10:00:00Z,50\nA,2025-03-05T10:00:00Z,999\n";
+    let attribution_text = "transaction_id,model,attributed_source\nA,first_click,google\nA,last_click,direct\nB,Last_Click,google\nZ,last_click,meta\n";
+    let orders = TableConfig {
+        file: "orders.csv".into(),
+        date_column: Some("order_ts".into()),
+        required_columns: vec![],
+        naive_timestamps: NaiveTimestamps::Reject,
+        max_unparsable_dates: 0,
+        lookup: None,
+    };
+    let export = Export {
+        key: "transaction_id".into(),
+        columns: vec!["order_ts".into(), "revenue".into()],
+    };
+    let source = scan_source(
+        "orders",
+        &orders,
+        "orders.csv".into(),
+        Ok(orders_text.as_bytes()),
+        ScanInput {
+            export: Some(&export),
+            ..ScanInput::default()
+        },
+    );
+    let index = source.index.expect("orders exports an index");
+    assert_eq!(index.problem, None);
+    // The first row of a duplicated key wins.
+    assert_eq!(
+        index.rows[b"A".as_slice()],
+        [b"2025-03-01T10:00:00Z".to_vec(), b"100".to_vec()]
+    );
+
+    let attribution = TableConfig {
+        file: "attribution.csv".into(),
+        date_column: Some("orders.order_ts".into()),
+        lookup: Some(crate::config::attribution_lookup("order_ts")),
+        ..orders.clone()
+    };
+    let last_click = Filter {
+        column: "model".into(),
+        op: FilterOp::ContainsIgnoreCase,
+        text: "last".into(),
+    };
+    let by_channel = MetricRequest::daily_by(
+        "attribution",
+        Measure::Sum("orders.revenue".into()),
+        "attributed_source",
+    )
+    .filtered(last_click);
+    let scan = scan_source(
+        "attribution",
+        &attribution,
+        "attribution.csv".into(),
+        Ok(attribution_text.as_bytes()),
+        ScanInput {
+            requests: std::slice::from_ref(&by_channel),
+            lookup: Some((&index, "transaction_id")),
+            ..ScanInput::default()
+        },
+    );
+    let stats = scan.outcome.as_ref().unwrap();
+    assert_eq!(stats.lookup_misses, 1);
+    assert_eq!(stats.missing_columns, Vec::<String>::new());
+    let MetricValue::DailyBy(v) = value(&scan, &by_channel) else {
+        panic!("not grouped")
+    };
+    assert_eq!(
+        v,
+        BTreeMap::from([
+            (
+                day("2025-03-01"),
+                BTreeMap::from([("direct".to_string(), 100.0)])
+            ),
+            (
+                day("2025-03-02"),
+                BTreeMap::from([("google".to_string(), 50.0)])
+            ),
+        ])
+    );
+}
+
+#[test]
+fn a_failed_lookup_makes_looked_up_metrics_unavailable() {
+    let index = LookupIndex {
+        table: "orders".into(),
+        columns: vec!["revenue".into()],
+        problem: Some("table file orders.csv is missing".into()),
+        ..LookupIndex::default()
+    };
+    let config = TableConfig {
+        file: "attribution.csv".into(),
+        date_column: None,
+        required_columns: vec![],
+        naive_timestamps: NaiveTimestamps::Reject,
+        max_unparsable_dates: 0,
+        lookup: None,
+    };
+    let total = MetricRequest::total("attribution", Measure::Sum("orders.revenue".into()));
+    let scan = scan_source(
+        "attribution",
+        &config,
+        "attribution.csv".into(),
+        Ok("transaction_id\nA\n".as_bytes()),
+        ScanInput {
+            requests: std::slice::from_ref(&total),
+            lookup: Some((&index, "transaction_id")),
+            ..ScanInput::default()
+        },
+    );
+    assert_eq!(
+        scan.metrics[0].1,
+        Err("`orders.revenue` cannot be looked up: table file orders.csv is missing".into())
     );
 }

@@ -1,0 +1,345 @@
+//! Shared statistics for rules: baselines over calendar days (optionally same weekday only,
+//! mean/std or median/MAD, flagged days left out, a minimum number of points), z-score and
+//! percent change without infinities, and the reference monitor's baseline for parity.
+
+use std::collections::BTreeSet;
+
+use chrono::{Datelike, Days, NaiveDate};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::metric::DailySeries;
+
+/// Which statistic is the baseline's center and spread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Center {
+    /// Mean and sample standard deviation.
+    #[default]
+    Mean,
+    /// Median and median absolute deviation × 1.4826 (robust to outliers in the window).
+    Median,
+}
+
+/// Which earlier days are comparable with the judged day.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Seasonality {
+    /// Every day of the window.
+    #[default]
+    None,
+    /// Only the same weekday (a Monday against earlier Mondays).
+    DayOfWeek,
+}
+
+/// How a rule builds the baseline of a day.
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineParams {
+    /// Calendar days before the judged day that may form its baseline (the judged day itself is
+    /// never part of it). With `day_of_week`, use a multiple of 7 (e.g. 56 for 8 weeks).
+    pub window_days: u32,
+    /// Fewer usable days than this and the day is not judged (too little history).
+    pub min_points: u32,
+    /// `mean` (with the sample standard deviation) or `median` (with the scaled MAD).
+    pub center: Center,
+    /// `none`, or `day_of_week` to compare only the same weekday.
+    pub seasonality: Seasonality,
+    /// Leave days already flagged as anomalous out of later baselines, so an incident does not
+    /// become the new normal.
+    pub exclude_flagged: bool,
+}
+
+impl Default for BaselineParams {
+    fn default() -> Self {
+        BaselineParams {
+            window_days: 28,
+            min_points: 7,
+            center: Center::Mean,
+            seasonality: Seasonality::None,
+            exclude_flagged: true,
+        }
+    }
+}
+
+/// A day's baseline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Baseline {
+    /// Mean or median.
+    pub center: f64,
+    /// Standard deviation or scaled MAD.
+    pub spread: f64,
+    /// The days used.
+    pub days: Vec<NaiveDate>,
+    /// Days of the window left out because they were flagged.
+    pub excluded: Vec<NaiveDate>,
+    /// First and last day of the window.
+    pub window: (NaiveDate, NaiveDate),
+}
+
+/// Not enough history for a baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Insufficient {
+    /// Usable days found.
+    pub points: usize,
+    /// Days needed.
+    pub needed: usize,
+}
+
+impl BaselineParams {
+    /// The baseline of `day` from the values of `series` on earlier days of the window, leaving
+    /// out `flagged` days (when `exclude_flagged`) and days without a value.
+    pub fn baseline(
+        &self,
+        series: &DailySeries,
+        day: NaiveDate,
+        flagged: &BTreeSet<NaiveDate>,
+    ) -> Result<Baseline, Insufficient> {
+        let first = day
+            .checked_sub_days(Days::new(u64::from(self.window_days.max(1))))
+            .unwrap_or(NaiveDate::MIN);
+        let last = day.pred_opt().unwrap_or(NaiveDate::MIN);
+        let mut days = Vec::new();
+        let mut excluded = Vec::new();
+        let mut values = Vec::new();
+        for (&d, &v) in series.range(first..day) {
+            if self.seasonality == Seasonality::DayOfWeek && d.weekday() != day.weekday() {
+                continue;
+            }
+            if self.exclude_flagged && flagged.contains(&d) {
+                excluded.push(d);
+                continue;
+            }
+            days.push(d);
+            values.push(v);
+        }
+        let needed = (self.min_points as usize).max(2);
+        if values.len() < needed {
+            return Err(Insufficient {
+                points: values.len(),
+                needed,
+            });
+        }
+        let (center, spread) = match self.center {
+            Center::Mean => {
+                let mean = mean(&values);
+                let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+                    / (values.len() - 1) as f64;
+                (mean, var.sqrt())
+            }
+            Center::Median => {
+                let median = median(&mut values.clone());
+                let mut deviations: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
+                (median, 1.4826 * self::median(&mut deviations))
+            }
+        };
+        Ok(Baseline {
+            center,
+            spread,
+            days,
+            excluded,
+            window: (first, last),
+        })
+    }
+}
+
+/// How far a value is from its baseline. `None` means unbounded: the baseline has no spread
+/// (for z) or is zero (for the percent change) and the value differs from it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Score {
+    /// (value − center) / spread.
+    pub z: Option<f64>,
+    /// (value − center) / |center|.
+    pub pct: Option<f64>,
+}
+
+impl Score {
+    /// Scores `value` against a center and spread, without infinities or NaN.
+    pub fn new(value: f64, center: f64, spread: f64) -> Self {
+        let ratio = |num: f64, den: f64| {
+            if den != 0.0 {
+                Some(num / den)
+            } else if num == 0.0 {
+                Some(0.0)
+            } else {
+                None
+            }
+        };
+        Score {
+            z: ratio(value - center, spread),
+            pct: ratio(value - center, center.abs()),
+        }
+    }
+
+    /// True when both |z| ≥ `z_threshold` and |percent change| ≥ `pct_threshold` (an unbounded
+    /// score exceeds any threshold).
+    pub fn exceeds(&self, z_threshold: f64, pct_threshold: f64) -> bool {
+        self.z.is_none_or(|z| z.abs() >= z_threshold)
+            && self.pct.is_none_or(|p| p.abs() >= pct_threshold)
+    }
+
+    /// `z=3.17, change=+66.67%`, with `∞` for unbounded values.
+    pub fn describe(&self) -> String {
+        let z = self.z.map_or("∞".to_string(), |z| format!("{z:.2}"));
+        let pct = self
+            .pct
+            .map_or("∞".to_string(), |p| format!("{:+.2}%", p * 100.0));
+        format!("z={z}, change={pct}")
+    }
+}
+
+/// Which way a value moved from its baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Above the baseline.
+    Spike,
+    /// Below the baseline.
+    Drop,
+}
+
+impl Direction {
+    /// The direction of `value` relative to `center` (equal counts as a spike; it never fires).
+    pub fn of(value: f64, center: f64) -> Self {
+        if value < center {
+            Direction::Drop
+        } else {
+            Direction::Spike
+        }
+    }
+
+    /// `spike` or `drop`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Spike => "spike",
+            Direction::Drop => "drop",
+        }
+    }
+}
+
+/// One day judged against its baseline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Judgement {
+    /// The day's value.
+    pub value: f64,
+    /// Its baseline, or why there is none.
+    pub baseline: Result<Baseline, Insufficient>,
+    /// Its score, when it has a baseline.
+    pub score: Option<Score>,
+    /// Whether it exceeded the thresholds.
+    pub flagged: bool,
+}
+
+impl Judgement {
+    /// The explanation of a flagged day, for a finding's context.
+    pub fn context(&self) -> Value {
+        match (&self.baseline, &self.score) {
+            (Ok(b), Some(s)) => json!({
+                "baseline_mean": b.center,
+                "baseline_std": b.spread,
+                "z": s.z,
+                "pct_change": s.pct,
+                "direction": Direction::of(self.value, b.center).as_str(),
+                "baseline_points": b.days.len(),
+                "baseline_window": [b.window.0.to_string(), b.window.1.to_string()],
+                "excluded_flagged_days": b.excluded.iter().map(NaiveDate::to_string).collect::<Vec<_>>(),
+            }),
+            (Err(i), _) => json!({"baseline_points": i.points, "min_points": i.needed}),
+            _ => Value::Null,
+        }
+    }
+}
+
+/// Judges every day of `series` up to and including `until`, in date order, each against a
+/// baseline that leaves out the days flagged before it. `fires` decides from the value and the
+/// score whether a day is flagged.
+pub fn judge_history(
+    series: &DailySeries,
+    params: &BaselineParams,
+    until: NaiveDate,
+    fires: impl Fn(f64, &Score) -> bool,
+) -> Vec<(NaiveDate, Judgement)> {
+    let mut flagged = BTreeSet::new();
+    let mut out = Vec::new();
+    for (&day, &value) in series.range(..=until) {
+        let baseline = params.baseline(series, day, &flagged);
+        let score = baseline
+            .as_ref()
+            .ok()
+            .map(|b| Score::new(value, b.center, b.spread));
+        let is_flagged = score.as_ref().is_some_and(|s| fires(value, s));
+        if is_flagged {
+            flagged.insert(day);
+        }
+        out.push((
+            day,
+            Judgement {
+                value,
+                baseline,
+                score,
+                flagged: is_flagged,
+            },
+        ));
+    }
+    out
+}
+
+/// The reference monitor's baseline of position `i` of a series (`None` = no value that day):
+/// positions before 4 are never judged; the baseline is the last `n` values before `i`
+/// (observations, not days; earlier anomalies included), with the population standard
+/// deviation; at least 3 values are needed.
+pub fn reference_baseline(series: &[Option<f64>], i: usize, n: usize) -> Option<(f64, f64)> {
+    if i < 4 {
+        return None;
+    }
+    let prior: Vec<f64> = series[..i].iter().flatten().copied().collect();
+    if prior.len() < 3 {
+        return None;
+    }
+    let window = &prior[prior.len().saturating_sub(n.max(1))..];
+    let mean = mean(window);
+    let var = window.iter().map(|v| (mean - v).powi(2)).sum::<f64>() / window.len() as f64;
+    Some((mean, var.sqrt()))
+}
+
+/// The reference monitor's score: infinities where it divides by zero (`z` is +∞ even for a
+/// drop). Reports must write them as `null`.
+pub fn reference_score(value: f64, mean: f64, std: f64) -> (f64, f64) {
+    let z = if std == 0.0 {
+        if value == mean {
+            0.0
+        } else {
+            f64::INFINITY
+        }
+    } else {
+        (value - mean) / std
+    };
+    let pct = if mean == 0.0 {
+        if value != 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        }
+    } else {
+        (value - mean) / mean
+    };
+    (z, pct)
+}
+
+/// Arithmetic mean, summed in order (as numpy does for short arrays).
+pub fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests;
