@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::metric::DailySeries;
+use crate::rule::{RunCtx, Scope};
 
 /// Which statistic is the baseline's center and spread.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -251,13 +252,13 @@ impl Judgement {
 }
 
 /// Judges every day of `series` up to and including `until`, in date order, each against a
-/// baseline that leaves out the days flagged before it. `fires` decides from the value and the
-/// score whether a day is flagged.
+/// baseline that leaves out the days flagged before it. `fires(value, center, score)` decides
+/// whether a day is flagged.
 pub fn judge_history(
     series: &DailySeries,
     params: &BaselineParams,
     until: NaiveDate,
-    fires: impl Fn(f64, &Score) -> bool,
+    fires: impl Fn(f64, f64, &Score) -> bool,
 ) -> Vec<(NaiveDate, Judgement)> {
     let mut flagged = BTreeSet::new();
     let mut out = Vec::new();
@@ -267,7 +268,10 @@ pub fn judge_history(
             .as_ref()
             .ok()
             .map(|b| Score::new(value, b.center, b.spread));
-        let is_flagged = score.as_ref().is_some_and(|s| fires(value, s));
+        let is_flagged = match (&baseline, &score) {
+            (Ok(b), Some(s)) => fires(value, b.center, s),
+            _ => false,
+        };
         if is_flagged {
             flagged.insert(day);
         }
@@ -282,6 +286,104 @@ pub fn judge_history(
         ));
     }
     out
+}
+
+/// A day a series check flagged, with the numbers that explain it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Flag {
+    /// The flagged day.
+    pub day: NaiveDate,
+    /// Its value.
+    pub value: f64,
+    /// The baseline's mean (or median).
+    pub center: f64,
+    /// The baseline's standard deviation (or scaled MAD).
+    pub spread: f64,
+    /// The score (`None` where unbounded).
+    pub score: Score,
+    /// Baseline details for a finding's context: `baseline_mean`, `baseline_std`, `z`,
+    /// `pct_change`, points, window, excluded days.
+    pub context: Value,
+}
+
+impl Flag {
+    /// Which way the value moved.
+    pub fn direction(&self) -> Direction {
+        Direction::of(self.value, self.center)
+    }
+}
+
+/// Flags the days of a daily metric that `fires` says stand out from their baseline, as the
+/// run's scope asks:
+/// - [`Scope::Partition`]: only the expected day, against a calendar baseline from `params`
+///   (earlier flagged days left out) built over `dense`, the series with a value on every day
+///   that has one (0 on days without rows for counts and sums);
+/// - [`Scope::All`]: every position of `sparse` (the days the reference monitor sees, `None`
+///   where it has no value), against the reference's baseline of the last
+///   `params.window_days` observations.
+///
+/// `fires(value, center, score)` decides; unbounded scores (zero spread or center) count as
+/// exceeding any threshold.
+pub fn flag_days(
+    cx: &RunCtx<'_>,
+    dense: &DailySeries,
+    sparse: &[(NaiveDate, Option<f64>)],
+    params: &BaselineParams,
+    fires: impl Fn(f64, f64, &Score) -> bool,
+) -> Vec<Flag> {
+    match cx.scope {
+        Scope::Partition => {
+            judge_history(dense, params, cx.expected_date, |value, center, score| {
+                fires(value, center, score)
+            })
+            .into_iter()
+            .filter(|(day, j)| *day == cx.expected_date && j.flagged)
+            .filter_map(|(day, j)| {
+                let (baseline, score) = (j.baseline.as_ref().ok()?, j.score?);
+                Some(Flag {
+                    day,
+                    value: j.value,
+                    center: baseline.center,
+                    spread: baseline.spread,
+                    score,
+                    context: j.context(),
+                })
+            })
+            .collect()
+        }
+        Scope::All => {
+            let values: Vec<Option<f64>> = sparse.iter().map(|(_, v)| *v).collect();
+            let n = params.window_days as usize;
+            sparse
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (day, value))| {
+                    let value = (*value)?;
+                    let (mean, std) = reference_baseline(&values, i, n)?;
+                    let (z, pct) = reference_score(value, mean, std);
+                    let finite = |x: f64| x.is_finite().then_some(x);
+                    let score = Score {
+                        z: finite(z),
+                        pct: finite(pct),
+                    };
+                    fires(value, mean, &score).then(|| Flag {
+                        day: *day,
+                        value,
+                        center: mean,
+                        spread: std,
+                        score,
+                        context: json!({
+                            "baseline_mean": mean,
+                            "baseline_std": std,
+                            "z": score.z,
+                            "pct_change": score.pct,
+                            "baseline_points": values[..i].iter().flatten().count().min(n),
+                        }),
+                    })
+                })
+                .collect()
+        }
+    }
 }
 
 /// The reference monitor's baseline of position `i` of a series (`None` = no value that day):

@@ -29,11 +29,18 @@ pub use inventory;
 
 /// What a rule crate needs, in one import.
 pub mod prelude {
+    pub use crate::baseline::{flag_days, BaselineParams, Flag};
     pub use crate::legacy::LegacyConfig;
-    pub use crate::metric::{Cmp, Grouping, Measure, MetricRequest, MetricValue, Metrics, Number};
+    pub use crate::metric::{days_with_rows, ratio, DailySeries};
+    pub use crate::metric::{
+        Cmp, Filter, FilterOp, Grouping, Measure, MetricError, MetricRequest, MetricValue, Metrics,
+        Number,
+    };
     pub use crate::register_rule;
     pub use crate::registry::{Described, RuleSpec};
-    pub use crate::rule::{Finding, Rule, RuleError, RunCtx, Scope, Severity};
+    pub use crate::rule::{
+        DirectionLevels, Finding, Level, Rule, RuleError, RunCtx, Scope, Severity,
+    };
     pub use chrono::NaiveDate;
     pub use schemars::JsonSchema;
     pub use serde::Deserialize;

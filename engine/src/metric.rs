@@ -306,3 +306,20 @@ impl Metrics {
         }
     }
 }
+
+/// `numerator / denominator` on the days where the denominator is positive.
+pub fn ratio(numerator: &DailySeries, denominator: &DailySeries) -> DailySeries {
+    denominator
+        .iter()
+        .filter(|(_, d)| **d > 0.0)
+        .map(|(day, d)| (*day, numerator.get(day).copied().unwrap_or(0.0) / d))
+        .collect()
+}
+
+/// The days with at least one row, from a per-day row count.
+pub fn days_with_rows(rows: &DailySeries) -> std::collections::BTreeSet<NaiveDate> {
+    rows.iter()
+        .filter(|(_, n)| **n > 0.0)
+        .map(|(d, _)| *d)
+        .collect()
+}

@@ -49,6 +49,62 @@ impl fmt::Display for Severity {
     }
 }
 
+/// A severity, or `off` to report nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Report as ERROR.
+    Error,
+    /// Report as WARN.
+    Warn,
+    /// Report as INFO.
+    Info,
+    /// Do not report.
+    Off,
+}
+
+impl Level {
+    /// The severity, or `None` for `off`.
+    pub fn severity(self) -> Option<Severity> {
+        match self {
+            Level::Error => Some(Severity::Error),
+            Level::Warn => Some(Severity::Warn),
+            Level::Info => Some(Severity::Info),
+            Level::Off => None,
+        }
+    }
+}
+
+/// The severity of a change in each direction, e.g. a revenue drop pages, a rise does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DirectionLevels {
+    /// Severity of a drop below the baseline.
+    pub drop: Level,
+    /// Severity of a spike above the baseline.
+    pub spike: Level,
+}
+
+impl DirectionLevels {
+    /// Both directions at one level.
+    pub const fn both(level: Level) -> Self {
+        DirectionLevels {
+            drop: level,
+            spike: level,
+        }
+    }
+
+    /// The severity of a change in a direction (`None`: not reported).
+    pub fn of(&self, drop: bool) -> Option<Severity> {
+        if drop { self.drop } else { self.spike }.severity()
+    }
+
+    /// The more severe of the two (for a two-sided test, as the reference monitor runs).
+    pub fn two_sided(&self) -> Option<Severity> {
+        self.drop.severity().max(self.spike.severity())
+    }
+}
+
 /// Which partitions a run judges.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -109,6 +165,19 @@ impl Finding {
             threshold: None,
             context: None,
         }
+    }
+
+    /// The INFO finding `<check>_skipped` of a check that could not run, with the reason.
+    /// The runner merges the skips of one rule that share a reason into one finding.
+    pub fn skipped(rule: &str, check: &str, reason: impl fmt::Display) -> Self {
+        let reason = reason.to_string();
+        Finding::new(
+            Severity::Info,
+            rule,
+            format!("{check}_skipped"),
+            format!("Check `{check}` skipped: {reason}"),
+        )
+        .context(serde_json::json!({"skipped": [check], "reason": reason}))
     }
 
     /// Sets the partition date.

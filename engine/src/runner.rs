@@ -153,6 +153,7 @@ where
             Err(finding) => findings.push(*finding),
         }
     }
+    let mut findings = merge_skips(findings);
     sort_findings(&mut findings);
     Evaluation {
         expected_date,
@@ -197,6 +198,55 @@ fn guarded<T>(
         format!("{rule}:{step}"),
         failure,
     )))
+}
+
+/// Merges the skip findings of one rule that share a reason (one missing file can skip a dozen
+/// checks) into one `<rule>:skipped` finding listing the checks.
+fn merge_skips(findings: Vec<Finding>) -> Vec<Finding> {
+    let skip_key = |f: &Finding| -> Option<(String, String)> {
+        let context = f.context.as_ref()?;
+        let reason = context.get("reason")?.as_str()?;
+        context.get("skipped")?;
+        Some((f.rule.clone(), reason.to_string()))
+    };
+    let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for f in findings {
+        match skip_key(&f) {
+            Some(key) => {
+                let checks = f
+                    .context
+                    .as_ref()
+                    .and_then(|c| c["skipped"].as_array().cloned());
+                let entry = groups.entry(key).or_default();
+                entry.extend(
+                    checks
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|c| c.as_str().map(str::to_string)),
+                );
+            }
+            None => out.push(f),
+        }
+    }
+    for ((rule, reason), checks) in groups {
+        let check = match checks.as_slice() {
+            [one] => format!("{one}_skipped"),
+            _ => format!("{rule}:skipped"),
+        };
+        let list: Vec<String> = checks.iter().map(|c| format!("`{c}`")).collect();
+        let what = if checks.len() == 1 { "Check" } else { "Checks" };
+        out.push(
+            Finding::new(
+                Severity::Info,
+                &rule,
+                check,
+                format!("{what} {} skipped: {reason}", list.join(", ")),
+            )
+            .context(json!({"skipped": checks, "reason": reason})),
+        );
+    }
+    out
 }
 
 /// Sorts as the reference does: most severe first, then by check id, then by date (undated

@@ -154,10 +154,10 @@ impl Freshness {
         let rows = match metrics.daily(&rows_request) {
             Ok(rows) => rows,
             Err(reason) => {
-                return vec![finding(
-                    Severity::Info,
-                    format!("freshness:{table}_skipped"),
-                    format!("Freshness checks of `{table}` skipped: {reason}"),
+                return vec![Finding::skipped(
+                    Self::META.id,
+                    &format!("freshness:{table}"),
+                    reason,
                 )]
             }
         };
@@ -247,10 +247,10 @@ impl Freshness {
         if let Some(volume_request) = volume_request {
             match metrics.daily(&volume_request) {
                 Ok(volume) => out.extend(self.floors(cx, table, settings, volume, first, latest)),
-                Err(reason) => out.push(finding(
-                    Severity::Info,
-                    format!("volume:{table}_floor_skipped"),
-                    format!("Volume floor of `{table}` skipped: {reason}"),
+                Err(reason) => out.push(Finding::skipped(
+                    Self::META.id,
+                    &format!("volume:{table}_floor"),
+                    reason,
                 )),
             }
         }

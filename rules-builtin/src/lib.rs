@@ -1,4 +1,8 @@
 //! vigil's builtin rules. Each rule lives in its own module and registers itself with
 //! `vigil_engine::register_rule!`; nothing else lists them.
 
+pub mod anomaly;
+pub mod drift;
 pub mod freshness;
+pub mod funnel;
+pub mod revenue;

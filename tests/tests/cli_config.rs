@@ -134,20 +134,43 @@ fn wrong_types_values_and_tables_are_explained() {
 }
 
 #[test]
-fn rules_lists_freshness_with_its_origin() {
+fn rules_lists_the_builtin_rules_with_their_origin() {
     let out = vigil(["rules"]);
     assert_eq!(out.code, 0);
+    let ids: Vec<&str> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(ids, ["anomaly", "drift", "freshness", "funnel", "revenue"]);
     assert!(
         out.stdout
-            .starts_with("freshness  ERROR  Latest partition is the expected one"),
+            .contains("freshness  ERROR  Latest partition is the expected one"),
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains("[builtin]"));
+    assert!(out.stdout.lines().all(|l| l.ends_with("[builtin]")));
     let json: serde_json::Value =
         serde_json::from_str(&vigil(["rules", "--format", "json"]).stdout).unwrap();
-    assert_eq!(json[0]["id"], "freshness");
-    assert_eq!(json[0]["origin"], "builtin");
+    assert_eq!(json[2]["id"], "freshness");
+    assert_eq!(json[2]["origin"], "builtin");
+    assert_eq!(json[1]["default_severity"], "WARN");
+}
+
+#[test]
+fn explain_works_for_every_rule() {
+    for id in ["anomaly", "drift", "freshness", "funnel", "revenue"] {
+        let out = vigil(["explain", id]);
+        assert_eq!(out.code, 0, "{id}");
+        assert!(
+            out.stdout.starts_with(&format!("# {id}\n")),
+            "{}",
+            out.stdout
+        );
+        for section in ["## What it checks", "## Why", "## Params", "## Example"] {
+            assert!(out.stdout.contains(section), "{id} lacks {section}");
+        }
+    }
 }
 
 #[test]

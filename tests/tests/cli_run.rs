@@ -38,7 +38,7 @@ fn checks(report: &Value) -> Vec<String> {
 }
 
 #[test]
-fn the_fresh_puffy_warehouse_passes_and_both_reports_are_written() {
+fn the_puffy_partition_of_03_08_has_one_warning_and_both_reports_are_written() {
     let out = tempfile::tempdir().unwrap();
     let result = run(
         &puffy().join("warehouse"),
@@ -51,7 +51,7 @@ fn the_fresh_puffy_warehouse_passes_and_both_reports_are_written() {
     assert_eq!(json["expected_partition_date"], "2025-03-08");
     assert_eq!(
         json["counts"],
-        serde_json::json!({"ERROR": 0, "WARN": 0, "INFO": 0})
+        serde_json::json!({"ERROR": 0, "WARN": 1, "INFO": 0})
     );
     assert_eq!(
         json["routing"]["routing_plan"]["ERROR"][0],
@@ -59,7 +59,9 @@ fn the_fresh_puffy_warehouse_passes_and_both_reports_are_written() {
     );
     assert_eq!(json["config_format"], "reference");
     assert_eq!(json["vigil_version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(json["verdict"], "PASS");
+    assert_eq!(json["verdict"], "WARN");
+    assert_eq!(checks(&json), ["anomaly:channel_share"]);
+    assert_eq!(json["findings"][0]["context"]["channel"], "utm_tagged");
     let sessions = &json["tables"].as_array().unwrap()[2];
     assert_eq!(sessions["table"], "sessions");
     // All 38,267 sessions parse, including the 36 whole-second timestamps the reference drops.
@@ -73,12 +75,12 @@ fn the_fresh_puffy_warehouse_passes_and_both_reports_are_written() {
         (Some("2025-02-23"), Some("2025-03-08"))
     );
     let md = fs::read_to_string(out.path().join("monitoring_report.md")).unwrap();
-    assert!(md.starts_with("# Daily Monitoring Report: PASS\n"), "{md}");
-    assert!(md.contains("No issues detected."));
+    assert!(md.starts_with("# Daily Monitoring Report: WARN\n"), "{md}");
+    assert!(md.contains("- **WARN** `anomaly:channel_share` (2025-03-08): Channel 'utm_tagged' revenue share shifted"));
     assert!(
         result
             .stdout
-            .contains("vigil: PASS for partition 2025-03-08"),
+            .contains("vigil: WARN for partition 2025-03-08: 0 ERROR, 1 WARN, 0 INFO"),
         "{}",
         result.stdout
     );
@@ -159,7 +161,13 @@ fn a_missing_table_file_is_a_finding_and_the_reports_are_still_written() {
     let json = report(&out);
     assert_eq!(
         checks(&json),
-        ["orders:missing_file", "freshness:orders_skipped"]
+        [
+            "orders:missing_file",
+            "anomaly:channel_share_skipped",
+            "anomaly:skipped",
+            "freshness:orders_skipped",
+            "revenue:skipped"
+        ]
     );
     assert!(json["findings"][0]["message"]
         .as_str()
@@ -186,16 +194,21 @@ fn a_missing_required_column_is_a_finding_and_only_dependent_checks_skip() {
     let json = report(&out);
     assert_eq!(
         checks(&json),
-        ["sessions:required_columns", "volume:sessions_floor_skipped"]
+        [
+            "sessions:required_columns",
+            "anomaly:channel_share",
+            "anomaly:skipped",
+            "volume:sessions_floor_skipped"
+        ]
     );
     assert_eq!(
         json["findings"][0]["context"]["missing"],
         serde_json::json!(["session_id"])
     );
-    let skipped = json["findings"][1]["message"].as_str().unwrap();
+    let skipped = json["findings"][3]["message"].as_str().unwrap();
     assert_eq!(
         skipped,
-        "Volume floor of `sessions` skipped: column `session_id` is missing from fct_sessions.csv"
+        "Check `volume:sessions_floor` skipped: column `session_id` is missing from fct_sessions.csv"
     );
 }
 
@@ -208,7 +221,10 @@ fn a_zero_byte_file_is_a_finding() {
     let result = run(&warehouse, &out, "2025-03-08", &[]);
     assert_eq!(result.code, 0, "{result:?}");
     let json = report(&out);
-    assert_eq!(checks(&json), ["attribution:empty_file"]);
+    assert_eq!(
+        checks(&json),
+        ["attribution:empty_file", "anomaly:channel_share_skipped"]
+    );
     assert_eq!(json["tables"][0]["status"], "empty");
 }
 

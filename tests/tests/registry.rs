@@ -6,7 +6,7 @@ use vigil_engine::registry::Origin;
 fn the_builtin_rules_are_linked_and_sorted() {
     let registry = vigil_tests::registry();
     let ids: Vec<&str> = registry.ids().collect();
-    assert_eq!(ids, ["freshness"]);
+    assert_eq!(ids, ["anomaly", "drift", "freshness", "funnel", "revenue"]);
     for rule in registry.iter() {
         assert_eq!(*rule.origin, Origin::Linked("vigil-rules-builtin"));
         assert_eq!(rule.origin.to_string(), "builtin");
@@ -53,5 +53,5 @@ fn a_duplicate_id_is_refused_naming_both_origins() {
         "rule id `freshness` is registered twice: by builtin and by plugin \
          /opt/team/libteam_rules.so; rule ids must be unique, rename one"
     );
-    assert_eq!(registry.ids().count(), 1);
+    assert_eq!(registry.ids().count(), 5);
 }

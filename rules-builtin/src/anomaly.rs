@@ -1,0 +1,352 @@
+//! The `anomaly` rule: daily sessions, orders, revenue, AOV and conversion rate against their
+//! baseline, flagged when both the z-score and the percent change pass their thresholds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use vigil_engine::baseline::Direction;
+use vigil_engine::prelude::*;
+
+/// A monitored daily metric.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricName {
+    /// Distinct sessions per day.
+    Sessions,
+    /// Distinct orders per day.
+    Orders,
+    /// Sum of order revenue per day.
+    Revenue,
+    /// Average order value: mean revenue of the day's orders (zero-revenue orders included).
+    Aov,
+    /// Sessions with a purchase / sessions.
+    ConversionRate,
+}
+
+impl MetricName {
+    const ALL: [MetricName; 5] = [
+        MetricName::Sessions,
+        MetricName::Orders,
+        MetricName::Revenue,
+        MetricName::Aov,
+        MetricName::ConversionRate,
+    ];
+
+    fn id(self) -> &'static str {
+        match self {
+            MetricName::Sessions => "sessions",
+            MetricName::Orders => "orders",
+            MetricName::Revenue => "revenue",
+            MetricName::Aov => "aov",
+            MetricName::ConversionRate => "conversion_rate",
+        }
+    }
+
+    /// Default severities: losing orders, revenue or conversion pages; rises only warn.
+    fn default_levels(self) -> DirectionLevels {
+        let (drop, spike) = match self {
+            MetricName::Sessions => (Level::Warn, Level::Info),
+            MetricName::Orders | MetricName::Revenue | MetricName::ConversionRate => {
+                (Level::Error, Level::Warn)
+            }
+            MetricName::Aov => (Level::Warn, Level::Warn),
+        };
+        DirectionLevels { drop, spike }
+    }
+}
+
+/// Where the metrics come from.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalySources {
+    /// The sessions table.
+    pub sessions_table: String,
+    /// Its session id column.
+    pub session_id_column: String,
+    /// Its purchases count column (a session converts when it is > 0).
+    pub purchases_column: String,
+    /// The orders table.
+    pub orders_table: String,
+    /// Its order id column.
+    pub order_id_column: String,
+    /// Its revenue column.
+    pub revenue_column: String,
+}
+
+impl Default for AnomalySources {
+    fn default() -> Self {
+        AnomalySources {
+            sessions_table: "sessions".into(),
+            session_id_column: "session_id".into(),
+            purchases_column: "purchases".into(),
+            orders_table: "orders".into(),
+            order_id_column: "transaction_id".into(),
+            revenue_column: "revenue".into(),
+        }
+    }
+}
+
+/// `rules.anomaly`.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalyParams {
+    /// A day is anomalous only if |z| is at least this...
+    pub z_threshold: f64,
+    /// ...and its |percent change| from the baseline is at least this (0.3 = 30%).
+    pub pct_threshold: f64,
+    /// How each day's baseline is built. With scope `all`, `window_days` is the number of
+    /// earlier observations (the reference monitor's `baseline_days`).
+    pub baseline: BaselineParams,
+    /// The metrics to monitor, each with its severity per direction (`error`, `warn`, `info`
+    /// or `off`). Default: all five; drops of orders, revenue and conversion are ERRORs.
+    pub metrics: BTreeMap<MetricName, DirectionLevels>,
+    /// Tables and columns the metrics are computed from.
+    pub sources: AnomalySources,
+}
+
+impl Default for AnomalyParams {
+    fn default() -> Self {
+        AnomalyParams {
+            z_threshold: 3.0,
+            pct_threshold: 0.3,
+            baseline: BaselineParams::default(),
+            metrics: MetricName::ALL
+                .iter()
+                .map(|m| (*m, m.default_levels()))
+                .collect(),
+            sources: AnomalySources::default(),
+        }
+    }
+}
+
+/// The anomaly rule, built from its params.
+#[derive(Debug)]
+pub struct Anomaly {
+    params: AnomalyParams,
+}
+
+vigil_engine::register_rule! {
+    /// Daily sessions, orders, revenue, AOV and conversion rate stay near their baseline.
+    ///
+    /// ## What it checks
+    /// For each configured metric, `anomaly:<metric>` flags the expected partition when both
+    /// |z| ≥ `z_threshold` and |percent change| ≥ `pct_threshold` against the day's baseline.
+    /// The z gate ignores changes that are normal noise; the percent gate ignores tiny changes
+    /// of a very stable series. The finding's context carries the whole baseline: mean, std,
+    /// z, percent change, direction, points used, window and the days left out.
+    ///
+    /// The baseline is built over calendar days before the judged day (never including it),
+    /// leaving out days already flagged so an incident does not become the new normal, with a
+    /// minimum number of points, optionally per weekday (`seasonality: day_of_week`) and robust
+    /// (`center: median`). A day without sessions or orders counts as 0, not as missing; AOV
+    /// and conversion have no value on a day without orders or sessions. A zero spread or a
+    /// zero baseline never produces an infinity: the change is unbounded and judged by the
+    /// other gate.
+    ///
+    /// Severity depends on the direction: by default a drop of orders, revenue or conversion
+    /// is an ERROR and a rise a WARN.
+    ///
+    /// ## Why
+    /// A broken tracking tag, a failed load or a pricing bug shows first as a daily metric
+    /// that leaves its usual range. Gating on z-score AND percent change keeps the alert
+    /// count low without missing real breaks.
+    ///
+    /// ## Scope `all`
+    /// Judges every day of history exactly as the reference monitor: the first 4 days are
+    /// skipped, the baseline is the last `window_days` observations (flagged days included),
+    /// the standard deviation is the population one, and each metric has one two-sided
+    /// severity (the more severe of its two directions).
+    Anomaly {
+        id: "anomaly",
+        default_severity: Error,
+        example: "z_threshold: 3.0\npct_threshold: 0.3\nbaseline:\n  window_days: 28\n  min_points: 7\n  seasonality: day_of_week\nmetrics:\n  revenue: {drop: error, spike: info}\n  orders: {drop: error, spike: warn}\n  sessions: {drop: warn, spike: off}\n",
+    }
+}
+
+impl RuleSpec for Anomaly {
+    type Params = AnomalyParams;
+
+    fn new(params: AnomalyParams) -> Result<Self, String> {
+        if params.z_threshold < 0.0 || params.pct_threshold < 0.0 {
+            return Err("z_threshold and pct_threshold must not be negative".into());
+        }
+        Ok(Anomaly { params })
+    }
+
+    fn from_legacy(legacy: &LegacyConfig) -> Option<AnomalyParams> {
+        let a = &legacy.anomaly_detection;
+        Some(AnomalyParams {
+            z_threshold: a.z_score_threshold,
+            pct_threshold: a.pct_change_threshold,
+            baseline: legacy_baseline(a.baseline_days),
+            ..AnomalyParams::default()
+        })
+    }
+}
+
+/// The baseline of a reference config: `baseline_days` calendar days, at least 4 usable points
+/// (the reference judges a day from its fifth observation on, with at least 3 earlier values).
+pub(crate) fn legacy_baseline(baseline_days: u32) -> BaselineParams {
+    BaselineParams {
+        window_days: baseline_days,
+        min_points: baseline_days.min(4),
+        ..BaselineParams::default()
+    }
+}
+
+/// The requests of the rule, named.
+struct Requests {
+    session_rows: MetricRequest,
+    sessions: MetricRequest,
+    purchase_sessions: MetricRequest,
+    order_rows: MetricRequest,
+    orders: MetricRequest,
+    revenue: MetricRequest,
+    priced_orders: MetricRequest,
+}
+
+impl Requests {
+    fn of(s: &AnomalySources) -> Self {
+        let sessions = |m| MetricRequest::daily(&s.sessions_table, m);
+        let orders = |m| MetricRequest::daily(&s.orders_table, m);
+        Requests {
+            session_rows: sessions(Measure::Rows),
+            sessions: sessions(Measure::Distinct(s.session_id_column.clone())),
+            purchase_sessions: sessions(Measure::Where {
+                column: s.purchases_column.clone(),
+                cmp: Cmp::Gt,
+                value: Number(0.0),
+            }),
+            order_rows: orders(Measure::Rows),
+            orders: orders(Measure::Distinct(s.order_id_column.clone())),
+            revenue: orders(Measure::Sum(s.revenue_column.clone())),
+            priced_orders: orders(Measure::Numeric(s.revenue_column.clone())),
+        }
+    }
+
+    fn all(self) -> Vec<MetricRequest> {
+        vec![
+            self.session_rows,
+            self.sessions,
+            self.purchase_sessions,
+            self.order_rows,
+            self.orders,
+            self.revenue,
+            self.priced_orders,
+        ]
+    }
+}
+
+impl Anomaly {
+    /// The metric's daily series, and the days with rows of the table it comes from.
+    fn dense(
+        &self,
+        metric: MetricName,
+        m: &Metrics,
+        r: &Requests,
+    ) -> Result<(DailySeries, MetricRequest), MetricError> {
+        Ok(match metric {
+            MetricName::Sessions => (m.daily(&r.sessions)?.clone(), r.session_rows.clone()),
+            MetricName::Orders => (m.daily(&r.orders)?.clone(), r.order_rows.clone()),
+            MetricName::Revenue => (m.daily(&r.revenue)?.clone(), r.order_rows.clone()),
+            MetricName::Aov => (
+                ratio(m.daily(&r.revenue)?, m.daily(&r.priced_orders)?),
+                r.order_rows.clone(),
+            ),
+            MetricName::ConversionRate => (
+                ratio(m.daily(&r.purchase_sessions)?, m.daily(&r.sessions)?),
+                r.session_rows.clone(),
+            ),
+        })
+    }
+
+    /// The series as the reference monitor sees it: over the days either table has rows, a
+    /// value where the metric's own table has rows (0.0 where a mean or rate is undefined).
+    fn sparse(
+        &self,
+        dense: &DailySeries,
+        own_rows: &MetricRequest,
+        m: &Metrics,
+        r: &Requests,
+    ) -> Vec<(NaiveDate, Option<f64>)> {
+        let days = |req: &MetricRequest| m.daily(req).map(days_with_rows).unwrap_or_default();
+        let present = days(own_rows);
+        let merged: BTreeSet<NaiveDate> = days(&r.session_rows)
+            .union(&days(&r.order_rows))
+            .copied()
+            .collect();
+        merged
+            .into_iter()
+            .map(|d| {
+                (
+                    d,
+                    present
+                        .contains(&d)
+                        .then(|| dense.get(&d).copied().unwrap_or(0.0)),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Rule for Anomaly {
+    fn plan(&self, _cx: &RunCtx<'_>) -> Vec<MetricRequest> {
+        Requests::of(&self.params.sources).all()
+    }
+
+    fn evaluate(&self, cx: &RunCtx<'_>, metrics: &Metrics) -> Result<Vec<Finding>, RuleError> {
+        let p = &self.params;
+        let requests = Requests::of(&p.sources);
+        let mut findings = Vec::new();
+        for (&metric, levels) in &p.metrics {
+            let check = format!("anomaly:{}", metric.id());
+            let (dense, own_rows) = match self.dense(metric, metrics, &requests) {
+                Ok(s) => s,
+                Err(reason) => {
+                    findings.push(Finding::skipped(Self::META.id, &check, reason));
+                    continue;
+                }
+            };
+            let sparse = match cx.scope {
+                Scope::All => self.sparse(&dense, &own_rows, metrics, &requests),
+                Scope::Partition => Vec::new(),
+            };
+            let flags = flag_days(cx, &dense, &sparse, &p.baseline, |_, _, score| {
+                score.exceeds(p.z_threshold, p.pct_threshold)
+            });
+            for flag in flags {
+                let severity = match cx.scope {
+                    Scope::All => levels.two_sided(),
+                    Scope::Partition => levels.of(flag.direction() == Direction::Drop),
+                };
+                let Some(severity) = severity else { continue };
+                findings.push(
+                    Finding::new(
+                        severity,
+                        Self::META.id,
+                        &check,
+                        format!(
+                            "{} {:.2} is a {} against its baseline (mean {:.2}, std {:.2}): {}",
+                            metric.id(),
+                            flag.value,
+                            flag.direction().as_str(),
+                            flag.center,
+                            flag.spread,
+                            flag.score.describe()
+                        ),
+                    )
+                    .on(flag.day)
+                    .value(flag.value)
+                    .threshold(p.z_threshold)
+                    .context(flag.context.clone()),
+                );
+            }
+        }
+        Ok(findings)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,396 @@
+//! The `drift` rule: the daily channel mix (share of revenue, orders or sessions per marketing
+//! channel) of the top channels against a rolling baseline.
+
+use std::collections::BTreeMap;
+
+use vigil_engine::metric::DailyByDimension;
+use vigil_engine::prelude::*;
+
+/// What a channel's share is a share of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Weighting {
+    /// Attributed order revenue (check `anomaly:channel_share`).
+    Revenue,
+    /// Attributed orders (check `anomaly:channel_order_share`).
+    Orders,
+    /// Sessions by the sessions table's channel column (check `anomaly:channel_session_share`).
+    Sessions,
+}
+
+impl Weighting {
+    fn check(self) -> &'static str {
+        match self {
+            Weighting::Revenue => "anomaly:channel_share",
+            Weighting::Orders => "anomaly:channel_order_share",
+            Weighting::Sessions => "anomaly:channel_session_share",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Weighting::Revenue => "revenue",
+            Weighting::Orders => "order",
+            Weighting::Sessions => "session",
+        }
+    }
+}
+
+/// Where attributed orders come from.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttributionSource {
+    /// The attribution table (dated by its order through the table's lookup).
+    pub table: String,
+    /// The channel column.
+    pub channel_column: String,
+    /// The attribution model column; rows whose model contains `model` (ignoring case) are
+    /// used, or all rows when none does or the column is absent.
+    pub model_column: String,
+    /// The attribution model to use, e.g. `last` for last click.
+    pub model: String,
+    /// The order id column (for the `orders` weighting).
+    pub order_id_column: String,
+    /// The revenue column, usually looked up from orders (for the `revenue` weighting).
+    pub revenue_column: String,
+}
+
+impl Default for AttributionSource {
+    fn default() -> Self {
+        AttributionSource {
+            table: "attribution".into(),
+            channel_column: "attributed_source".into(),
+            model_column: "model".into(),
+            model: "last".into(),
+            order_id_column: "transaction_id".into(),
+            revenue_column: "orders.revenue".into(),
+        }
+    }
+}
+
+/// Where sessions come from (for the `sessions` weighting).
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSource {
+    /// The sessions table.
+    pub table: String,
+    /// Its channel column.
+    pub channel_column: String,
+    /// Its session id column.
+    pub session_id_column: String,
+}
+
+impl Default for SessionSource {
+    fn default() -> Self {
+        SessionSource {
+            table: "sessions".into(),
+            channel_column: "marketing_source".into(),
+            session_id_column: "session_id".into(),
+        }
+    }
+}
+
+/// `rules.drift`.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftParams {
+    /// The mixes to monitor.
+    pub weightings: Vec<Weighting>,
+    /// How many channels are monitored: the largest over the baseline window (with scope
+    /// `all`, over all history).
+    pub top_channels: usize,
+    /// A channel is flagged when its share moves at least this far from its baseline share
+    /// (0.15 = 15 points).
+    pub abs_change_threshold: f64,
+    /// A channel whose baseline share is at least this and whose share falls to 0 is flagged as
+    /// disappeared (`anomaly:channel_disappeared`), even below `abs_change_threshold`.
+    pub disappearance_min_share: f64,
+    /// Severity of both checks.
+    pub severity: Level,
+    /// How each day's baseline share is built (with scope `all`, `window_days` counts the
+    /// channel's own earlier observations, as the reference monitor does).
+    pub baseline: BaselineParams,
+    /// Attributed orders, for the `revenue` and `orders` weightings.
+    pub attribution: AttributionSource,
+    /// Sessions, for the `sessions` weighting.
+    pub sessions: SessionSource,
+}
+
+impl Default for DriftParams {
+    fn default() -> Self {
+        DriftParams {
+            weightings: vec![Weighting::Revenue],
+            top_channels: 6,
+            abs_change_threshold: 0.15,
+            disappearance_min_share: 0.05,
+            severity: Level::Warn,
+            baseline: BaselineParams::default(),
+            attribution: AttributionSource::default(),
+            sessions: SessionSource::default(),
+        }
+    }
+}
+
+/// The drift rule, built from its params.
+#[derive(Debug)]
+pub struct Drift {
+    params: DriftParams,
+}
+
+vigil_engine::register_rule! {
+    /// Each top channel's share of revenue (or orders, or sessions) stays near its baseline.
+    ///
+    /// ## What it checks
+    /// Per day, each channel's share of the day's total (last-click revenue by default). For
+    /// the `top_channels` largest channels:
+    /// - `anomaly:channel_share` (and `channel_order_share`, `channel_session_share` for the
+    ///   other weightings): the expected partition's share is at least `abs_change_threshold`
+    ///   away from the channel's baseline share;
+    /// - `anomaly:channel_disappeared`: a channel with a baseline share of at least
+    ///   `disappearance_min_share` has no revenue (orders, sessions) at all that day.
+    ///
+    /// A channel with no rows on a day has share 0 that day: a channel that vanishes is seen.
+    /// The baseline leaves out the judged day and earlier flagged days.
+    ///
+    /// ## Why
+    /// A lost referrer, a broken UTM tag or a tracking change moves traffic and revenue
+    /// between channels without changing totals; marketing-mix dashboards then credit the
+    /// wrong channel. Session weighting sees such breaks on thousands of sessions a day, where
+    /// revenue shares of a few dozen orders are noisy.
+    ///
+    /// ## Scope `all`
+    /// As the reference monitor: every day of history, the top channels by revenue over all
+    /// history, each channel's series made only of the days it has rows (so a disappearing
+    /// channel is not seen), the baseline the mean of its last `window_days` observations.
+    Drift {
+        id: "drift",
+        default_severity: Warn,
+        example: "weightings: [revenue, sessions]\ntop_channels: 6\nabs_change_threshold: 0.15\nbaseline:\n  window_days: 28\n  min_points: 7\n",
+    }
+}
+
+impl RuleSpec for Drift {
+    type Params = DriftParams;
+
+    fn new(params: DriftParams) -> Result<Self, String> {
+        if !(0.0..=1.0).contains(&params.abs_change_threshold) {
+            return Err("abs_change_threshold is a share change between 0 and 1".into());
+        }
+        if params.weightings.is_empty() {
+            return Err("weightings lists no mix to monitor".into());
+        }
+        Ok(Drift { params })
+    }
+
+    fn from_legacy(legacy: &LegacyConfig) -> Option<DriftParams> {
+        let a = &legacy.anomaly_detection;
+        let defaults = DriftParams::default();
+        Some(DriftParams {
+            top_channels: a
+                .top_channels_to_monitor
+                .map_or(defaults.top_channels, |n| n as usize),
+            abs_change_threshold: a
+                .channel_share_abs_change_threshold
+                .unwrap_or(defaults.abs_change_threshold),
+            baseline: crate::anomaly::legacy_baseline(a.baseline_days),
+            ..defaults
+        })
+    }
+}
+
+/// The requests of one weighting: filtered by model, unfiltered, and the filtered row count.
+struct Requests {
+    by_model: Option<MetricRequest>,
+    all: MetricRequest,
+    model_rows: Option<MetricRequest>,
+}
+
+impl Drift {
+    fn requests(&self, weighting: Weighting) -> Requests {
+        let a = &self.params.attribution;
+        let measure = match weighting {
+            Weighting::Revenue => Measure::Sum(a.revenue_column.clone()),
+            Weighting::Orders => Measure::Distinct(a.order_id_column.clone()),
+            Weighting::Sessions => {
+                let s = &self.params.sessions;
+                let all = MetricRequest::daily_by(
+                    &s.table,
+                    Measure::Distinct(s.session_id_column.clone()),
+                    &s.channel_column,
+                );
+                return Requests {
+                    by_model: None,
+                    all,
+                    model_rows: None,
+                };
+            }
+        };
+        let filter = Filter {
+            column: a.model_column.clone(),
+            op: FilterOp::ContainsIgnoreCase,
+            text: a.model.clone(),
+        };
+        let all = MetricRequest::daily_by(&a.table, measure, &a.channel_column);
+        Requests {
+            by_model: Some(all.clone().filtered(filter.clone())),
+            model_rows: Some(MetricRequest::total(&a.table, Measure::Rows).filtered(filter)),
+            all,
+        }
+    }
+
+    /// Weight per day and channel: the model's rows when it has any, else all rows.
+    fn weights<'m>(
+        &self,
+        m: &'m Metrics,
+        r: &Requests,
+    ) -> Result<&'m DailyByDimension, MetricError> {
+        if let (Some(by_model), Some(rows)) = (&r.by_model, &r.model_rows) {
+            if m.total(rows).is_ok_and(|n| n > 0.0) {
+                return m.daily_by(by_model);
+            }
+        }
+        m.daily_by(&r.all)
+    }
+
+    fn check_weighting(&self, cx: &RunCtx<'_>, m: &Metrics, weighting: Weighting) -> Vec<Finding> {
+        let p = &self.params;
+        let id = Self::META.id;
+        let weights = match self.weights(m, &self.requests(weighting)) {
+            Ok(w) => w,
+            Err(reason) => return vec![Finding::skipped(id, weighting.check(), reason)],
+        };
+        let Some(severity) = p.severity.severity() else {
+            return Vec::new();
+        };
+        let window_start = cx
+            .expected_date
+            .checked_sub_days(chrono::Days::new(u64::from(p.baseline.window_days)))
+            .unwrap_or(NaiveDate::MIN);
+        let ranked_days = match cx.scope {
+            Scope::All => weights.range(..),
+            Scope::Partition => weights.range(window_start..=cx.expected_date),
+        };
+        let mut totals: BTreeMap<&str, f64> = BTreeMap::new();
+        for channels in ranked_days.map(|(_, c)| c) {
+            for (channel, w) in channels {
+                *totals.entry(channel.as_str()).or_default() += w;
+            }
+        }
+        let mut top: Vec<(&str, f64)> = totals.into_iter().filter(|(c, _)| !c.is_empty()).collect();
+        top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+        top.truncate(p.top_channels);
+
+        let day_totals: BTreeMap<NaiveDate, f64> = weights
+            .iter()
+            .map(|(day, channels)| {
+                // Rows without a channel count toward no channel and no total (as the reference).
+                let known = channels.iter().filter(|(c, _)| !c.is_empty());
+                (*day, known.map(|(_, w)| w).sum())
+            })
+            .collect();
+        let share = |day: &NaiveDate, channel: &str| {
+            let total = day_totals[day];
+            let w = weights[day].get(channel).copied().unwrap_or(0.0);
+            if total > 0.0 {
+                w / total
+            } else {
+                0.0
+            }
+        };
+        let mut findings = Vec::new();
+        for (channel, _) in top {
+            let dense: DailySeries = weights
+                .keys()
+                .filter(|d| day_totals[*d] > 0.0)
+                .map(|d| (*d, share(d, channel)))
+                .collect();
+            let sparse: Vec<(NaiveDate, Option<f64>)> = weights
+                .iter()
+                .filter(|(_, channels)| channels.contains_key(channel))
+                .map(|(d, _)| (*d, Some(share(d, channel))))
+                .collect();
+            let disappeared = |value: f64, center: f64| {
+                cx.scope == Scope::Partition && value == 0.0 && center >= p.disappearance_min_share
+            };
+            let flags = flag_days(cx, &dense, &sparse, &p.baseline, |value, center, _| {
+                (value - center).abs() >= p.abs_change_threshold || disappeared(value, center)
+            });
+            for flag in flags {
+                let (check, message) = if disappeared(flag.value, flag.center) {
+                    (
+                        "anomaly:channel_disappeared",
+                        format!(
+                            "Channel '{channel}' has no {} on {} against a baseline share of {:.1}%",
+                            weighting.noun(),
+                            flag.day,
+                            flag.center * 100.0
+                        ),
+                    )
+                } else {
+                    (
+                        weighting.check(),
+                        format!(
+                            "Channel '{channel}' {} share shifted: {:.1}% vs baseline {:.1}%",
+                            weighting.noun(),
+                            flag.value * 100.0,
+                            flag.center * 100.0
+                        ),
+                    )
+                };
+                let mut context = json!({
+                    "channel": channel,
+                    "baseline_share": flag.center,
+                    "weighting": weighting.noun(),
+                });
+                if let (Some(target), Some(extra)) =
+                    (context.as_object_mut(), flag.context.as_object())
+                {
+                    for key in [
+                        "baseline_points",
+                        "baseline_window",
+                        "excluded_flagged_days",
+                    ] {
+                        if let Some(v) = extra.get(key) {
+                            target.insert(key.into(), v.clone());
+                        }
+                    }
+                }
+                findings.push(
+                    Finding::new(severity, id, check, message)
+                        .on(flag.day)
+                        .value(flag.value)
+                        .threshold(p.abs_change_threshold)
+                        .context(context),
+                );
+            }
+        }
+        findings
+    }
+}
+
+impl Rule for Drift {
+    fn plan(&self, _cx: &RunCtx<'_>) -> Vec<MetricRequest> {
+        self.params
+            .weightings
+            .iter()
+            .flat_map(|w| {
+                let r = self.requests(*w);
+                [r.by_model, Some(r.all), r.model_rows]
+                    .into_iter()
+                    .flatten()
+            })
+            .collect()
+    }
+
+    fn evaluate(&self, cx: &RunCtx<'_>, metrics: &Metrics) -> Result<Vec<Finding>, RuleError> {
+        Ok(self
+            .params
+            .weightings
+            .iter()
+            .flat_map(|w| self.check_weighting(cx, metrics, *w))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,376 @@
+//! The `revenue` rule: duplicate, negative, zero, null and non-numeric revenue, and null rates.
+
+use std::collections::BTreeMap;
+
+use vigil_engine::prelude::*;
+
+/// Null-rate limits of one table's columns.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NullRates {
+    /// The table whose columns are checked.
+    pub table: String,
+    /// Highest share of empty cells allowed per column (0.05 = 5%).
+    pub max: BTreeMap<String, f64>,
+}
+
+impl Default for NullRates {
+    fn default() -> Self {
+        NullRates {
+            table: "sessions".into(),
+            max: BTreeMap::new(),
+        }
+    }
+}
+
+/// How a day's zero-revenue rate is judged against its baseline.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZeroRevenueSpike {
+    /// The day's share of zero-revenue orders must reach this z-score above its baseline...
+    pub z_threshold: f64,
+    /// ...and the day must have at least this many zero-revenue orders.
+    pub min_count: u64,
+    /// The baseline of the zero-revenue share.
+    pub baseline: BaselineParams,
+}
+
+impl Default for ZeroRevenueSpike {
+    fn default() -> Self {
+        ZeroRevenueSpike {
+            z_threshold: 3.0,
+            min_count: 3,
+            baseline: BaselineParams::default(),
+        }
+    }
+}
+
+/// `rules.revenue`.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevenueParams {
+    /// The orders table.
+    pub orders_table: String,
+    /// Its order id column.
+    pub order_id_column: String,
+    /// Its revenue column.
+    pub revenue_column: String,
+    /// Orders whose id already appeared in an earlier row, allowed per day.
+    pub max_duplicate_transactions: u64,
+    /// Orders with negative revenue allowed per day.
+    pub max_negative_revenue: u64,
+    /// Orders with empty or non-numeric revenue allowed per day.
+    pub max_invalid_revenue: u64,
+    /// Zero-revenue orders allowed per day (a WARN above it).
+    pub max_zero_revenue_orders: u64,
+    /// A day whose zero-revenue share stands out from its baseline is a WARN too.
+    pub zero_revenue_spike: ZeroRevenueSpike,
+    /// Null-rate limits per column, judged per day.
+    pub null_rates: NullRates,
+}
+
+impl Default for RevenueParams {
+    fn default() -> Self {
+        RevenueParams {
+            orders_table: "orders".into(),
+            order_id_column: "transaction_id".into(),
+            revenue_column: "revenue".into(),
+            max_duplicate_transactions: 0,
+            max_negative_revenue: 0,
+            max_invalid_revenue: 0,
+            max_zero_revenue_orders: 5,
+            zero_revenue_spike: ZeroRevenueSpike::default(),
+            null_rates: NullRates::default(),
+        }
+    }
+}
+
+/// The revenue rule, built from its params.
+#[derive(Debug)]
+pub struct Revenue {
+    params: RevenueParams,
+}
+
+vigil_engine::register_rule! {
+    /// Orders are unique, revenue is a non-negative number, zero-revenue orders and nulls stay rare.
+    ///
+    /// ## What it checks
+    /// On the expected partition:
+    /// - `orders:duplicate_transactions` (ERROR): orders whose id already appeared in an
+    ///   earlier row (of that day or before) exceed `max_duplicate_transactions`.
+    /// - `orders:negative_revenue` (ERROR): negative revenue exceeds `max_negative_revenue`.
+    /// - `orders:invalid_revenue` (ERROR): empty or non-numeric revenue exceeds
+    ///   `max_invalid_revenue` (the reference monitor counts these nowhere).
+    /// - `orders:zero_revenue_orders` (WARN): the day's zero-revenue orders exceed
+    ///   `max_zero_revenue_orders`.
+    /// - `orders:zero_revenue_spike` (WARN): the day's share of zero-revenue orders stands out
+    ///   from its baseline (z ≥ `zero_revenue_spike.z_threshold`, at least `min_count` orders).
+    /// - `<table>:null_rate:<column>` (ERROR): the day's share of empty cells exceeds its limit.
+    ///
+    /// ## Why
+    /// Duplicated orders inflate revenue, negative or non-numeric revenue breaks every sum,
+    /// and a burst of zero-revenue orders or of null ids is a broken checkout or tag. Judging
+    /// each day on its own catches a one-day spike that a table-wide count dilutes, and does
+    /// not fire forever once history holds a few old cases.
+    ///
+    /// ## Scope `all`
+    /// As the reference monitor: each count and null rate is taken over the whole table, and
+    /// there is no spike check.
+    Revenue {
+        id: "revenue",
+        default_severity: Error,
+        example: "max_duplicate_transactions: 0\nmax_zero_revenue_orders: 5\nnull_rates:\n  table: sessions\n  max: {client_id: 0.05, marketing_source: 0.1}\n",
+    }
+}
+
+impl RuleSpec for Revenue {
+    type Params = RevenueParams;
+
+    fn new(params: RevenueParams) -> Result<Self, String> {
+        if let Some((column, rate)) = params
+            .null_rates
+            .max
+            .iter()
+            .find(|(_, r)| !(0.0..=1.0).contains(*r))
+        {
+            return Err(format!(
+                "null_rates.max.{column} is {rate}; a rate is between 0 and 1"
+            ));
+        }
+        Ok(Revenue { params })
+    }
+
+    fn from_legacy(legacy: &LegacyConfig) -> Option<RevenueParams> {
+        let h = &legacy.hard_rules;
+        Some(RevenueParams {
+            max_duplicate_transactions: h.max_duplicate_transactions,
+            max_zero_revenue_orders: h.max_zero_revenue_orders,
+            null_rates: NullRates {
+                table: "sessions".into(),
+                max: h.max_null_rate.0.iter().cloned().collect(),
+            },
+            ..RevenueParams::default()
+        })
+    }
+}
+
+/// One count check: a measure of the orders table held against a maximum.
+struct CountCheck {
+    check: &'static str,
+    severity: Severity,
+    measures: Vec<Measure>,
+    max: u64,
+    what: &'static str,
+}
+
+impl Revenue {
+    fn count_checks(&self) -> [CountCheck; 4] {
+        let p = &self.params;
+        let revenue = || p.revenue_column.clone();
+        let compare = |cmp| Measure::Where {
+            column: revenue(),
+            cmp,
+            value: Number(0.0),
+        };
+        [
+            CountCheck {
+                check: "orders:duplicate_transactions",
+                severity: Severity::Error,
+                measures: vec![Measure::Duplicates(p.order_id_column.clone())],
+                max: p.max_duplicate_transactions,
+                what: "duplicate transactions",
+            },
+            CountCheck {
+                check: "orders:negative_revenue",
+                severity: Severity::Error,
+                measures: vec![compare(Cmp::Lt)],
+                max: p.max_negative_revenue,
+                what: "orders with negative revenue",
+            },
+            CountCheck {
+                check: "orders:invalid_revenue",
+                severity: Severity::Error,
+                measures: vec![Measure::Nulls(revenue()), Measure::NonNumeric(revenue())],
+                max: p.max_invalid_revenue,
+                what: "orders with empty or non-numeric revenue",
+            },
+            CountCheck {
+                check: "orders:zero_revenue_orders",
+                severity: Severity::Warn,
+                measures: vec![compare(Cmp::Eq)],
+                max: p.max_zero_revenue_orders,
+                what: "zero-revenue orders",
+            },
+        ]
+    }
+
+    fn request(&self, cx: &RunCtx<'_>, table: &str, measure: Measure) -> MetricRequest {
+        match cx.scope {
+            Scope::All => MetricRequest::total(table, measure),
+            Scope::Partition => MetricRequest::daily(table, measure),
+        }
+    }
+
+    /// The value of a measure for the judged scope: the expected day, or the whole table.
+    fn value(
+        &self,
+        cx: &RunCtx<'_>,
+        m: &Metrics,
+        table: &str,
+        measure: Measure,
+    ) -> Result<f64, MetricError> {
+        let request = self.request(cx, table, measure);
+        match cx.scope {
+            Scope::All => m.total(&request),
+            Scope::Partition => Ok(m
+                .daily(&request)?
+                .get(&cx.expected_date)
+                .copied()
+                .unwrap_or(0.0)),
+        }
+    }
+
+    fn zero_share_requests(&self) -> (MetricRequest, MetricRequest) {
+        let p = &self.params;
+        let zero = Measure::Where {
+            column: p.revenue_column.clone(),
+            cmp: Cmp::Eq,
+            value: Number(0.0),
+        };
+        (
+            MetricRequest::daily(&p.orders_table, zero),
+            MetricRequest::daily(&p.orders_table, Measure::Rows),
+        )
+    }
+
+    fn zero_spike(&self, cx: &RunCtx<'_>, m: &Metrics) -> Result<Option<Finding>, MetricError> {
+        let spike = &self.params.zero_revenue_spike;
+        let (zero_request, rows_request) = self.zero_share_requests();
+        let zero = m.daily(&zero_request)?;
+        let share = ratio(zero, m.daily(&rows_request)?);
+        let count = zero.get(&cx.expected_date).copied().unwrap_or(0.0);
+        let flags = flag_days(cx, &share, &[], &spike.baseline, |value, center, score| {
+            value > center && score.z.is_none_or(|z| z >= spike.z_threshold)
+        });
+        Ok(flags
+            .into_iter()
+            .find(|_| count >= spike.min_count as f64)
+            .map(|flag| {
+                Finding::new(
+                    Severity::Warn,
+                    Self::META.id,
+                    "orders:zero_revenue_spike",
+                    format!(
+                        "{count} zero-revenue orders ({:.1}% of orders) against a usual {:.1}%: {}",
+                        flag.value * 100.0,
+                        flag.center * 100.0,
+                        flag.score.describe()
+                    ),
+                )
+                .on(flag.day)
+                .value(flag.value)
+                .threshold(spike.z_threshold)
+                .context(flag.context)
+            }))
+    }
+}
+
+impl Rule for Revenue {
+    fn plan(&self, cx: &RunCtx<'_>) -> Vec<MetricRequest> {
+        let p = &self.params;
+        let mut requests: Vec<MetricRequest> = self
+            .count_checks()
+            .into_iter()
+            .flat_map(|c| c.measures)
+            .map(|measure| self.request(cx, &p.orders_table, measure))
+            .collect();
+        let nulls = &p.null_rates;
+        requests.push(self.request(cx, &nulls.table, Measure::Rows));
+        for column in nulls.max.keys() {
+            requests.push(self.request(cx, &nulls.table, Measure::Nulls(column.clone())));
+        }
+        if cx.scope == Scope::Partition {
+            let (zero, rows) = self.zero_share_requests();
+            requests.extend([zero, rows]);
+        }
+        requests
+    }
+
+    fn evaluate(&self, cx: &RunCtx<'_>, m: &Metrics) -> Result<Vec<Finding>, RuleError> {
+        let p = &self.params;
+        let id = Self::META.id;
+        let on_day = |f: Finding| match cx.scope {
+            Scope::All => f,
+            Scope::Partition => f.on(cx.expected_date),
+        };
+        let mut findings = Vec::new();
+        let mut zero_count_fired = false;
+        for c in self.count_checks() {
+            let counts: Result<Vec<f64>, MetricError> = c
+                .measures
+                .iter()
+                .map(|measure| self.value(cx, m, &p.orders_table, measure.clone()))
+                .collect();
+            let n: f64 = match counts {
+                Ok(counts) => counts.iter().sum(),
+                Err(reason) => {
+                    findings.push(Finding::skipped(id, c.check, reason));
+                    continue;
+                }
+            };
+            if n > c.max as f64 {
+                zero_count_fired |= c.check == "orders:zero_revenue_orders";
+                findings.push(on_day(
+                    Finding::new(
+                        c.severity,
+                        id,
+                        c.check,
+                        format!("{n} {} (allowed: {})", c.what, c.max),
+                    )
+                    .value(n)
+                    .threshold(c.max as f64),
+                ));
+            }
+        }
+        if cx.scope == Scope::Partition && !zero_count_fired {
+            match self.zero_spike(cx, m) {
+                Ok(found) => findings.extend(found),
+                Err(reason) => {
+                    findings.push(Finding::skipped(id, "orders:zero_revenue_spike", reason))
+                }
+            }
+        }
+        let nulls = &p.null_rates;
+        for (column, &limit) in &nulls.max {
+            let check = format!("{}:null_rate:{column}", nulls.table);
+            let rows = self.value(cx, m, &nulls.table, Measure::Rows);
+            let empty = self.value(cx, m, &nulls.table, Measure::Nulls(column.clone()));
+            match (rows, empty) {
+                (Ok(rows), Ok(empty)) if rows > 0.0 && empty / rows > limit => {
+                    let rate = empty / rows;
+                    findings.push(on_day(
+                        Finding::new(
+                            Severity::Error,
+                            id,
+                            &check,
+                            format!(
+                                "High null rate of `{column}`: {:.2}% ({empty} of {rows} rows)",
+                                rate * 100.0
+                            ),
+                        )
+                        .value(rate)
+                        .threshold(limit),
+                    ));
+                }
+                (Err(reason), _) | (_, Err(reason)) => {
+                    findings.push(Finding::skipped(id, &check, reason))
+                }
+                _ => {}
+            }
+        }
+        Ok(findings)
+    }
+}
+
+#[cfg(test)]
+mod tests;
