@@ -88,6 +88,16 @@ pub struct Insufficient {
     pub needed: usize,
 }
 
+impl std::fmt::Display for Insufficient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "too little history for a baseline: {} usable day(s) in the window, {} needed",
+            self.points, self.needed
+        )
+    }
+}
+
 impl BaselineParams {
     /// The baseline of `day` from the values of `series` on earlier days of the window, leaving
     /// out `flagged` days (when `exclude_flagged`) and days without a value.
@@ -323,24 +333,28 @@ impl Flag {
 ///   `params.window_days` observations.
 ///
 /// `fires(value, center, score)` decides; unbounded scores (zero spread or center) count as
-/// exceeding any threshold.
+/// exceeding any threshold. An `Err` says the expected day has a value but too little history
+/// to be judged.
 pub fn flag_days(
     cx: &RunCtx<'_>,
     dense: &DailySeries,
     sparse: &[(NaiveDate, Option<f64>)],
     params: &BaselineParams,
     fires: impl Fn(f64, f64, &Score) -> bool,
-) -> Vec<Flag> {
+) -> Result<Vec<Flag>, Insufficient> {
     match cx.scope {
         Scope::Partition => {
-            judge_history(dense, params, cx.expected_date, |value, center, score| {
+            let judged = judge_history(dense, params, cx.expected_date, |value, center, score| {
                 fires(value, center, score)
-            })
-            .into_iter()
-            .filter(|(day, j)| *day == cx.expected_date && j.flagged)
-            .filter_map(|(day, j)| {
-                let (baseline, score) = (j.baseline.as_ref().ok()?, j.score?);
-                Some(Flag {
+            });
+            let Some((day, j)) = judged.into_iter().find(|(day, _)| *day == cx.expected_date)
+            else {
+                return Ok(Vec::new());
+            };
+            let baseline = j.baseline.as_ref().map_err(|i| *i)?;
+            Ok(j.score
+                .filter(|_| j.flagged)
+                .map(|score| Flag {
                     day,
                     value: j.value,
                     center: baseline.center,
@@ -348,13 +362,13 @@ pub fn flag_days(
                     score,
                     context: j.context(),
                 })
-            })
-            .collect()
+                .into_iter()
+                .collect())
         }
         Scope::All => {
             let values: Vec<Option<f64>> = sparse.iter().map(|(_, v)| *v).collect();
             let n = params.window_days as usize;
-            sparse
+            Ok(sparse
                 .iter()
                 .enumerate()
                 .filter_map(|(i, (day, value))| {
@@ -381,7 +395,7 @@ pub fn flag_days(
                         }),
                     })
                 })
-                .collect()
+                .collect())
         }
     }
 }

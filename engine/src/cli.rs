@@ -12,6 +12,7 @@ use chrono::{Days, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, ConfigFormat};
+use crate::demo::{DemoSpec, Fault};
 use crate::docs::{self, DocFormat};
 use crate::quarantine;
 use crate::registry::Registry;
@@ -63,6 +64,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DocFormat::Text)]
         format: DocFormat,
     },
+    /// Write a realistic sample warehouse (optionally with faults) and a config for it.
+    #[command(
+        after_help = "Then: vigil run --warehouse_dir OUT/warehouse --rules OUT/vigil.yml --output_dir OUT/reports --expected_run_date END"
+    )]
+    Demo(DemoArgs),
     /// Print the config's JSON schema (draft-07), including every registered rule's params.
     Schema {
         /// Write it to this file instead of stdout.
@@ -112,6 +118,28 @@ struct RunArgs {
     /// reference monitor does. Default: `run.scope` of the config.
     #[arg(long, value_enum)]
     scope: Option<ScopeArg>,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Folder to write `warehouse/` and `vigil.yml` into.
+    #[arg(long, value_name = "DIR", default_value = "demo")]
+    out: PathBuf,
+    /// Number of days.
+    #[arg(long, default_value_t = 90)]
+    days: u32,
+    /// Sessions of an average weekday (orders are about 1.2% of sessions).
+    #[arg(long = "sessions-per-day", default_value_t = 3000)]
+    sessions_per_day: u32,
+    /// The last day (the partition to judge); default: yesterday (UTC).
+    #[arg(long = "end-date", value_name = "DATE", value_parser = parse_run_date)]
+    end_date: Option<NaiveDate>,
+    /// Seed of the random generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Faults to inject into the last day (comma separated).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    faults: Vec<Fault>,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +245,7 @@ where
                 )
             }
         },
+        Command::Demo(args) => demo(args, out, err),
         Command::Schema { output } => {
             let schema = crate::schema::render(&registry);
             match output {
@@ -236,6 +265,46 @@ where
 fn fail(err: &mut dyn Write, message: &str) -> i32 {
     let _ = writeln!(err, "vigil: error: {message}");
     EXIT_USAGE
+}
+
+fn demo(args: DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let end = args
+        .end_date
+        .unwrap_or_else(|| Utc::now().date_naive().pred_opt().unwrap_or(NaiveDate::MIN));
+    let spec = DemoSpec {
+        end,
+        days: args.days.max(1),
+        sessions_per_day: args.sessions_per_day,
+        seed: args.seed,
+        faults: args.faults,
+    };
+    match crate::demo::write_dir(&spec, &args.out) {
+        Ok((warehouse, written)) => {
+            let faults: Vec<String> = spec.faults.iter().map(|f| f.name()).collect();
+            let _ = writeln!(
+                out,
+                "vigil: wrote {} sessions, {} orders and {} attribution rows ({} days to {end}{}) to {}",
+                written.sessions,
+                written.orders,
+                written.attribution,
+                spec.days,
+                if faults.is_empty() { String::new() } else { format!(", faults: {}", faults.join(", ")) },
+                warehouse.display()
+            );
+            let _ = writeln!(
+                out,
+                "vigil: next: vigil run --warehouse_dir {} --rules {} --output_dir {} --expected_run_date {end}",
+                warehouse.display(),
+                args.out.join("vigil.yml").display(),
+                args.out.join("reports").display()
+            );
+            EXIT_OK
+        }
+        Err(e) => fail(
+            err,
+            &format!("cannot write the demo into {}: {e}", args.out.display()),
+        ),
+    }
 }
 
 fn validate(file: &Path, registry: &Registry, out: &mut dyn Write, err: &mut dyn Write) -> i32 {

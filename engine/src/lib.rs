@@ -10,6 +10,7 @@
 pub mod baseline;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod docs;
 pub mod legacy;
 pub mod metric;

@@ -313,9 +313,15 @@ impl Rule for Anomaly {
                 Scope::All => self.sparse(&dense, &own_rows, metrics, &requests),
                 Scope::Partition => Vec::new(),
             };
-            let flags = flag_days(cx, &dense, &sparse, &p.baseline, |_, _, score| {
+            let flags = match flag_days(cx, &dense, &sparse, &p.baseline, |_, _, score| {
                 score.exceeds(p.z_threshold, p.pct_threshold)
-            });
+            }) {
+                Ok(flags) => flags,
+                Err(too_little) => {
+                    findings.push(Finding::skipped(Self::META.id, &check, too_little));
+                    continue;
+                }
+            };
             for flag in flags {
                 let severity = match cx.scope {
                     Scope::All => levels.two_sided(),

@@ -102,9 +102,14 @@ pub struct DriftParams {
     /// A channel is flagged when its share moves at least this far from its baseline share
     /// (0.15 = 15 points).
     pub abs_change_threshold: f64,
-    /// A channel whose baseline share is at least this and whose share falls to 0 is flagged as
-    /// disappeared (`anomaly:channel_disappeared`), even below `abs_change_threshold`.
+    /// A channel whose baseline share is at least this, that had a share on every day of the
+    /// window, and whose share falls to 0 is flagged as disappeared
+    /// (`anomaly:channel_disappeared`), even below `abs_change_threshold`.
     pub disappearance_min_share: f64,
+    /// With scope `partition`, a shift must also be at least this many standard errors of a
+    /// share estimated from the day's orders (or sessions): a share of twenty orders moves by
+    /// 10 points by chance. 0 disables this gate.
+    pub significance_z: f64,
     /// Severity of both checks.
     pub severity: Level,
     /// How each day's baseline share is built (with scope `all`, `window_days` counts the
@@ -123,6 +128,7 @@ impl Default for DriftParams {
             top_channels: 6,
             abs_change_threshold: 0.15,
             disappearance_min_share: 0.05,
+            significance_z: 3.0,
             severity: Level::Warn,
             baseline: BaselineParams::default(),
             attribution: AttributionSource::default(),
@@ -147,7 +153,8 @@ vigil_engine::register_rule! {
     ///   other weightings): the expected partition's share is at least `abs_change_threshold`
     ///   away from the channel's baseline share;
     /// - `anomaly:channel_disappeared`: a channel with a baseline share of at least
-    ///   `disappearance_min_share` has no revenue (orders, sessions) at all that day.
+    ///   `disappearance_min_share`, present on every day of the window, has no revenue (orders,
+    ///   sessions) at all that day.
     ///
     /// A channel with no rows on a day has share 0 that day: a channel that vanishes is seen.
     /// The baseline leaves out the judged day and earlier flagged days.
@@ -198,66 +205,99 @@ impl RuleSpec for Drift {
     }
 }
 
-/// The requests of one weighting: filtered by model, unfiltered, and the filtered row count.
-struct Requests {
+/// The requests of one measure: filtered by model, unfiltered, and the filtered row count.
+#[derive(Clone)]
+struct Source {
     by_model: Option<MetricRequest>,
     all: MetricRequest,
     model_rows: Option<MetricRequest>,
 }
 
-impl Drift {
-    fn requests(&self, weighting: Weighting) -> Requests {
-        let a = &self.params.attribution;
-        let measure = match weighting {
-            Weighting::Revenue => Measure::Sum(a.revenue_column.clone()),
-            Weighting::Orders => Measure::Distinct(a.order_id_column.clone()),
-            Weighting::Sessions => {
-                let s = &self.params.sessions;
-                let all = MetricRequest::daily_by(
-                    &s.table,
-                    Measure::Distinct(s.session_id_column.clone()),
-                    &s.channel_column,
-                );
-                return Requests {
-                    by_model: None,
-                    all,
-                    model_rows: None,
-                };
+impl Source {
+    fn requests(&self) -> impl Iterator<Item = MetricRequest> {
+        [
+            self.by_model.clone(),
+            Some(self.all.clone()),
+            self.model_rows.clone(),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// Per day and channel: the model's rows when it has any, else all rows.
+    fn resolve<'m>(&self, m: &'m Metrics) -> Result<&'m DailyByDimension, MetricError> {
+        if let (Some(by_model), Some(rows)) = (&self.by_model, &self.model_rows) {
+            if m.total(rows).is_ok_and(|n| n > 0.0) {
+                return m.daily_by(by_model);
             }
-        };
+        }
+        m.daily_by(&self.all)
+    }
+}
+
+/// Sums a day's values over the known channels (rows without a channel count toward no
+/// channel and no total, as in the reference).
+fn day_totals(by_channel: &DailyByDimension) -> BTreeMap<NaiveDate, f64> {
+    by_channel
+        .iter()
+        .map(|(day, channels)| {
+            let known = channels.iter().filter(|(c, _)| !c.is_empty());
+            (*day, known.map(|(_, w)| w).sum())
+        })
+        .collect()
+}
+
+impl Drift {
+    fn attributed(&self, measure: Measure) -> Source {
+        let a = &self.params.attribution;
         let filter = Filter {
             column: a.model_column.clone(),
             op: FilterOp::ContainsIgnoreCase,
             text: a.model.clone(),
         };
         let all = MetricRequest::daily_by(&a.table, measure, &a.channel_column);
-        Requests {
+        Source {
             by_model: Some(all.clone().filtered(filter.clone())),
             model_rows: Some(MetricRequest::total(&a.table, Measure::Rows).filtered(filter)),
             all,
         }
     }
 
-    /// Weight per day and channel: the model's rows when it has any, else all rows.
-    fn weights<'m>(
-        &self,
-        m: &'m Metrics,
-        r: &Requests,
-    ) -> Result<&'m DailyByDimension, MetricError> {
-        if let (Some(by_model), Some(rows)) = (&r.by_model, &r.model_rows) {
-            if m.total(rows).is_ok_and(|n| n > 0.0) {
-                return m.daily_by(by_model);
+    /// The weights of a mix and the counts (orders or sessions) behind them.
+    fn sources(&self, weighting: Weighting) -> (Source, Source) {
+        let a = &self.params.attribution;
+        let orders = || self.attributed(Measure::Distinct(a.order_id_column.clone()));
+        match weighting {
+            Weighting::Revenue => (
+                self.attributed(Measure::Sum(a.revenue_column.clone())),
+                orders(),
+            ),
+            Weighting::Orders => (orders(), orders()),
+            Weighting::Sessions => {
+                let s = &self.params.sessions;
+                let sessions = Source {
+                    by_model: None,
+                    all: MetricRequest::daily_by(
+                        &s.table,
+                        Measure::Distinct(s.session_id_column.clone()),
+                        &s.channel_column,
+                    ),
+                    model_rows: None,
+                };
+                (sessions.clone(), sessions)
             }
         }
-        m.daily_by(&r.all)
     }
 
     fn check_weighting(&self, cx: &RunCtx<'_>, m: &Metrics, weighting: Weighting) -> Vec<Finding> {
         let p = &self.params;
         let id = Self::META.id;
-        let weights = match self.weights(m, &self.requests(weighting)) {
-            Ok(w) => w,
-            Err(reason) => return vec![Finding::skipped(id, weighting.check(), reason)],
+        let (weight_source, count_source) = self.sources(weighting);
+        let (weights, counts) = match (weight_source.resolve(m), count_source.resolve(m)) {
+            (Ok(w), Ok(c)) => (w, day_totals(c)),
+            (Err(reason), _) | (_, Err(reason)) => {
+                return vec![Finding::skipped(id, weighting.check(), reason)]
+            }
         };
         let Some(severity) = p.severity.severity() else {
             return Vec::new();
@@ -280,14 +320,8 @@ impl Drift {
         top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
         top.truncate(p.top_channels);
 
-        let day_totals: BTreeMap<NaiveDate, f64> = weights
-            .iter()
-            .map(|(day, channels)| {
-                // Rows without a channel count toward no channel and no total (as the reference).
-                let known = channels.iter().filter(|(c, _)| !c.is_empty());
-                (*day, known.map(|(_, w)| w).sum())
-            })
-            .collect();
+        let day_totals = day_totals(weights);
+        let day_count = counts.get(&cx.expected_date).copied().unwrap_or(0.0);
         let share = |day: &NaiveDate, channel: &str| {
             let total = day_totals[day];
             let w = weights[day].get(channel).copied().unwrap_or(0.0);
@@ -309,12 +343,33 @@ impl Drift {
                 .filter(|(_, channels)| channels.contains_key(channel))
                 .map(|(d, _)| (*d, Some(share(d, channel))))
                 .collect();
+            // A channel that is sometimes absent anyway (a few orders a day) does not vanish.
+            let always_present = dense
+                .range(window_start..cx.expected_date)
+                .all(|(_, v)| *v > 0.0);
             let disappeared = |value: f64, center: f64| {
-                cx.scope == Scope::Partition && value == 0.0 && center >= p.disappearance_min_share
+                cx.scope == Scope::Partition
+                    && value == 0.0
+                    && center >= p.disappearance_min_share
+                    && always_present
             };
-            let flags = flag_days(cx, &dense, &sparse, &p.baseline, |value, center, _| {
-                (value - center).abs() >= p.abs_change_threshold || disappeared(value, center)
-            });
+            // With scope partition, a shift must also be significant for the day's count of
+            // orders (or sessions): a share of a few orders moves a lot by chance.
+            let significant = |value: f64, center: f64| {
+                let standard_error = (center * (1.0 - center) / day_count.max(1.0)).sqrt();
+                cx.scope == Scope::All
+                    || (value - center).abs() >= p.significance_z * standard_error
+            };
+            let flags = match flag_days(cx, &dense, &sparse, &p.baseline, |value, center, _| {
+                ((value - center).abs() >= p.abs_change_threshold && significant(value, center))
+                    || disappeared(value, center)
+            }) {
+                Ok(flags) => flags,
+                Err(too_little) => {
+                    findings.push(Finding::skipped(id, weighting.check(), too_little));
+                    continue;
+                }
+            };
             for flag in flags {
                 let (check, message) = if disappeared(flag.value, flag.center) {
                     (
@@ -374,10 +429,11 @@ impl Rule for Drift {
             .weightings
             .iter()
             .flat_map(|w| {
-                let r = self.requests(*w);
-                [r.by_model, Some(r.all), r.model_rows]
-                    .into_iter()
-                    .flatten()
+                let (weights, counts) = self.sources(*w);
+                weights
+                    .requests()
+                    .chain(counts.requests())
+                    .collect::<Vec<_>>()
             })
             .collect()
     }

@@ -145,35 +145,39 @@ impl Funnel {
         let rate = ratio(numerator, denominator);
         let sparse: Vec<(NaiveDate, Option<f64>)> =
             rate.iter().map(|(d, v)| (*d, Some(*v))).collect();
-        flag_days(cx, &rate, &sparse, &p.baseline, |_, _, score| {
+        let flags = match flag_days(cx, &rate, &sparse, &p.baseline, |_, _, score| {
             score.exceeds(p.z_threshold, p.pct_threshold)
-        })
-        .into_iter()
-        .filter_map(|flag| {
-            let severity = match cx.scope {
-                Scope::All => levels.two_sided(),
-                Scope::Partition => levels.of(flag.direction() == Direction::Drop),
-            }?;
-            Some(
-                Finding::new(
-                    severity,
-                    Self::META.id,
-                    check,
-                    format!(
-                        "{check} rate {:.2}% is a {} against its baseline {:.2}%: {}",
-                        flag.value * 100.0,
-                        flag.direction().as_str(),
-                        flag.center * 100.0,
-                        flag.score.describe()
-                    ),
+        }) {
+            Ok(flags) => flags,
+            Err(too_little) => return vec![Finding::skipped(Self::META.id, check, too_little)],
+        };
+        flags
+            .into_iter()
+            .filter_map(|flag| {
+                let severity = match cx.scope {
+                    Scope::All => levels.two_sided(),
+                    Scope::Partition => levels.of(flag.direction() == Direction::Drop),
+                }?;
+                Some(
+                    Finding::new(
+                        severity,
+                        Self::META.id,
+                        check,
+                        format!(
+                            "{check} rate {:.2}% is a {} against its baseline {:.2}%: {}",
+                            flag.value * 100.0,
+                            flag.direction().as_str(),
+                            flag.center * 100.0,
+                            flag.score.describe()
+                        ),
+                    )
+                    .on(flag.day)
+                    .value(flag.value)
+                    .threshold(p.z_threshold)
+                    .context(flag.context),
                 )
-                .on(flag.day)
-                .value(flag.value)
-                .threshold(p.z_threshold)
-                .context(flag.context),
-            )
-        })
-        .collect()
+            })
+            .collect()
     }
 }
 

@@ -249,9 +249,18 @@ impl Revenue {
         let zero = m.daily(&zero_request)?;
         let share = ratio(zero, m.daily(&rows_request)?);
         let count = zero.get(&cx.expected_date).copied().unwrap_or(0.0);
-        let flags = flag_days(cx, &share, &[], &spike.baseline, |value, center, score| {
+        let flags = match flag_days(cx, &share, &[], &spike.baseline, |value, center, score| {
             value > center && score.z.is_none_or(|z| z >= spike.z_threshold)
-        });
+        }) {
+            Ok(flags) => flags,
+            Err(too_little) => {
+                return Ok(Some(Finding::skipped(
+                    Self::META.id,
+                    "orders:zero_revenue_spike",
+                    too_little,
+                )))
+            }
+        };
         Ok(flags
             .into_iter()
             .find(|_| count >= spike.min_count as f64)

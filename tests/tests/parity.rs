@@ -101,11 +101,8 @@ fn the_default_scope_judges_only_the_expected_partition() {
         .iter()
         .map(|f| (f.severity.to_string(), f.check.clone()))
         .collect();
-    // Only today's channel shift remains: the week-old anomalies are baseline, not alerts, and
-    // the zero-revenue orders (at most 2 a day) are judged per day.
-    assert_eq!(
-        found,
-        [("WARN".to_string(), "anomaly:channel_share".to_string())]
-    );
-    assert!(eval.findings.iter().all(|f| f.partition_date == Some(day)));
+    // Nothing remains: the week-old anomalies are baseline, not alerts; the zero-revenue orders
+    // (at most 2 a day) are judged per day; and utm_tagged's revenue share (24% against 8.6%)
+    // rests on 20 orders, 2.4 standard errors: chance, not a shift.
+    assert_eq!(found, Vec::<(String, String)>::new());
 }

@@ -150,9 +150,31 @@ fn the_finding_explains_its_baseline() {
 }
 
 #[test]
-fn too_little_history_is_not_judged() {
+fn too_little_history_is_not_judged_and_says_so() {
     let orders = [10, 10, 10, 1];
-    assert_eq!(run(&rule(), &orders, &[100.0; 4], Scope::Partition), []);
+    let (sessions, order_rows) = warehouse(&orders, &[100.0; 4]);
+    let eval = evaluate(
+        &[("anomaly", &rule())],
+        &tables(),
+        &[("sessions", &sessions), ("orders", &order_rows)],
+        day("2025-03-04"),
+        Scope::Partition,
+    );
+    assert_eq!(
+        summary(&eval),
+        [(
+            "INFO".to_string(),
+            "anomaly:skipped".to_string(),
+            None,
+            None
+        )]
+    );
+    assert_eq!(
+        eval.findings[0].message,
+        "Checks `anomaly:sessions`, `anomaly:orders`, `anomaly:revenue`, `anomaly:aov`, \
+         `anomaly:conversion_rate` skipped: too little history for a baseline: 3 usable day(s) in the \
+         window, 7 needed"
+    );
 }
 
 #[test]

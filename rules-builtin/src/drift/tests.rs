@@ -45,6 +45,14 @@ fn rule(params: DriftParams) -> Drift {
     Drift::new(params).unwrap()
 }
 
+/// The defaults without the significance gate: these fixtures have three orders a day.
+fn ungated() -> DriftParams {
+    DriftParams {
+        significance_z: 0.0,
+        ..DriftParams::default()
+    }
+}
+
 fn run(
     rule: &Drift,
     mix: &[Vec<(&str, f64)>],
@@ -84,11 +92,38 @@ fn a_shift_flags_the_channels_that_moved() {
         vec![("direct", 800.0), ("google", 100.0), ("meta", 100.0)],
     );
     assert_eq!(
-        run(&rule(DriftParams::default()), &mix, Scope::Partition),
+        run(&rule(ungated()), &mix, Scope::Partition),
         [
             row("anomaly:channel_share", "2025-03-10", 0.8),
             row("anomaly:channel_share", "2025-03-10", 0.1),
         ]
+    );
+}
+
+#[test]
+fn a_shift_must_be_significant_for_the_day_s_order_count() {
+    // Three orders a day: direct moving from 50% to 80% of revenue is 1.04 standard errors.
+    let mix = steady(
+        10,
+        vec![("direct", 800.0), ("google", 100.0), ("meta", 100.0)],
+    );
+    assert_eq!(
+        run(&rule(DriftParams::default()), &mix, Scope::Partition),
+        []
+    );
+    // The reference-compatible scope has no such gate.
+    assert_eq!(
+        run(&rule(DriftParams::default()), &mix, Scope::All).len(),
+        2
+    );
+    let lenient = DriftParams {
+        significance_z: 1.0,
+        ..DriftParams::default()
+    };
+    // At one standard error direct's move passes (0.3 vs 0.29) and google's does not (0.2 vs 0.26).
+    assert_eq!(
+        run(&rule(lenient), &mix, Scope::Partition),
+        [row("anomaly:channel_share", "2025-03-10", 0.8)]
     );
 }
 
@@ -128,7 +163,7 @@ fn only_the_top_channels_are_monitored() {
     );
     let top_one = DriftParams {
         top_channels: 1,
-        ..DriftParams::default()
+        ..ungated()
     };
     assert_eq!(
         run(&rule(top_one), &mix, Scope::Partition),
