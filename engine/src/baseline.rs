@@ -6,14 +6,14 @@ use std::collections::BTreeSet;
 
 use chrono::{Datelike, Days, NaiveDate};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::metric::DailySeries;
 use crate::rule::{RunCtx, Scope};
 
 /// Which statistic is the baseline's center and spread.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Center {
     /// Mean and sample standard deviation.
@@ -24,7 +24,7 @@ pub enum Center {
 }
 
 /// Which earlier days are comparable with the judged day.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Seasonality {
     /// Every day of the window.
@@ -35,7 +35,7 @@ pub enum Seasonality {
 }
 
 /// How a rule builds the baseline of a day.
-#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BaselineParams {
     /// Calendar days before the judged day that may form its baseline (the judged day itself is

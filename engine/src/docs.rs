@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use schemars::generate::SchemaSettings;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::registry::{RegisteredRule, Registry};
 
@@ -111,7 +111,7 @@ pub fn explain(rule: RegisteredRule<'_>, format: DocFormat) -> String {
     );
     let _ = writeln!(out, "{}", docs.trim_end());
     let _ = writeln!(out, "\n## Params (`rules.{}`)\n", meta.id);
-    out.push_str(&params_table(&resolve(&params)));
+    out.push_str(&params_table(&resolve(&params), &definitions));
     for (name, definition) in &definitions {
         if params
             .get("$ref")
@@ -122,7 +122,7 @@ pub fn explain(rule: RegisteredRule<'_>, format: DocFormat) -> String {
         }
         if definition.get("properties").is_some() {
             let _ = writeln!(out, "\n### {name}\n");
-            out.push_str(&params_table(definition));
+            out.push_str(&params_table(definition, &definitions));
         }
     }
     let _ = writeln!(out, "\n## Example\n\n```yaml\nrules:\n  {}:", meta.id);
@@ -141,70 +141,88 @@ fn dedent(docs: &str) -> String {
         .join("\n")
 }
 
-fn params_table(object: &Value) -> String {
+fn params_table(object: &Value, definitions: &Map<String, Value>) -> String {
     let mut out = String::from("| param | type | default | description |\n|---|---|---|---|\n");
+    let required: Vec<&str> = object
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     if let Some(properties) = object.get("properties").and_then(Value::as_object) {
         for (name, schema) in properties {
-            let default = schema
-                .get("default")
-                .map(|d| format!("`{d}`"))
-                .unwrap_or_else(|| "required".into());
+            let default = match schema.get("default") {
+                // A structured default is the table of its type below.
+                Some(Value::Object(_)) if schema.get("$ref").is_some() => "see below".into(),
+                Some(d) => format!("`{d}`"),
+                None if required.contains(&name.as_str()) => "required".into(),
+                None => "–".into(),
+            };
             let description = schema
                 .get("description")
                 .and_then(Value::as_str)
                 .unwrap_or("")
-                .replace('\n', " ");
+                .replace('\n', " ")
+                .replace('|', "\\|");
             let _ = writeln!(
                 out,
                 "| `{name}` | {} | {default} | {description} |",
-                type_name(schema)
+                TypeNames(definitions).of(schema)
             );
         }
     }
     out
 }
 
-/// A short human name for a schema's type.
-fn type_name(schema: &Value) -> String {
-    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-        return r.rsplit('/').next().unwrap_or(r).to_string();
-    }
-    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
-        return values
-            .iter()
-            .map(|v| v.to_string())
-            .collect::<Vec<_>>()
-            .join(" \\| ");
-    }
-    if let Some(c) = schema.get("const") {
-        return c.to_string();
-    }
-    for key in ["anyOf", "oneOf", "allOf"] {
-        if let Some(options) = schema.get(key).and_then(Value::as_array) {
-            return options
+/// Short human names for schema types; enums by their values.
+struct TypeNames<'a>(&'a Map<String, Value>);
+
+impl TypeNames<'_> {
+    fn of(&self, schema: &Value) -> String {
+        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+            let name = r.rsplit('/').next().unwrap_or(r);
+            return match self.0.get(name) {
+                Some(def) if def.get("properties").is_none() => self.of(def),
+                _ => name.to_string(),
+            };
+        }
+        if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+            return values
                 .iter()
-                .map(type_name)
+                .map(|v| format!("`{v}`"))
                 .collect::<Vec<_>>()
-                .join(" or ");
+                .join(" \\| ");
         }
-    }
-    match schema.get("type") {
-        Some(Value::String(t)) if t == "array" => {
-            format!(
-                "list of {}",
-                schema.get("items").map(type_name).unwrap_or_default()
-            )
+        if let Some(c) = schema.get("const") {
+            return format!("`{c}`");
         }
-        Some(Value::String(t)) if t == "object" => match schema.get("additionalProperties") {
-            Some(v @ Value::Object(_)) => format!("map of {}", type_name(v)),
-            _ => "object".into(),
-        },
-        Some(Value::String(t)) => t.clone(),
-        Some(Value::Array(ts)) => ts
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" or "),
-        _ => "any".into(),
+        for key in ["anyOf", "oneOf", "allOf"] {
+            if let Some(options) = schema.get(key).and_then(Value::as_array) {
+                let separator = if key == "oneOf" { " \\| " } else { " or " };
+                return options
+                    .iter()
+                    .map(|o| self.of(o))
+                    .collect::<Vec<_>>()
+                    .join(separator);
+            }
+        }
+        match schema.get("type") {
+            Some(Value::String(t)) if t == "array" => {
+                format!(
+                    "list of {}",
+                    schema.get("items").map(|i| self.of(i)).unwrap_or_default()
+                )
+            }
+            Some(Value::String(t)) if t == "object" => match schema.get("additionalProperties") {
+                Some(v @ Value::Object(_)) => format!("map of {}", self.of(v)),
+                _ => "object".into(),
+            },
+            Some(Value::String(t)) => t.clone(),
+            Some(Value::Array(ts)) => ts
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" or "),
+            _ => "any".into(),
+        }
     }
 }

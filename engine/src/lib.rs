@@ -44,6 +44,6 @@ pub mod prelude {
     };
     pub use chrono::NaiveDate;
     pub use schemars::JsonSchema;
-    pub use serde::Deserialize;
+    pub use serde::{Deserialize, Serialize};
     pub use serde_json::json;
 }

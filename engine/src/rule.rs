@@ -76,7 +76,7 @@ impl Level {
 }
 
 /// The severity of a change in each direction, e.g. a revenue drop pages, a rise does not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DirectionLevels {
     /// Severity of a drop below the baseline.

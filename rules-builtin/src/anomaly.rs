@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
 use vigil_engine::baseline::Direction;
 use vigil_engine::prelude::*;
 
@@ -58,7 +57,7 @@ impl MetricName {
 }
 
 /// Where the metrics come from.
-#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnomalySources {
     /// The sessions table.
@@ -89,7 +88,7 @@ impl Default for AnomalySources {
 }
 
 /// `rules.anomaly`.
-#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnomalyParams {
     /// A day is anomalous only if |z| is at least this...

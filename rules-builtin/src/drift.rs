@@ -7,7 +7,9 @@ use vigil_engine::metric::DailyByDimension;
 use vigil_engine::prelude::*;
 
 /// What a channel's share is a share of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Weighting {
     /// Attributed order revenue (check `anomaly:channel_share`).
@@ -37,7 +39,7 @@ impl Weighting {
 }
 
 /// Where attributed orders come from.
-#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AttributionSource {
     /// The attribution table (dated by its order through the table's lookup).
@@ -69,7 +71,7 @@ impl Default for AttributionSource {
 }
 
 /// Where sessions come from (for the `sessions` weighting).
-#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionSource {
     /// The sessions table.
@@ -91,7 +93,7 @@ impl Default for SessionSource {
 }
 
 /// `rules.drift`.
-#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DriftParams {
     /// The mixes to monitor.

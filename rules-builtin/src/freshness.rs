@@ -6,7 +6,7 @@ use vigil_engine::metric::DailySeries;
 use vigil_engine::prelude::*;
 
 /// Settings of one table under `rules.freshness.tables`.
-#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TableFreshness {
     /// Days without rows allowed in the checked range before an ERROR.
@@ -40,7 +40,7 @@ impl Default for TableFreshness {
 }
 
 /// `rules.freshness`.
-#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FreshnessParams {
     /// The tables to check, by table name, with their settings. Default: `sessions` (volume =

@@ -5,7 +5,7 @@ use vigil_engine::baseline::Direction;
 use vigil_engine::prelude::*;
 
 /// One funnel step: sessions that reached it have a positive count in `column`.
-#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FunnelStep {
     /// Name used in check ids, e.g. `add_to_cart`.
@@ -15,7 +15,7 @@ pub struct FunnelStep {
 }
 
 /// `rules.funnel`.
-#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FunnelParams {
     /// The sessions table (one row per session).

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use schemars::JsonSchema;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::legacy::LegacyConfig;
 use crate::registry::{Origin, Registry};
@@ -63,7 +63,7 @@ fn only_version_one<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
 }
 
 /// `run:` how the run picks and judges its partition.
-#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
     /// Without `--expected_run_date`, the expected partition is today (UTC) minus this many days.
@@ -83,7 +83,7 @@ impl Default for RunConfig {
 }
 
 /// One warehouse table: a CSV file in the warehouse folder.
-#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TableConfig {
     /// File name of the table's CSV (header row, comma separated, RFC 4180 quoting), relative
@@ -112,7 +112,7 @@ pub struct TableConfig {
 }
 
 /// `tables.<name>.lookup:` a join on a key, one looked-up row per key (the first).
-#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LookupConfig {
     /// The table looked up; it is read first and must not have a lookup itself.
@@ -185,7 +185,7 @@ pub fn attribution_lookup(order_date_column: &str) -> LookupConfig {
 }
 
 /// `operations:` what happens on ERROR.
-#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Operations {
     /// Snapshot the warehouse into `quarantine_target_dir` when any ERROR is found.
@@ -208,7 +208,7 @@ impl Default for Operations {
 }
 
 /// `alert_routing:` destinations per severity.
-#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertRouting {
     /// Destinations of ERROR findings, e.g. `pagerduty://team`, `slack://#data-alerts`.
