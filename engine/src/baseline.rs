@@ -77,6 +77,8 @@ pub struct Baseline {
     pub excluded: Vec<NaiveDate>,
     /// First and last day of the window.
     pub window: (NaiveDate, NaiveDate),
+    /// The smallest spread the z-score divides by (see [`Noise`]); 0 unless a rule sets it.
+    pub noise_floor: f64,
 }
 
 /// Not enough history for a baseline.
@@ -151,6 +153,7 @@ impl BaselineParams {
             days,
             excluded,
             window: (first, last),
+            noise_floor: 0.0,
         })
     }
 }
@@ -248,6 +251,7 @@ impl Judgement {
             (Ok(b), Some(s)) => json!({
                 "baseline_mean": b.center,
                 "baseline_std": b.spread,
+                "noise_floor": b.noise_floor,
                 "z": s.z,
                 "pct_change": s.pct,
                 "direction": Direction::of(self.value, b.center).as_str(),
@@ -261,23 +265,56 @@ impl Judgement {
     }
 }
 
+/// The sampling noise a day's value has in any case: the z-score divides by at least this, so
+/// a window that happens to be calm does not make an ordinary wobble look significant.
+#[derive(Clone, Copy, Debug)]
+pub enum Noise<'a> {
+    /// No floor.
+    None,
+    /// Counts (sessions, orders): at least the Poisson noise √mean.
+    Counts,
+    /// A share of the day's trials (conversion = purchases / sessions): at least the binomial
+    /// noise √(p(1−p)/n), with `n` the day's trials from this series.
+    Shares(&'a DailySeries),
+}
+
+impl Noise<'_> {
+    /// The floor of the spread on `day` for a baseline centred on `center`.
+    pub fn floor(&self, day: NaiveDate, center: f64) -> f64 {
+        match self {
+            Noise::None => 0.0,
+            Noise::Counts => center.max(0.0).sqrt(),
+            Noise::Shares(trials) => match trials.get(&day) {
+                Some(&n) if n > 0.0 => {
+                    (center.clamp(0.0, 1.0) * (1.0 - center.clamp(0.0, 1.0)) / n).sqrt()
+                }
+                _ => 0.0,
+            },
+        }
+    }
+}
+
 /// Judges every day of `series` up to and including `until`, in date order, each against a
-/// baseline that leaves out the days flagged before it. `fires(value, center, score)` decides
+/// baseline that leaves out the days flagged before it, its spread no smaller than `noise`. `fires(value, center, score)` decides
 /// whether a day is flagged.
 pub fn judge_history(
     series: &DailySeries,
     params: &BaselineParams,
+    noise: Noise<'_>,
     until: NaiveDate,
     fires: impl Fn(f64, f64, &Score) -> bool,
 ) -> Vec<(NaiveDate, Judgement)> {
     let mut flagged = BTreeSet::new();
     let mut out = Vec::new();
     for (&day, &value) in series.range(..=until) {
-        let baseline = params.baseline(series, day, &flagged);
+        let baseline = params.baseline(series, day, &flagged).map(|mut b| {
+            b.noise_floor = noise.floor(day, b.center);
+            b
+        });
         let score = baseline
             .as_ref()
             .ok()
-            .map(|b| Score::new(value, b.center, b.spread));
+            .map(|b| Score::new(value, b.center, b.spread.max(b.noise_floor)));
         let is_flagged = match (&baseline, &score) {
             (Ok(b), Some(s)) => fires(value, b.center, s),
             _ => false,
@@ -323,30 +360,47 @@ impl Flag {
     }
 }
 
+/// A daily metric as [`flag_days`] judges it.
+#[derive(Clone, Copy, Debug)]
+pub struct Series<'a> {
+    /// A value on every day that has one (0 on days without rows for counts and sums).
+    pub dense: &'a DailySeries,
+    /// The days the reference monitor sees, `None` where it has no value (scope `all`).
+    pub sparse: &'a [(NaiveDate, Option<f64>)],
+    /// The noise the values have anyway (scope `partition`).
+    pub noise: Noise<'a>,
+}
+
 /// Flags the days of a daily metric that `fires` says stand out from their baseline, as the
 /// run's scope asks:
 /// - [`Scope::Partition`]: only the expected day, against a calendar baseline from `params`
-///   (earlier flagged days left out) built over `dense`, the series with a value on every day
-///   that has one (0 on days without rows for counts and sums);
-/// - [`Scope::All`]: every position of `sparse` (the days the reference monitor sees, `None`
-///   where it has no value), against the reference's baseline of the last
-///   `params.window_days` observations.
+///   (earlier flagged days left out) built over `series.dense`, its spread at least the noise;
+/// - [`Scope::All`]: every position of `series.sparse`, against the reference's baseline of the
+///   last `params.window_days` observations.
 ///
 /// `fires(value, center, score)` decides; unbounded scores (zero spread or center) count as
 /// exceeding any threshold. An `Err` says the expected day has a value but too little history
 /// to be judged.
 pub fn flag_days(
     cx: &RunCtx<'_>,
-    dense: &DailySeries,
-    sparse: &[(NaiveDate, Option<f64>)],
+    series: Series<'_>,
     params: &BaselineParams,
     fires: impl Fn(f64, f64, &Score) -> bool,
 ) -> Result<Vec<Flag>, Insufficient> {
+    let Series {
+        dense,
+        sparse,
+        noise,
+    } = series;
     match cx.scope {
         Scope::Partition => {
-            let judged = judge_history(dense, params, cx.expected_date, |value, center, score| {
-                fires(value, center, score)
-            });
+            let judged = judge_history(
+                dense,
+                params,
+                noise,
+                cx.expected_date,
+                |value, center, score| fires(value, center, score),
+            );
             let Some((day, j)) = judged.into_iter().find(|(day, _)| *day == cx.expected_date)
             else {
                 return Ok(Vec::new());

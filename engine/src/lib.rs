@@ -30,7 +30,7 @@ pub use inventory;
 
 /// What a rule crate needs, in one import.
 pub mod prelude {
-    pub use crate::baseline::{flag_days, BaselineParams, Flag};
+    pub use crate::baseline::{flag_days, BaselineParams, Flag, Noise, Series};
     pub use crate::legacy::LegacyConfig;
     pub use crate::metric::{days_with_rows, ratio, DailySeries};
     pub use crate::metric::{

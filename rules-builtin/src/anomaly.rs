@@ -239,25 +239,42 @@ impl Requests {
 }
 
 impl Anomaly {
-    /// The metric's daily series, and the days with rows of the table it comes from.
-    fn dense(
+    /// The metric's daily series, the row count of the table it comes from, and its noise.
+    fn dense<'m>(
         &self,
         metric: MetricName,
-        m: &Metrics,
+        m: &'m Metrics,
         r: &Requests,
-    ) -> Result<(DailySeries, MetricRequest), MetricError> {
+    ) -> Result<(DailySeries, MetricRequest, Noise<'m>), MetricError> {
         Ok(match metric {
-            MetricName::Sessions => (m.daily(&r.sessions)?.clone(), r.session_rows.clone()),
-            MetricName::Orders => (m.daily(&r.orders)?.clone(), r.order_rows.clone()),
-            MetricName::Revenue => (m.daily(&r.revenue)?.clone(), r.order_rows.clone()),
+            MetricName::Sessions => (
+                m.daily(&r.sessions)?.clone(),
+                r.session_rows.clone(),
+                Noise::Counts,
+            ),
+            MetricName::Orders => (
+                m.daily(&r.orders)?.clone(),
+                r.order_rows.clone(),
+                Noise::Counts,
+            ),
+            MetricName::Revenue => (
+                m.daily(&r.revenue)?.clone(),
+                r.order_rows.clone(),
+                Noise::None,
+            ),
             MetricName::Aov => (
                 ratio(m.daily(&r.revenue)?, m.daily(&r.priced_orders)?),
                 r.order_rows.clone(),
+                Noise::None,
             ),
-            MetricName::ConversionRate => (
-                ratio(m.daily(&r.purchase_sessions)?, m.daily(&r.sessions)?),
-                r.session_rows.clone(),
-            ),
+            MetricName::ConversionRate => {
+                let sessions = m.daily(&r.sessions)?;
+                (
+                    ratio(m.daily(&r.purchase_sessions)?, sessions),
+                    r.session_rows.clone(),
+                    Noise::Shares(sessions),
+                )
+            }
         })
     }
 
@@ -301,7 +318,7 @@ impl Rule for Anomaly {
         let mut findings = Vec::new();
         for (&metric, levels) in &p.metrics {
             let check = format!("anomaly:{}", metric.id());
-            let (dense, own_rows) = match self.dense(metric, metrics, &requests) {
+            let (dense, own_rows, noise) = match self.dense(metric, metrics, &requests) {
                 Ok(s) => s,
                 Err(reason) => {
                     findings.push(Finding::skipped(Self::META.id, &check, reason));
@@ -312,7 +329,12 @@ impl Rule for Anomaly {
                 Scope::All => self.sparse(&dense, &own_rows, metrics, &requests),
                 Scope::Partition => Vec::new(),
             };
-            let flags = match flag_days(cx, &dense, &sparse, &p.baseline, |_, _, score| {
+            let series = Series {
+                dense: &dense,
+                sparse: &sparse,
+                noise,
+            };
+            let flags = match flag_days(cx, series, &p.baseline, |_, _, score| {
                 score.exceeds(p.z_threshold, p.pct_threshold)
             }) {
                 Ok(flags) => flags,

@@ -362,7 +362,12 @@ impl Drift {
                 cx.scope == Scope::All
                     || (value - center).abs() >= p.significance_z * standard_error
             };
-            let flags = match flag_days(cx, &dense, &sparse, &p.baseline, |value, center, _| {
+            let series = Series {
+                dense: &dense,
+                sparse: &sparse,
+                noise: Noise::None,
+            };
+            let flags = match flag_days(cx, series, &p.baseline, |value, center, _| {
                 ((value - center).abs() >= p.abs_change_threshold && significant(value, center))
                     || disappeared(value, center)
             }) {

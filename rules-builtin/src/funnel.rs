@@ -145,7 +145,12 @@ impl Funnel {
         let rate = ratio(numerator, denominator);
         let sparse: Vec<(NaiveDate, Option<f64>)> =
             rate.iter().map(|(d, v)| (*d, Some(*v))).collect();
-        let flags = match flag_days(cx, &rate, &sparse, &p.baseline, |_, _, score| {
+        let series = Series {
+            dense: &rate,
+            sparse: &sparse,
+            noise: Noise::Shares(denominator),
+        };
+        let flags = match flag_days(cx, series, &p.baseline, |_, _, score| {
             score.exceeds(p.z_threshold, p.pct_threshold)
         }) {
             Ok(flags) => flags,

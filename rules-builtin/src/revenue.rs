@@ -248,9 +248,15 @@ impl Revenue {
         let spike = &self.params.zero_revenue_spike;
         let (zero_request, rows_request) = self.zero_share_requests();
         let zero = m.daily(&zero_request)?;
-        let share = ratio(zero, m.daily(&rows_request)?);
+        let rows = m.daily(&rows_request)?;
+        let share = ratio(zero, rows);
         let count = zero.get(&cx.expected_date).copied().unwrap_or(0.0);
-        let flags = match flag_days(cx, &share, &[], &spike.baseline, |value, center, score| {
+        let series = Series {
+            dense: &share,
+            sparse: &[],
+            noise: Noise::Shares(rows),
+        };
+        let flags = match flag_days(cx, series, &spike.baseline, |value, center, score| {
             value > center && score.z.is_none_or(|z| z >= spike.z_threshold)
         }) {
             Ok(flags) => flags,

@@ -147,9 +147,13 @@ fn an_incident_does_not_become_the_baseline_of_the_next_days() {
         min_points: 5,
         ..BaselineParams::default()
     };
-    let judged = judge_history(&s, &params, day("2025-03-11"), |_, _, score| {
-        score.exceeds(3.0, 0.3)
-    });
+    let judged = judge_history(
+        &s,
+        &params,
+        Noise::None,
+        day("2025-03-11"),
+        |_, _, score| score.exceeds(3.0, 0.3),
+    );
     let flagged: Vec<NaiveDate> = judged
         .iter()
         .filter(|(_, j)| j.flagged)
@@ -169,8 +173,12 @@ fn an_incident_does_not_become_the_baseline_of_the_next_days() {
         exclude_flagged: false,
         ..params
     };
-    let judged = judge_history(&s, &lenient, day("2025-03-11"), |_, _, score| {
-        score.exceeds(3.0, 0.3)
-    });
+    let judged = judge_history(
+        &s,
+        &lenient,
+        Noise::None,
+        day("2025-03-11"),
+        |_, _, score| score.exceeds(3.0, 0.3),
+    );
     assert!(!judged.last().unwrap().1.flagged);
 }

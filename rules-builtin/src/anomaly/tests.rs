@@ -16,13 +16,13 @@ fn tables() -> BTreeMap<String, TableConfig> {
     ])
 }
 
-/// Ten days from 03-01: 100 sessions a day; `orders[i]` orders of `revenue[i]` each; the first
+/// Ten days from 03-01: 1000 sessions a day; `orders[i]` orders of `revenue[i]` each; the first
 /// `orders[i]` sessions of a day have a purchase.
 fn warehouse(orders: &[usize], revenue: &[f64]) -> (String, String) {
     let mut sessions = String::from("session_id,session_start,purchases\n");
     let mut order_rows = String::from("transaction_id,order_ts,revenue\n");
     for (i, d) in days("2025-03-01", orders.len()).into_iter().enumerate() {
-        for s in 0..100 {
+        for s in 0..1000 {
             let purchases = usize::from(s < orders[i]);
             sessions.push_str(&format!("s{i}-{s},{},{purchases}\n", noon(d)));
         }
@@ -33,7 +33,7 @@ fn warehouse(orders: &[usize], revenue: &[f64]) -> (String, String) {
     (sessions, order_rows)
 }
 
-const ORDERS: [usize; 10] = [10, 11, 9, 10, 12, 10, 11, 9, 10, 10];
+const ORDERS: [usize; 10] = [100, 110, 90, 100, 120, 100, 110, 90, 100, 100];
 const PRICE: [f64; 10] = [100.0; 10];
 
 fn run(
@@ -74,13 +74,13 @@ fn a_normal_day_passes() {
 #[test]
 fn an_order_drop_is_an_error_on_orders_revenue_and_conversion() {
     let mut orders = ORDERS;
-    orders[9] = 3;
+    orders[9] = 30;
     assert_eq!(
         run(&rule(), &orders, &PRICE, Scope::Partition),
         [
             row("ERROR", "anomaly:conversion_rate", "2025-03-10", 0.03),
-            row("ERROR", "anomaly:orders", "2025-03-10", 3.0),
-            row("ERROR", "anomaly:revenue", "2025-03-10", 300.0),
+            row("ERROR", "anomaly:orders", "2025-03-10", 30.0),
+            row("ERROR", "anomaly:revenue", "2025-03-10", 3000.0),
         ]
     );
 }
@@ -93,7 +93,7 @@ fn a_spike_has_its_own_severity_and_can_be_off() {
         run(&rule(), &ORDERS, &price, Scope::Partition),
         [
             row("WARN", "anomaly:aov", "2025-03-10", 250.0),
-            row("WARN", "anomaly:revenue", "2025-03-10", 2500.0)
+            row("WARN", "anomaly:revenue", "2025-03-10", 25000.0)
         ]
     );
     let mut quiet = AnomalyParams::default();
@@ -119,7 +119,7 @@ fn a_spike_has_its_own_severity_and_can_be_off() {
 #[test]
 fn the_finding_explains_its_baseline() {
     let mut orders = ORDERS;
-    orders[9] = 3;
+    orders[9] = 30;
     let (sessions, order_rows) = warehouse(&orders, &PRICE);
     let eval = evaluate(
         &[("anomaly", &rule())],
@@ -134,16 +134,17 @@ fn the_finding_explains_its_baseline() {
         .find(|f| f.check == "anomaly:orders")
         .unwrap();
     let c = f.context.as_ref().unwrap();
-    let mean = 92.0 / 9.0;
+    let mean = 920.0 / 9.0;
     assert!((c["baseline_mean"].as_f64().unwrap() - mean).abs() < 1e-12);
     assert_eq!(c["baseline_points"], 9);
     assert_eq!(c["direction"], "drop");
     assert_eq!(c["baseline_window"], json!(["2025-02-10", "2025-03-09"]));
-    assert!((c["pct_change"].as_f64().unwrap() - (3.0 - mean) / mean).abs() < 1e-12);
+    assert!((c["pct_change"].as_f64().unwrap() - (30.0 - mean) / mean).abs() < 1e-12);
+    assert!((c["noise_floor"].as_f64().unwrap() - mean.sqrt()).abs() < 1e-12);
     assert_eq!(f.threshold, Some(3.0));
     assert!(
         f.message
-            .starts_with("orders 3.00 is a drop against its baseline (mean 10.22"),
+            .starts_with("orders 30.00 is a drop against its baseline (mean 102.22"),
         "{}",
         f.message
     );
@@ -151,7 +152,7 @@ fn the_finding_explains_its_baseline() {
 
 #[test]
 fn too_little_history_is_not_judged_and_says_so() {
-    let orders = [10, 10, 10, 1];
+    let orders = [100, 100, 100, 10];
     let (sessions, order_rows) = warehouse(&orders, &[100.0; 4]);
     let eval = evaluate(
         &[("anomaly", &rule())],
@@ -217,7 +218,7 @@ fn scope_all_judges_history_two_sided_as_the_reference() {
     assert_eq!(
         found,
         [
-            row("ERROR", "anomaly:revenue", "2025-03-07", 3300.0),
+            row("ERROR", "anomaly:revenue", "2025-03-07", 33000.0),
             row("WARN", "anomaly:aov", "2025-03-07", 300.0)
         ]
     );
