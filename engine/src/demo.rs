@@ -188,7 +188,7 @@ pub fn config_yaml(spec: &DemoSpec) -> String {
          \x20   file: fct_attribution.csv\n\
          \x20   date_column: orders.order_ts\n\
          \x20   required_columns: [transaction_id, model, attributed_source]\n\
-         \x20   lookup: {{table: orders, key: transaction_id, columns: [order_ts, revenue]}}\n\
+         \x20   lookups: [{{table: orders, key: transaction_id, columns: [order_ts, revenue]}}]\n\
          rules:\n\
          \x20 freshness:\n\
          \x20   tables:\n\

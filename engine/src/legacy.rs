@@ -177,7 +177,7 @@ impl LegacyConfig {
             required_columns: required.to_vec(),
             naive_timestamps: NaiveTimestamps::Utc,
             max_unparsable_dates: 0,
-            lookup: None,
+            lookups: Vec::new(),
         };
         let tables = BTreeMap::from([
             (
@@ -200,7 +200,7 @@ impl LegacyConfig {
                 // The reference dates attribution rows by their order (attrib_date_col is unused).
                 "attribution".to_string(),
                 TableConfig {
-                    lookup: Some(attribution_lookup(&s.orders_date_col)),
+                    lookups: vec![attribution_lookup(&s.orders_date_col)],
                     ..table(
                         "fct_attribution.csv",
                         Some(format!("orders.{}", s.orders_date_col)),

@@ -99,7 +99,7 @@ where
     }
 
     let mut exports: BTreeMap<&str, Export> = BTreeMap::new();
-    for lookup in tables.values().filter_map(|t| t.lookup.as_ref()) {
+    for lookup in tables.values().flat_map(|t| &t.lookups) {
         let export = exports
             .entry(lookup.table.as_str())
             .or_insert_with(|| Export {
@@ -113,12 +113,13 @@ where
         }
     }
     let scan = &scan;
-    let (sources, lookers): (Vec<_>, Vec<_>) = tables.iter().partition(|(_, t)| t.lookup.is_none());
+    let (sources, lookers): (Vec<_>, Vec<_>) =
+        tables.iter().partition(|(_, t)| t.lookups.is_empty());
     let mut scans: Vec<TableScan> = parallel(sources.iter().map(|(name, table)| {
         let input = ScanInput {
             requests: &requests[name.as_str()],
             export: exports.get(name.as_str()),
-            lookup: None,
+            lookups: &[],
         };
         move || scan(name, table, input)
     }));
@@ -126,17 +127,30 @@ where
         .iter()
         .filter_map(|s| s.index.as_ref().map(|i| (s.table.as_str(), i)))
         .collect();
-    let looked_up = parallel(lookers.iter().map(|(name, table)| {
-        let lookup = table.lookup.as_ref().expect("partitioned on lookup");
-        let input = ScanInput {
-            requests: &requests[name.as_str()],
-            export: None,
-            lookup: indexes
-                .get(lookup.table.as_str())
-                .map(|i| (*i, lookup.key.as_str())),
-        };
-        move || scan(name, table, input)
-    }));
+    // A lookup whose table was not scanned (not configured) finds nothing.
+    let lookups: Vec<Vec<(&LookupIndex, &str)>> = lookers
+        .iter()
+        .map(|(_, table)| {
+            table
+                .lookups
+                .iter()
+                .filter_map(|l| indexes.get(l.table.as_str()).map(|i| (*i, l.key.as_str())))
+                .collect()
+        })
+        .collect();
+    let looked_up = parallel(
+        lookers
+            .iter()
+            .zip(&lookups)
+            .map(|((name, table), lookups)| {
+                let input = ScanInput {
+                    requests: &requests[name.as_str()],
+                    export: None,
+                    lookups,
+                };
+                move || scan(name, table, input)
+            }),
+    );
     scans.extend(looked_up);
     scans.sort_by(|a, b| a.table.cmp(&b.table));
 
@@ -333,20 +347,21 @@ fn table_findings(
             out.push(f);
         }
     }
-    if stats.lookup_misses > 0 {
-        let lookup = config.lookup.as_ref().map_or("", |l| l.table.as_str());
-        out.push(
-            finding(
-                Severity::Warn,
-                "lookup_misses",
-                format!(
-                    "{} row(s) of {file} have a key not found in `{lookup}`; they have no looked-up values",
-                    stats.lookup_misses
-                ),
-            )
-            .value(stats.lookup_misses as f64)
-            .threshold(0.0),
-        );
+    for (looked_up, &misses) in &stats.lookup_misses {
+        if misses > 0 {
+            out.push(
+                finding(
+                    Severity::Warn,
+                    "lookup_misses",
+                    format!(
+                        "{misses} row(s) of {file} have a key not found in `{looked_up}`; they have no looked-up values"
+                    ),
+                )
+                .value(misses as f64)
+                .threshold(0.0)
+                .context(json!({"looked_up_table": looked_up})),
+            );
+        }
     }
     if stats.malformed_rows > 0 {
         out.push(

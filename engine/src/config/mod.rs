@@ -105,13 +105,13 @@ pub struct TableConfig {
     /// `<table>:unparsable_dates`.
     #[serde(default)]
     pub max_unparsable_dates: u64,
-    /// Columns this table takes from the row of another table with the same key (for example
-    /// attribution rows take the order's date and revenue from orders).
+    /// Columns this table takes from the rows of other tables with the same key (for example
+    /// attribution rows take their order's date and revenue from orders).
     #[serde(default)]
-    pub lookup: Option<LookupConfig>,
+    pub lookups: Vec<LookupConfig>,
 }
 
-/// `tables.<name>.lookup:` a join on a key, one looked-up row per key (the first).
+/// `tables.<name>.lookups[]`: a join on a key, one looked-up row per key (the first).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LookupConfig {
@@ -123,7 +123,8 @@ pub struct LookupConfig {
     #[serde(default)]
     pub foreign_key: Option<String>,
     /// The columns taken. Rules and `date_column` name them `<table>.<column>`, e.g.
-    /// `orders.order_ts`. Rows whose key is not found are counted (`<table>:lookup_misses`).
+    /// `orders.order_ts`. Rows whose non-empty key is not found are counted
+    /// (`<table>:lookup_misses`).
     pub columns: Vec<String>,
 }
 
@@ -141,7 +142,7 @@ fn default_tables() -> BTreeMap<String, TableConfig> {
         required_columns: required.iter().map(|c| c.to_string()).collect(),
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
-        lookup: None,
+        lookups: Vec::new(),
     };
     BTreeMap::from([
         (
@@ -163,7 +164,7 @@ fn default_tables() -> BTreeMap<String, TableConfig> {
         (
             "attribution".into(),
             TableConfig {
-                lookup: Some(attribution_lookup("order_ts")),
+                lookups: vec![attribution_lookup("order_ts")],
                 ..table(
                     "fct_attribution.csv",
                     Some("orders.order_ts"),
@@ -409,31 +410,32 @@ impl Config {
     fn check_tables(&self) -> Result<(), YamlError> {
         let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
         for (name, table) in &self.tables {
-            let Some(lookup) = &table.lookup else {
-                continue;
-            };
-            let path = format!("tables.{name}.lookup");
-            let problem = match self.tables.get(&lookup.table) {
-                None => Some(format!(
-                    "looks up table `{}`, which is not configured",
-                    lookup.table
-                )),
-                Some(_) if lookup.table == *name => Some("a table cannot look itself up".into()),
-                Some(other) if other.lookup.is_some() => Some(format!(
-                    "looks up `{}`, which has a lookup itself; lookups do not chain",
-                    lookup.table
-                )),
-                Some(_) => match keys.insert(&lookup.table, lookup.foreign_key()) {
-                    Some(key) if key != lookup.foreign_key() => Some(format!(
-                        "looks up `{}` by `{}`, but another table looks it up by `{key}`",
-                        lookup.table,
-                        lookup.foreign_key()
+            for (n, lookup) in table.lookups.iter().enumerate() {
+                let path = format!("tables.{name}.lookups[{n}]");
+                let problem = match self.tables.get(&lookup.table) {
+                    None => Some(format!(
+                        "looks up table `{}`, which is not configured",
+                        lookup.table
                     )),
-                    _ => None,
-                },
-            };
-            if let Some(message) = problem {
-                return Err(unlocated(&path, message));
+                    Some(_) if lookup.table == *name => {
+                        Some("a table cannot look itself up".into())
+                    }
+                    Some(other) if !other.lookups.is_empty() => Some(format!(
+                        "looks up `{}`, which has lookups itself; lookups do not chain",
+                        lookup.table
+                    )),
+                    Some(_) => match keys.insert(&lookup.table, lookup.foreign_key()) {
+                        Some(key) if key != lookup.foreign_key() => Some(format!(
+                            "looks up `{}` by `{}`, but another lookup uses `{key}`",
+                            lookup.table,
+                            lookup.foreign_key()
+                        )),
+                        _ => None,
+                    },
+                };
+                if let Some(message) = problem {
+                    return Err(unlocated(&path, message));
+                }
             }
         }
         let cx = RunCtx {

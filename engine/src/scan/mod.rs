@@ -58,8 +58,8 @@ pub struct TableStats {
     pub missing_columns: Vec<String>,
     /// Rows whose field count differs from the header's (their missing cells read as null).
     pub malformed_rows: u64,
-    /// Rows whose lookup key was not found in the looked-up table.
-    pub lookup_misses: u64,
+    /// Per looked-up table, rows whose (non-empty) key was not found in it.
+    pub lookup_misses: BTreeMap<String, u64>,
     /// Date parsing, when the table has a date column present in the file.
     pub dates: Option<DateStats>,
 }
@@ -119,8 +119,8 @@ pub struct ScanInput<'a> {
     pub requests: &'a [MetricRequest],
     /// The index another table needs from this one.
     pub export: Option<&'a Export>,
-    /// The index of the table this one looks up, with the key column of this table.
-    pub lookup: Option<(&'a LookupIndex, &'a str)>,
+    /// The indexes of the tables this one looks up, each with the key column of this table.
+    pub lookups: &'a [(&'a LookupIndex, &'a str)],
 }
 
 /// Where a column's cells come from.
@@ -128,8 +128,8 @@ pub struct ScanInput<'a> {
 enum ColumnRef {
     /// This table's column at that position.
     Own(usize),
-    /// The looked-up row's exported column at that position.
-    Looked(usize),
+    /// Of the lookup at the first position, the looked-up row's column at the second.
+    Looked(usize, usize),
 }
 
 /// A request bound to its columns.
@@ -209,7 +209,7 @@ type Computed = Vec<(MetricRequest, Result<MetricValue, String>)>;
 /// Resolves column names of one table (own, or looked up as `<table>.<column>`).
 struct Columns<'a> {
     own: HashMap<&'a str, usize>,
-    lookup: Option<&'a LookupIndex>,
+    lookups: Vec<&'a LookupIndex>,
     file: &'a str,
 }
 
@@ -219,20 +219,22 @@ impl Columns<'_> {
             return Ok(ColumnRef::Own(i));
         }
         match self.looked_up(name) {
-            Some((j, None)) => Ok(ColumnRef::Looked(j)),
-            Some((_, Some(problem))) => Err(format!("`{name}` cannot be looked up: {problem}")),
+            Some((l, j, None)) => Ok(ColumnRef::Looked(l, j)),
+            Some((_, _, Some(problem))) => Err(format!("`{name}` cannot be looked up: {problem}")),
             None => Err(format!("column `{name}` is missing from {}", self.file)),
         }
     }
 
-    /// The position of a looked-up column `<table>.<column>`, with the lookup's problem if any.
-    fn looked_up(&self, name: &str) -> Option<(usize, Option<&str>)> {
-        let lookup = self.lookup?;
-        let column = name
-            .strip_prefix(lookup.table.as_str())?
-            .strip_prefix('.')?;
-        let j = lookup.columns.iter().position(|c| c == column)?;
-        Some((j, lookup.problem.as_deref()))
+    /// The lookup and position of a looked-up column `<table>.<column>`, with the lookup's
+    /// problem if any.
+    fn looked_up(&self, name: &str) -> Option<(usize, usize, Option<&str>)> {
+        self.lookups.iter().enumerate().find_map(|(l, lookup)| {
+            let column = name
+                .strip_prefix(lookup.table.as_str())?
+                .strip_prefix('.')?;
+            let j = lookup.columns.iter().position(|c| c == column)?;
+            Some((l, j, lookup.problem.as_deref()))
+        })
     }
 }
 
@@ -260,10 +262,20 @@ fn read(
     }
     let columns = Columns {
         own,
-        lookup: input.lookup.map(|(index, _)| index),
+        lookups: input.lookups.iter().map(|(index, _)| *index).collect(),
         file: &config.file,
     };
-    let lookup_key = input.lookup.map(|(_, key)| columns.resolve(key));
+    // Each lookup with its key column; lookups whose index or key is unusable find nothing.
+    let keys: Vec<Option<ColumnRef>> = input
+        .lookups
+        .iter()
+        .map(|(index, key)| {
+            columns
+                .resolve(key)
+                .ok()
+                .filter(|_| index.problem.is_none())
+        })
+        .collect();
     let date = config.date_column.as_deref().map(|c| columns.resolve(c));
     let mut missing_columns: Vec<String> = config
         .required_columns
@@ -299,14 +311,14 @@ fn read(
     let mut index_rows: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
 
     let date_ref = date.and_then(Result::ok);
-    let key_ref = lookup_key.and_then(Result::ok);
     let mut dates = date_ref.map(|_| DateStats {
         column: config.date_column.clone().unwrap_or_default(),
         ..DateStats::default()
     });
     let mut rows = 0u64;
     let mut malformed_rows = 0u64;
-    let mut lookup_misses = 0u64;
+    let mut lookup_misses = vec![0u64; input.lookups.len()];
+    let mut looked: Vec<Option<&Vec<Vec<u8>>>> = vec![None; input.lookups.len()];
     let mut record = csv::ByteRecord::new();
     loop {
         match reader.read_byte_record(&mut record) {
@@ -318,40 +330,39 @@ fn read(
         if record.len() != header.len() {
             malformed_rows += 1;
         }
-        let looked = match (input.lookup, key_ref) {
-            (Some((index, _)), Some(key)) if index.problem.is_none() => {
-                let found = cell(&record, None, key).and_then(|k| index.rows.get(k));
-                if found.is_none() {
-                    lookup_misses += 1;
-                }
-                found
+        for (l, ((index, _), key)) in input.lookups.iter().zip(&keys).enumerate() {
+            let k = key
+                .and_then(|key| cell(&record, &[], key))
+                .filter(|k| !k.is_empty());
+            looked[l] = k.and_then(|k| index.rows.get(k));
+            if k.is_some() && looked[l].is_none() {
+                lookup_misses[l] += 1;
             }
-            _ => None,
-        };
+        }
         let day = match (date_ref, dates.as_mut()) {
-            (Some(ColumnRef::Looked(_)), Some(_)) if looked.is_none() => None,
-            (Some(r), Some(stats)) => day_of(cell(&record, looked, r), config, stats),
+            (Some(ColumnRef::Looked(l, _)), Some(_)) if looked[l].is_none() => None,
+            (Some(r), Some(stats)) => day_of(cell(&record, &looked, r), config, stats),
             _ => None,
         };
         for b in &mut bound {
             if let (Some(filter), Some(r)) = (&b.request.filter, b.filter) {
-                if !filter.accepts(cell(&record, looked, r)) {
+                if !filter.accepts(cell(&record, &looked, r)) {
                     continue;
                 }
             }
-            let value = Cell::classify(b.column.and_then(|r| cell(&record, looked, r)));
+            let value = Cell::classify(b.column.and_then(|r| cell(&record, &looked, r)));
             let dim = b
                 .dimension
-                .and_then(|r| cell(&record, looked, r))
+                .and_then(|r| cell(&record, &looked, r))
                 .unwrap_or_default();
             b.state.update(day, value, dim);
         }
         if let Some((_, Ok(key), Ok(values))) = &export {
-            let k = cell(&record, None, *key).unwrap_or_default();
+            let k = cell(&record, &[], *key).unwrap_or_default();
             if !index_rows.contains_key(k) {
                 let exported = values
                     .iter()
-                    .map(|r| cell(&record, None, *r).unwrap_or_default().to_vec())
+                    .map(|r| cell(&record, &[], *r).unwrap_or_default().to_vec())
                     .collect();
                 index_rows.insert(k.to_vec(), exported);
             }
@@ -383,7 +394,12 @@ fn read(
         columns: header_names,
         missing_columns,
         malformed_rows,
-        lookup_misses,
+        lookup_misses: input
+            .lookups
+            .iter()
+            .zip(lookup_misses)
+            .map(|((index, _), misses)| (index.table.clone(), misses))
+            .collect(),
         dates,
     };
     Ok((stats, metrics, index))
@@ -431,15 +447,20 @@ fn bind(
     })
 }
 
-/// A cell of the current row: the record's own, or the looked-up row's.
+/// A cell of the current row: the record's own, or a looked-up row's.
 fn cell<'r>(
     record: &'r csv::ByteRecord,
-    looked: Option<&'r Vec<Vec<u8>>>,
+    looked: &[Option<&'r Vec<Vec<u8>>>],
     r: ColumnRef,
 ) -> Option<&'r [u8]> {
     match r {
         ColumnRef::Own(i) => record.get(i),
-        ColumnRef::Looked(j) => looked.and_then(|row| row.get(j)).map(Vec::as_slice),
+        ColumnRef::Looked(l, j) => looked
+            .get(l)
+            .copied()
+            .flatten()
+            .and_then(|row| row.get(j))
+            .map(Vec::as_slice),
     }
 }
 

@@ -13,7 +13,7 @@ fn orders_config() -> TableConfig {
         required_columns: vec!["transaction_id".into(), "revenue".into(), "channel".into()],
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
-        lookup: None,
+        lookups: Vec::new(),
     }
 }
 
@@ -284,14 +284,14 @@ fn a_table_without_date_column_serves_totals_only() {
 #[test]
 fn a_lookup_brings_date_and_revenue_and_counts_misses() {
     let orders_text = "transaction_id,order_ts,revenue\nA,2025-03-01T10:00:00Z,100\nB,2025-03-02T10:00:00Z,50\nA,2025-03-05T10:00:00Z,999\n";
-    let attribution_text = "transaction_id,model,attributed_source\nA,first_click,google\nA,last_click,direct\nB,Last_Click,google\nZ,last_click,meta\n";
+    let attribution_text = "transaction_id,model,attributed_source\nA,first_click,google\nA,last_click,direct\nB,Last_Click,google\nZ,last_click,meta\n,last_click,none\n";
     let orders = TableConfig {
         file: "orders.csv".into(),
         date_column: Some("order_ts".into()),
         required_columns: vec![],
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
-        lookup: None,
+        lookups: Vec::new(),
     };
     let export = Export {
         key: "transaction_id".into(),
@@ -318,7 +318,7 @@ fn a_lookup_brings_date_and_revenue_and_counts_misses() {
     let attribution = TableConfig {
         file: "attribution.csv".into(),
         date_column: Some("orders.order_ts".into()),
-        lookup: Some(crate::config::attribution_lookup("order_ts")),
+        lookups: vec![crate::config::attribution_lookup("order_ts")],
         ..orders.clone()
     };
     let last_click = Filter {
@@ -339,12 +339,15 @@ fn a_lookup_brings_date_and_revenue_and_counts_misses() {
         Ok(attribution_text.as_bytes()),
         ScanInput {
             requests: std::slice::from_ref(&by_channel),
-            lookup: Some((&index, "transaction_id")),
+            lookups: &[(&index, "transaction_id")],
             ..ScanInput::default()
         },
     );
     let stats = scan.outcome.as_ref().unwrap();
-    assert_eq!(stats.lookup_misses, 1);
+    assert_eq!(
+        stats.lookup_misses,
+        BTreeMap::from([("orders".to_string(), 1)])
+    );
     assert_eq!(stats.missing_columns, Vec::<String>::new());
     let MetricValue::DailyBy(v) = value(&scan, &by_channel) else {
         panic!("not grouped")
@@ -378,7 +381,7 @@ fn a_failed_lookup_makes_looked_up_metrics_unavailable() {
         required_columns: vec![],
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
-        lookup: None,
+        lookups: Vec::new(),
     };
     let total = MetricRequest::total("attribution", Measure::Sum("orders.revenue".into()));
     let scan = scan_source(
@@ -388,7 +391,7 @@ fn a_failed_lookup_makes_looked_up_metrics_unavailable() {
         Ok("transaction_id\nA\n".as_bytes()),
         ScanInput {
             requests: std::slice::from_ref(&total),
-            lookup: Some((&index, "transaction_id")),
+            lookups: &[(&index, "transaction_id")],
             ..ScanInput::default()
         },
     );

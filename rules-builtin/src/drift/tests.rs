@@ -11,7 +11,7 @@ fn tables() -> BTreeMap<String, TableConfig> {
         (
             "attribution".to_string(),
             TableConfig {
-                lookup: Some(attribution_lookup("order_ts")),
+                lookups: vec![attribution_lookup("order_ts")],
                 ..table("a.csv", Some("orders.order_ts"))
             },
         ),
