@@ -1,7 +1,10 @@
-//! The `vigil` binary: the engine's command line with the builtin rules linked in.
+//! The `vigil` binary: the engine's command line with the builtin rules linked in (and, with
+//! the `example` feature, the example rule crate, as a team links its own rule crates).
 
-// Naming the crate keeps the linker from dropping its `inventory` registrations.
+// Naming the crates keeps the linker from dropping their `inventory` registrations.
 use vigil_rules_builtin as _;
+#[cfg(feature = "example")]
+use vigil_rules_example as _;
 
 fn main() -> std::process::ExitCode {
     vigil_engine::cli::main()

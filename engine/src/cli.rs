@@ -41,6 +41,9 @@ Exit codes:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Load a rule plugin (a shared library built with `declare_plugin!()`); repeatable.
+    #[arg(long = "plugin", value_name = "PATH", global = true)]
+    plugins: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,9 +215,14 @@ where
             };
         }
     };
-    let registry = match Registry::linked() {
+    let config_file = match &cli.command {
+        Command::Run(args) => Some(args.rules.clone()),
+        Command::Validate(args) => args.file.clone().or_else(|| args.rules.clone()),
+        _ => None,
+    };
+    let registry = match registry(&cli.plugins, config_file.as_deref()) {
         Ok(r) => r,
-        Err(e) => return fail(err, &e.to_string()),
+        Err(message) => return fail(err, &message),
     };
     match cli.command {
         Command::Run(args) => run(args, &registry, out, err),
@@ -260,6 +268,19 @@ where
             }
         }
     }
+}
+
+/// The linked rules plus the plugins named by `--plugin` and by the config's `plugins:`.
+fn registry(cli_plugins: &[PathBuf], config_file: Option<&Path>) -> Result<Registry, String> {
+    let mut registry = Registry::linked().map_err(|e| e.to_string())?;
+    let mut plugins = cli_plugins.to_vec();
+    if let Some(file) = config_file.filter(|f| f.is_file()) {
+        plugins.extend(crate::config::plugin_paths(file).map_err(|e| e.to_string())?);
+    }
+    for path in plugins {
+        crate::plugin::load(&path, &mut registry).map_err(|e| e.to_string())?;
+    }
+    Ok(registry)
 }
 
 fn fail(err: &mut dyn Write, message: &str) -> i32 {

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod docs;
 pub mod legacy;
 pub mod metric;
+pub mod plugin;
 pub mod quarantine;
 pub mod registry;
 pub mod report;

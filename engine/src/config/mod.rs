@@ -47,6 +47,10 @@ pub struct ConfigFile {
     /// Where alerts of each severity go.
     #[serde(default)]
     pub alert_routing: AlertRouting,
+    /// Plugin libraries to load before the rules are read (paths relative to this file), in
+    /// addition to `--plugin`.
+    #[serde(default)]
+    pub plugins: Vec<PathBuf>,
 }
 
 fn version_one() -> u32 {
@@ -300,6 +304,22 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// The plugin libraries a config file lists under `plugins:`, resolved against its folder.
+pub fn plugin_paths(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let located = |error| ConfigError {
+        file: path.to_path_buf(),
+        error,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| located(unlocated("", format!("cannot read config: {e}"))))?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    Ok(yaml::plugin_list(&text)
+        .map_err(located)?
+        .into_iter()
+        .map(|p| base.join(p))
+        .collect())
+}
 
 impl Config {
     /// Reads and validates a config file (no data access).

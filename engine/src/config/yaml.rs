@@ -93,6 +93,18 @@ pub fn top_level_keys(text: &str) -> Result<Option<Vec<String>>, YamlError> {
     }))
 }
 
+/// The entries of the top-level `plugins:` list, if any.
+pub fn plugin_list(text: &str) -> Result<Vec<String>, YamlError> {
+    tracked(
+        text,
+        Focus {
+            section: "plugins",
+            inner: PhantomData::<Vec<String>>,
+        },
+    )
+    .map(Option::unwrap_or_default)
+}
+
 /// Checks that every key under `rules:` is one of `known`, pointing at the first that is not.
 pub fn check_rule_ids(text: &str, known: &[&str]) -> Result<Vec<String>, YamlError> {
     tracked(

@@ -1,0 +1,358 @@
+//! Plugins: the example rule crate loaded as a dynamic library and linked statically, and the
+//! refusals of libraries that are not compatible plugins.
+//!
+//! The libraries are built by the tests themselves (cargo into `target/plugin-tests`, gcc for
+//! the crafted C libraries), so the suite needs no preparation step.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use vigil_tests::{puffy, puffy_copy, repo_root, vigil};
+
+/// A target folder of its own, so the nested cargo never waits for the outer one's lock.
+fn target_dir() -> PathBuf {
+    repo_root().join("target/plugin-tests")
+}
+
+/// Builds with cargo in the plugin-tests target folder.
+fn cargo_build(args: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--offline", "--locked"])
+        .args(args)
+        .arg("--target-dir")
+        .arg(target_dir())
+        .current_dir(repo_root())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build {args:?} failed");
+}
+
+/// `libvigil_rules_example.so` built with its `dynamic` feature.
+fn example_plugin() -> &'static Path {
+    static PLUGIN: OnceLock<PathBuf> = OnceLock::new();
+    PLUGIN.get_or_init(|| {
+        cargo_build(&["-p", "vigil-rules-example", "--features", "dynamic"]);
+        let name = format!(
+            "{}vigil_rules_example{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        );
+        target_dir().join("debug").join(name)
+    })
+}
+
+/// A shared library compiled from C source, for the refusal tests.
+fn c_library(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, source).unwrap();
+    let lib = dir.join(format!("lib{name}.so"));
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&c)
+        .status()
+        .expect("cc runs");
+    assert!(status.success());
+    lib
+}
+
+/// A native config for the Puffy warehouse with the example rule (and a sessions lookup).
+fn config_with_example(dir: &Path, plugins: &str) -> PathBuf {
+    let path = dir.join("vigil.yml");
+    std::fs::write(
+        &path,
+        format!(
+            "{plugins}tables:\n  sessions: {{file: fct_sessions.csv, date_column: session_start}}\n  \
+             orders: {{file: fct_orders.csv, date_column: order_ts}}\n  attribution:\n    \
+             file: fct_attribution.csv\n    date_column: orders.order_ts\n    lookups:\n      \
+             - {{table: orders, key: transaction_id, columns: [order_ts, revenue]}}\n      \
+             - {{table: sessions, key: attributed_session_id, foreign_key: session_id, columns: [session_id]}}\n\
+             rules:\n  attribution_coverage: {{}}\n  freshness: {{}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run(warehouse: &Path, config: &Path, out: &Path, plugin: Option<&Path>) -> (i32, Value, String) {
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(plugin) = plugin {
+        args.extend(["--plugin".into(), plugin.into()]);
+    }
+    args.extend([
+        "run".into(),
+        "--warehouse_dir".into(),
+        warehouse.into(),
+        "--rules".into(),
+        config.into(),
+        "--output_dir".into(),
+        out.into(),
+        "--expected_run_date".into(),
+        "2025-03-08".into(),
+    ]);
+    let result = vigil(args);
+    let report = std::fs::read_to_string(out.join("monitoring_report.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    (result.code, report, result.stderr)
+}
+
+#[test]
+fn the_example_plugin_runs_on_the_puffy_warehouse() {
+    let plugin = example_plugin();
+    let copy = puffy_copy();
+    let warehouse = copy.path().join("warehouse");
+    // Damage the attribution of 03-08: drop the first-click rows of its orders.
+    let path = warehouse.join("fct_attribution.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !(l.starts_with("ORD-20250308-") && l.contains(",first_click,")))
+        .collect();
+    assert!(kept.len() < text.lines().count());
+    std::fs::write(&path, kept.join("\n") + "\n").unwrap();
+
+    let config = config_with_example(copy.path(), "");
+    let out = copy.path().join("reports");
+    let (code, report, stderr) = run(&warehouse, &config, &out, Some(plugin));
+    assert_eq!(code, 0, "{stderr}");
+    let rule = report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "attribution_coverage")
+        .unwrap();
+    assert!(
+        rule["origin"].as_str().unwrap().starts_with("plugin /"),
+        "{rule}"
+    );
+    let found: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "attribution_coverage")
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["check"], "attribution:missing_first_click");
+    assert_eq!(
+        (
+            found[0]["partition_date"].as_str(),
+            found[0]["value"].as_f64()
+        ),
+        (Some("2025-03-08"), Some(1.0))
+    );
+
+    // The pristine warehouse passes the example rule.
+    let clean_out = copy.path().join("clean");
+    let (code, report, stderr) = run(
+        &puffy().join("warehouse"),
+        &config,
+        &clean_out,
+        Some(plugin),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["rule"] != "attribution_coverage"));
+}
+
+#[test]
+fn the_config_can_name_the_plugin_and_validate_needs_it() {
+    let plugin = example_plugin();
+    let dir = tempfile::tempdir().unwrap();
+    let without = config_with_example(dir.path(), "");
+    let refused = vigil(["validate".as_ref(), without.as_os_str()]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused
+            .stderr
+            .contains("unknown rule `attribution_coverage`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("a plugin's rules need its --plugin"),
+        "{}",
+        refused.stderr
+    );
+
+    let with_flag = vigil([
+        "--plugin".as_ref(),
+        plugin.as_os_str(),
+        "validate".as_ref(),
+        without.as_os_str(),
+    ]);
+    assert_eq!(with_flag.code, 0, "{with_flag:?}");
+
+    let listed = config_with_example(dir.path(), &format!("plugins: [{}]\n", plugin.display()));
+    let with_list = vigil(["validate".as_ref(), listed.as_os_str()]);
+    assert_eq!(with_list.code, 0, "{with_list:?}");
+    assert!(
+        with_list
+            .stdout
+            .contains("rules: attribution_coverage, freshness"),
+        "{}",
+        with_list.stdout
+    );
+
+    let missing = config_with_example(dir.path(), "plugins: [plugins/libteam_rules.so]\n");
+    let named = vigil(["validate".as_ref(), missing.as_os_str()]);
+    assert_eq!(named.code, 2);
+    assert!(
+        named
+            .stderr
+            .contains("plugins/libteam_rules.so: cannot be read"),
+        "{}",
+        named.stderr
+    );
+}
+
+#[test]
+fn rules_explain_and_schema_include_the_plugin() {
+    let plugin = example_plugin();
+    let rules = vigil(["--plugin".as_ref(), plugin.as_os_str(), "rules".as_ref()]);
+    let line = rules
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("attribution_coverage"))
+        .unwrap();
+    assert!(line.contains("[plugin /"), "{line}");
+    let explain = vigil([
+        "--plugin".as_ref(),
+        plugin.as_os_str(),
+        "explain".as_ref(),
+        "attribution_coverage".as_ref(),
+    ]);
+    assert_eq!(explain.code, 0);
+    assert!(
+        explain
+            .stdout
+            .contains("| `max_unknown_sessions` | integer | `0` |"),
+        "{}",
+        explain.stdout
+    );
+    let schema: Value = serde_json::from_str(
+        &vigil(["--plugin".as_ref(), plugin.as_os_str(), "schema".as_ref()]).stdout,
+    )
+    .unwrap();
+    assert!(schema["properties"]["rules"]["properties"]["attribution_coverage"].is_object());
+    assert!(schema["definitions"]["CoverageParams"]["properties"]["models"].is_object());
+}
+
+#[test]
+fn a_plugin_and_a_rule_with_the_same_id_are_refused() {
+    let plugin = example_plugin();
+    let twice = vigil([
+        "--plugin".as_ref(),
+        plugin.as_os_str(),
+        "--plugin".as_ref(),
+        plugin.as_os_str(),
+        "rules".as_ref(),
+    ]);
+    assert_eq!(twice.code, 2);
+    assert!(
+        twice
+            .stderr
+            .contains("rule id `attribution_coverage` is registered twice: by plugin /"),
+        "{}",
+        twice.stderr
+    );
+}
+
+#[test]
+fn a_library_built_differently_is_refused_with_the_fields_that_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = vigil_engine::plugin::fingerprint();
+    let theirs = ours.replace(
+        &format!("engine={}", env!("CARGO_PKG_VERSION")),
+        "engine=0.0.9",
+    );
+    let lib = c_library(
+        dir.path(),
+        "stale_plugin",
+        &format!(
+            "unsigned int vigil_plugin_abi(void) {{ return 1; }}\n\
+             const char *vigil_plugin_fingerprint(void) {{ return \"{theirs}\"; }}\n"
+        ),
+    );
+    let out = vigil(["--plugin".as_ref(), lib.as_os_str(), "rules".as_ref()]);
+    assert_eq!(out.code, 2);
+    let expected = format!(
+        "was built differently from this vigil: engine: plugin `0.0.9`, vigil `{}`; rebuild the plugin",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("rustc:"),
+        "only the differing fields: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn another_plugin_abi_is_refused_before_anything_else_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = c_library(
+        dir.path(),
+        "future_plugin",
+        "unsigned int vigil_plugin_abi(void) { return 7; }\n",
+    );
+    let out = vigil(["--plugin".as_ref(), lib.as_os_str(), "rules".as_ref()]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("was built for plugin ABI 7; this vigil speaks ABI 1"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_shared_library_that_is_no_plugin_gets_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = c_library(dir.path(), "plain", "int answer(void) { return 42; }\n");
+    let out = vigil(["--plugin".as_ref(), lib.as_os_str(), "rules".as_ref()]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("is not a vigil plugin (it exports no `vigil_plugin_abi`)"),
+        "{}",
+        out.stderr
+    );
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not a library").unwrap();
+    let out = vigil(["--plugin".as_ref(), text.as_os_str(), "rules".as_ref()]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("cannot be loaded as a shared library"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_example_crate_links_statically_with_the_cli_feature() {
+    cargo_build(&["-p", "vigil", "--features", "example"]);
+    let binary = target_dir()
+        .join("debug")
+        .join(format!("vigil{}", std::env::consts::EXE_SUFFIX));
+    let output = Command::new(binary).arg("rules").output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("attribution_coverage"))
+        .unwrap();
+    assert!(
+        line.ends_with("[linked crate vigil-rules-example]"),
+        "{line}"
+    );
+}
