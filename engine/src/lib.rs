@@ -15,6 +15,7 @@ pub mod docs;
 pub mod legacy;
 pub mod metric;
 pub mod plugin;
+pub mod progress;
 pub mod quarantine;
 pub mod registry;
 pub mod report;

@@ -52,13 +52,27 @@ pub fn evaluate(
         .iter()
         .map(|r| (r.id, r.rule.as_ref()))
         .collect();
-    evaluate_with(
-        &rules,
-        &config.tables,
-        expected_date,
-        scope,
-        |name, table_config, input| scan_table(name, table_config, warehouse, input),
-    )
+    let total: u64 = config
+        .tables
+        .values()
+        .filter_map(|t| std::fs::metadata(warehouse.join(&t.file)).ok())
+        .map(|m| m.len())
+        .sum();
+    crate::progress::with_progress(total, |progress| {
+        evaluate_with(
+            &rules,
+            &config.tables,
+            expected_date,
+            scope,
+            |name, table, input| {
+                let input = ScanInput {
+                    progress: Some(progress),
+                    ..input
+                };
+                scan_table(name, table, warehouse, input)
+            },
+        )
+    })
 }
 
 /// Runs `rules` over tables read by `scan`: one call per configured table, in parallel; tables
@@ -120,6 +134,7 @@ where
             requests: &requests[name.as_str()],
             export: exports.get(name.as_str()),
             lookups: &[],
+            progress: None,
         };
         move || scan(name, table, input)
     }));
@@ -147,6 +162,7 @@ where
                     requests: &requests[name.as_str()],
                     export: None,
                     lookups,
+                    progress: None,
                 };
                 move || scan(name, table, input)
             }),

@@ -34,8 +34,36 @@ const SECONDS_PER_DAY: i32 = 86_400;
 
 /// Parses a date or timestamp cell to its UTC calendar day.
 pub fn parse_day(cell: &[u8], naive: NaiveTimestamps) -> Result<NaiveDate, DateError> {
-    let s = cell.trim_ascii();
-    let date = leading_date(s).ok_or(DateError::Unparsable)?;
+    DayParser::default().parse(cell, naive)
+}
+
+/// [`parse_day`] for a column: remembers the last date part, since consecutive rows mostly
+/// share it (the time and offset are still checked on every cell).
+#[derive(Clone, Debug, Default)]
+pub struct DayParser {
+    prefix: [u8; 10],
+    date: Option<NaiveDate>,
+}
+
+impl DayParser {
+    /// Parses a date or timestamp cell to its UTC calendar day.
+    pub fn parse(&mut self, cell: &[u8], naive: NaiveTimestamps) -> Result<NaiveDate, DateError> {
+        let s = cell.trim_ascii();
+        let date = match s.get(..10) {
+            Some(prefix) if prefix == self.prefix => self.date,
+            Some(prefix) => {
+                self.prefix.copy_from_slice(prefix);
+                self.date = leading_date(s);
+                self.date
+            }
+            None => None,
+        };
+        time_part(s, date.ok_or(DateError::Unparsable)?, naive)
+    }
+}
+
+/// Checks what follows the date part and moves the day by the offset.
+fn time_part(s: &[u8], date: NaiveDate, naive: NaiveTimestamps) -> Result<NaiveDate, DateError> {
     if s.len() == 10 {
         return Ok(date);
     }
@@ -225,6 +253,32 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_column_parser_reuses_the_date_part_but_checks_every_time() {
+        let mut p = DayParser::default();
+        let utc = NaiveTimestamps::Utc;
+        assert_eq!(p.parse(b"2025-03-01 10:00:00Z", utc), Ok(day("2025-03-01")));
+        assert_eq!(
+            p.parse(b"2025-03-01 23:30:00-02:00", utc),
+            Ok(day("2025-03-02"))
+        );
+        assert_eq!(
+            p.parse(b"2025-03-01 25:00:00Z", utc),
+            Err(DateError::Unparsable)
+        );
+        assert_eq!(p.parse(b"2025-03-01", utc), Ok(day("2025-03-01")));
+        assert_eq!(
+            p.parse(b"2025-02-30 10:00:00Z", utc),
+            Err(DateError::Unparsable)
+        );
+        assert_eq!(
+            p.parse(b"2025-02-30 11:00:00Z", utc),
+            Err(DateError::Unparsable)
+        );
+        assert_eq!(p.parse(b"2025-02-28 11:00:00Z", utc), Ok(day("2025-02-28")));
+        assert_eq!(p.parse(b"2025-02", utc), Err(DateError::Unparsable));
     }
 
     #[test]

@@ -1,19 +1,23 @@
 //! The CSV executor: reads one table file in one streaming pass and computes every metric
 //! requested of it, plus the table's own health (header, required columns, date parsing).
 
+mod columns;
 mod state;
+mod worker;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 
 use chrono::NaiveDate;
+use simd_csv::{ZeroCopyReader, ZeroCopyReaderBuilder};
 
 use crate::config::TableConfig;
-use crate::metric::{Grouping, MetricRequest, MetricValue};
-use crate::timestamp::{leading_date, parse_day, DateError};
-use state::{Cell, State};
+use crate::metric::{MetricRequest, MetricValue};
+use crate::timestamp::{leading_date, DateError, DayParser};
+use columns::Plan;
 
 /// How the date column of a table parsed.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33,6 +37,20 @@ pub struct DateStats {
 }
 
 impl DateStats {
+    /// Adds the stats of a later segment of the same table.
+    fn merge(&mut self, other: DateStats) {
+        for (day, n) in other.rows_by_day {
+            *self.rows_by_day.entry(day).or_default() += n;
+        }
+        self.nulls += other.nulls;
+        for (day, n) in other.unparsable {
+            *self.unparsable.entry(day).or_default() += n;
+        }
+        self.naive += other.naive;
+        let room = 5usize.saturating_sub(self.samples.len());
+        self.samples.extend(other.samples.into_iter().take(room));
+    }
+
     /// First and last day with rows.
     pub fn span(&self) -> Option<(NaiveDate, NaiveDate)> {
         Some((
@@ -121,44 +139,39 @@ pub struct ScanInput<'a> {
     pub export: Option<&'a Export>,
     /// The indexes of the tables this one looks up, each with the key column of this table.
     pub lookups: &'a [(&'a LookupIndex, &'a str)],
+    /// Counts the bytes read, for a progress display.
+    pub progress: Option<&'a AtomicU64>,
 }
 
-/// Where a column's cells come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ColumnRef {
-    /// This table's column at that position.
-    Own(usize),
-    /// Of the lookup at the first position, the looked-up row's column at the second.
-    Looked(usize, usize),
-}
+/// Files smaller than this are read by one thread.
+const PARALLEL_MIN_BYTES: u64 = 32 << 20;
 
-/// A request bound to its columns.
-struct Bound {
-    request: MetricRequest,
-    column: Option<ColumnRef>,
-    dimension: Option<ColumnRef>,
-    filter: Option<ColumnRef>,
-    state: State,
-}
-
-/// Reads `config.file` under `dir` once and computes what `input` asks for.
+/// Reads `config.file` under `dir` once and computes what `input` asks for. A large table whose
+/// requests do not depend on row order is read in segments on all cores.
 pub fn scan_table(name: &str, config: &TableConfig, dir: &Path, input: ScanInput<'_>) -> TableScan {
     let path = dir.join(&config.file);
-    let file = File::open(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => TableProblem::Missing,
-        _ => TableProblem::Unreadable(e.to_string()),
-    });
-    scan_source(
-        name,
-        config,
-        path,
-        file.map(|f| BufReader::with_capacity(1 << 20, f)),
-        input,
-    )
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) => {
+            let problem = match e.kind() {
+                std::io::ErrorKind::NotFound => TableProblem::Missing,
+                _ => TableProblem::Unreadable(e.to_string()),
+            };
+            return scan_source(name, config, path, Err::<File, _>(problem), input);
+        }
+    };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if size >= PARALLEL_MIN_BYTES && workers > 1 {
+        if let Some(scan) = scan_parallel(name, config, &path, input, workers) {
+            return scan;
+        }
+    }
+    scan_source(name, config, path, Ok(file), input)
 }
 
-/// Computes what `input` asks for from an opened table (or the reason it could not be opened);
-/// `path` is what findings and reports call it.
+/// Computes what `input` asks for from an opened table (or the reason it could not be opened),
+/// in one pass; `path` is what findings and reports call it.
 pub fn scan_source(
     name: &str,
     config: &TableConfig,
@@ -166,13 +179,187 @@ pub fn scan_source(
     source: Result<impl Read, TableProblem>,
     input: ScanInput<'_>,
 ) -> TableScan {
-    match source.and_then(|s| read(name, s, config, input)) {
-        Ok((stats, metrics, index)) => TableScan {
+    let outcome = source.and_then(|source| {
+        let mut reader = reader(source, true);
+        let plan = Plan::new(header(&mut reader)?, config, input);
+        let output = worker::run(reader, &plan, config, None, input.progress)?;
+        Ok(finish(name, plan, vec![output]))
+    });
+    table_scan(name, path, outcome, input)
+}
+
+/// Reads a large table in segments, one per core, found by `simd-csv`'s seeker and checked:
+/// each segment must start exactly where the previous one's reader stopped. `None` when the
+/// table is not splittable or a check fails (the caller then reads it in one pass).
+fn scan_parallel(
+    name: &str,
+    config: &TableConfig,
+    path: &Path,
+    input: ScanInput<'_>,
+    workers: usize,
+) -> Option<TableScan> {
+    let mut header_reader = reader(File::open(path).ok()?, true);
+    let plan = Plan::new(header(&mut header_reader).ok()?, config, input);
+    if !plan.splittable() {
+        return None;
+    }
+    let mut seeker = simd_csv::SeekerBuilder::new()
+        .from_reader(File::open(path).ok()?)
+        .ok()??;
+    let segments = seeker.segments(workers).ok()?;
+    if segments.len() < 2 {
+        return None;
+    }
+    let outputs: Vec<Result<worker::Output, TableProblem>> = std::thread::scope(|s| {
+        let handles: Vec<_> = segments
+            .iter()
+            .enumerate()
+            .map(|(i, &(start, end))| {
+                let plan = &plan;
+                let last = i + 1 == segments.len();
+                s.spawn(move || {
+                    let mut file =
+                        File::open(path).map_err(|e| TableProblem::Unreadable(e.to_string()))?;
+                    file.seek(SeekFrom::Start(start))
+                        .map_err(|e| TableProblem::Unreadable(e.to_string()))?;
+                    let limit = (!last).then(|| end - start);
+                    worker::run(reader(file, false), plan, config, limit, input.progress)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a scan worker panicked"))
+            .collect()
+    });
+    let outputs: Vec<worker::Output> = outputs.into_iter().collect::<Result<_, _>>().ok()?;
+    let contiguous = segments
+        .windows(2)
+        .zip(&outputs)
+        .all(|(pair, output)| pair[0].0 + output.stopped_at == pair[1].0);
+    if !contiguous {
+        return None;
+    }
+    let scan = finish(name, plan, outputs);
+    Some(table_scan(name, path.to_path_buf(), Ok(scan), input))
+}
+
+/// A zero-copy reader with the table's settings.
+fn reader<R: Read>(source: R, has_headers: bool) -> ZeroCopyReader<R> {
+    ZeroCopyReaderBuilder::new()
+        .flexible(true)
+        .has_headers(has_headers)
+        .buffer_capacity(1 << 20)
+        .from_reader(source)
+}
+
+/// The header names (a leading UTF-8 byte order mark dropped); a file without one is empty.
+fn header<R: Read>(reader: &mut ZeroCopyReader<R>) -> Result<Vec<String>, TableProblem> {
+    let header = reader
+        .byte_headers()
+        .map_err(|e| TableProblem::Unreadable(e.to_string()))?;
+    let names: Vec<String> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let h = if i == 0 {
+                h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h)
+            } else {
+                h
+            };
+            String::from_utf8_lossy(h).into_owned()
+        })
+        .collect();
+    if names.iter().all(|h| h.trim().is_empty()) {
+        return Err(TableProblem::Empty);
+    }
+    Ok(names)
+}
+
+/// What the workers of a table found, merged.
+struct Scanned {
+    stats: TableStats,
+    metrics: Vec<(MetricRequest, Result<MetricValue, String>)>,
+    index: Option<LookupIndex>,
+}
+
+/// Merges the workers' outputs (in file order) into the table's stats, metrics and index.
+fn finish(name: &str, plan: Plan<'_>, outputs: Vec<worker::Output>) -> Scanned {
+    let mut outputs = outputs.into_iter();
+    let mut first = outputs.next().expect("at least one worker");
+    for output in outputs {
+        first.rows += output.rows;
+        first.malformed_rows += output.malformed_rows;
+        for (a, b) in first.lookup_misses.iter_mut().zip(output.lookup_misses) {
+            *a += b;
+        }
+        if let (Some(a), Some(b)) = (first.dates.as_mut(), output.dates) {
+            a.merge(b);
+        }
+        for (a, b) in first.partials.iter_mut().zip(output.partials) {
+            a.merge(b);
+        }
+    }
+    let span = first.dates.as_ref().and_then(DateStats::span);
+    let mut metrics = plan.unavailable;
+    metrics.extend(
+        plan.bound
+            .iter()
+            .zip(first.partials)
+            .map(|(b, partial)| (b.request.clone(), Ok(partial.finish(span)))),
+    );
+    let index = plan.export.map(|(export, refs)| {
+        let problem = refs.err();
+        LookupIndex {
+            table: name.to_string(),
+            columns: export.columns.clone(),
+            rows: if problem.is_none() {
+                first.index_rows
+            } else {
+                HashMap::new()
+            },
+            problem,
+        }
+    });
+    let stats = TableStats {
+        rows: first.rows,
+        columns: plan.header,
+        missing_columns: plan.missing_columns,
+        malformed_rows: first.malformed_rows,
+        lookup_misses: input_lookup_names(&plan.lookups)
+            .into_iter()
+            .zip(first.lookup_misses)
+            .collect(),
+        dates: first.dates,
+    };
+    Scanned {
+        stats,
+        metrics,
+        index,
+    }
+}
+
+fn input_lookup_names(lookups: &[(&LookupIndex, Option<columns::ColumnRef>)]) -> Vec<String> {
+    lookups
+        .iter()
+        .map(|(index, _)| index.table.clone())
+        .collect()
+}
+
+/// The table's scan; when it could not be read, every request is unavailable with the reason.
+fn table_scan(
+    name: &str,
+    path: PathBuf,
+    outcome: Result<Scanned, TableProblem>,
+    input: ScanInput<'_>,
+) -> TableScan {
+    match outcome {
+        Ok(scanned) => TableScan {
             table: name.to_string(),
             path,
-            outcome: Ok(stats),
-            metrics,
-            index,
+            outcome: Ok(scanned.stats),
+            metrics: scanned.metrics,
+            index: scanned.index,
         },
         Err(problem) => {
             let reason = match &problem {
@@ -204,278 +391,21 @@ pub fn scan_source(
     }
 }
 
-type Computed = Vec<(MetricRequest, Result<MetricValue, String>)>;
-
-/// Resolves column names of one table (own, or looked up as `<table>.<column>`).
-struct Columns<'a> {
-    own: HashMap<&'a str, usize>,
-    lookups: Vec<&'a LookupIndex>,
-    file: &'a str,
-}
-
-impl Columns<'_> {
-    fn resolve(&self, name: &str) -> Result<ColumnRef, String> {
-        if let Some(&i) = self.own.get(name) {
-            return Ok(ColumnRef::Own(i));
-        }
-        match self.looked_up(name) {
-            Some((l, j, None)) => Ok(ColumnRef::Looked(l, j)),
-            Some((_, _, Some(problem))) => Err(format!("`{name}` cannot be looked up: {problem}")),
-            None => Err(format!("column `{name}` is missing from {}", self.file)),
-        }
-    }
-
-    /// The lookup and position of a looked-up column `<table>.<column>`, with the lookup's
-    /// problem if any.
-    fn looked_up(&self, name: &str) -> Option<(usize, usize, Option<&str>)> {
-        self.lookups.iter().enumerate().find_map(|(l, lookup)| {
-            let column = name
-                .strip_prefix(lookup.table.as_str())?
-                .strip_prefix('.')?;
-            let j = lookup.columns.iter().position(|c| c == column)?;
-            Some((l, j, lookup.problem.as_deref()))
-        })
-    }
-}
-
-fn read(
-    name: &str,
-    source: impl Read,
+/// Parses one date cell, recording an empty or unparsable one in the stats (the caller counts
+/// the rows of each day).
+fn day_of(
+    cell: Option<&[u8]>,
+    parser: &mut DayParser,
     config: &TableConfig,
-    input: ScanInput<'_>,
-) -> Result<(TableStats, Computed, Option<LookupIndex>), TableProblem> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(source);
-    let header = reader
-        .byte_headers()
-        .map_err(|e| TableProblem::Unreadable(e.to_string()))?
-        .clone();
-    if header.iter().all(|h| h.trim_ascii().is_empty()) {
-        return Err(TableProblem::Empty);
-    }
-    let header_names: Vec<String> = header
-        .iter()
-        .map(|h| String::from_utf8_lossy(h).into_owned())
-        .collect();
-    let mut own = HashMap::new();
-    for (i, c) in header_names.iter().enumerate() {
-        own.entry(c.as_str()).or_insert(i);
-    }
-    let columns = Columns {
-        own,
-        lookups: input.lookups.iter().map(|(index, _)| *index).collect(),
-        file: &config.file,
-    };
-    // Each lookup with its key column; lookups whose index or key is unusable find nothing.
-    let keys: Vec<Option<ColumnRef>> = input
-        .lookups
-        .iter()
-        .map(|(index, key)| {
-            columns
-                .resolve(key)
-                .ok()
-                .filter(|_| index.problem.is_none())
-        })
-        .collect();
-    let date = config.date_column.as_deref().map(|c| columns.resolve(c));
-    let mut missing_columns: Vec<String> = config
-        .required_columns
-        .iter()
-        .filter(|c| !columns.own.contains_key(c.as_str()))
-        .chain(
-            config
-                .date_column
-                .iter()
-                .filter(|c| matches!(date, Some(Err(_))) && columns.looked_up(c).is_none()),
-        )
-        .cloned()
-        .collect();
-    missing_columns.dedup();
-
-    let mut unavailable: Computed = Vec::new();
-    let mut bound: Vec<Bound> = Vec::new();
-    for request in input.requests {
-        match bind(request, config, &columns, date.as_ref()) {
-            Ok(b) => bound.push(b),
-            Err(reason) => unavailable.push((request.clone(), Err(reason))),
-        }
-    }
-    let export = match input.export {
-        Some(e) => {
-            let key = columns.resolve(&e.key);
-            let values: Result<Vec<ColumnRef>, String> =
-                e.columns.iter().map(|c| columns.resolve(c)).collect();
-            Some((e, key, values))
-        }
-        None => None,
-    };
-    let mut index_rows: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
-
-    let date_ref = date.and_then(Result::ok);
-    let mut dates = date_ref.map(|_| DateStats {
-        column: config.date_column.clone().unwrap_or_default(),
-        ..DateStats::default()
-    });
-    let mut rows = 0u64;
-    let mut malformed_rows = 0u64;
-    let mut lookup_misses = vec![0u64; input.lookups.len()];
-    let mut looked: Vec<Option<&Vec<Vec<u8>>>> = vec![None; input.lookups.len()];
-    let mut record = csv::ByteRecord::new();
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(TableProblem::Unreadable(format!("after row {rows}: {e}"))),
-        }
-        rows += 1;
-        if record.len() != header.len() {
-            malformed_rows += 1;
-        }
-        for (l, ((index, _), key)) in input.lookups.iter().zip(&keys).enumerate() {
-            let k = key
-                .and_then(|key| cell(&record, &[], key))
-                .filter(|k| !k.is_empty());
-            looked[l] = k.and_then(|k| index.rows.get(k));
-            if k.is_some() && looked[l].is_none() {
-                lookup_misses[l] += 1;
-            }
-        }
-        let day = match (date_ref, dates.as_mut()) {
-            (Some(ColumnRef::Looked(l, _)), Some(_)) if looked[l].is_none() => None,
-            (Some(r), Some(stats)) => day_of(cell(&record, &looked, r), config, stats),
-            _ => None,
-        };
-        for b in &mut bound {
-            if let (Some(filter), Some(r)) = (&b.request.filter, b.filter) {
-                if !filter.accepts(cell(&record, &looked, r)) {
-                    continue;
-                }
-            }
-            let value = Cell::classify(b.column.and_then(|r| cell(&record, &looked, r)));
-            let dim = b
-                .dimension
-                .and_then(|r| cell(&record, &looked, r))
-                .unwrap_or_default();
-            b.state.update(day, value, dim);
-        }
-        if let Some((_, Ok(key), Ok(values))) = &export {
-            let k = cell(&record, &[], *key).unwrap_or_default();
-            if !index_rows.contains_key(k) {
-                let exported = values
-                    .iter()
-                    .map(|r| cell(&record, &[], *r).unwrap_or_default().to_vec())
-                    .collect();
-                index_rows.insert(k.to_vec(), exported);
-            }
-        }
-    }
-
-    let index = export.map(|(e, key, values)| {
-        let problem = key.err().or_else(|| values.err());
-        LookupIndex {
-            table: name.to_string(),
-            columns: e.columns.clone(),
-            rows: if problem.is_none() {
-                index_rows
-            } else {
-                HashMap::new()
-            },
-            problem,
-        }
-    });
-    let span = dates.as_ref().and_then(DateStats::span);
-    let mut metrics = unavailable;
-    metrics.extend(
-        bound
-            .into_iter()
-            .map(|b| (b.request, Ok(b.state.finish(span)))),
-    );
-    let stats = TableStats {
-        rows,
-        columns: header_names,
-        missing_columns,
-        malformed_rows,
-        lookup_misses: input
-            .lookups
-            .iter()
-            .zip(lookup_misses)
-            .map(|((index, _), misses)| (index.table.clone(), misses))
-            .collect(),
-        dates,
-    };
-    Ok((stats, metrics, index))
-}
-
-/// Binds a request to the columns it reads, or says why it cannot be computed.
-fn bind(
-    request: &MetricRequest,
-    config: &TableConfig,
-    columns: &Columns<'_>,
-    date: Option<&Result<ColumnRef, String>>,
-) -> Result<Bound, String> {
-    if request.grouping != Grouping::Total {
-        match date {
-            None => {
-                return Err(format!(
-                    "table file {} has no date_column configured",
-                    config.file
-                ))
-            }
-            Some(Err(reason)) => return Err(reason.clone()),
-            Some(Ok(_)) => {}
-        }
-    }
-    let column = request
-        .measure
-        .column()
-        .map(|c| columns.resolve(c))
-        .transpose()?;
-    let dimension = match &request.grouping {
-        Grouping::DayBy(dim) => Some(columns.resolve(dim)?),
-        _ => None,
-    };
-    let filter = request
-        .filter
-        .as_ref()
-        .map(|f| columns.resolve(&f.column))
-        .transpose()?;
-    Ok(Bound {
-        request: request.clone(),
-        column,
-        dimension,
-        filter,
-        state: State::new(&request.measure, &request.grouping),
-    })
-}
-
-/// A cell of the current row: the record's own, or a looked-up row's.
-fn cell<'r>(
-    record: &'r csv::ByteRecord,
-    looked: &[Option<&'r Vec<Vec<u8>>>],
-    r: ColumnRef,
-) -> Option<&'r [u8]> {
-    match r {
-        ColumnRef::Own(i) => record.get(i),
-        ColumnRef::Looked(l, j) => looked
-            .get(l)
-            .copied()
-            .flatten()
-            .and_then(|row| row.get(j))
-            .map(Vec::as_slice),
-    }
-}
-
-/// Parses one date cell, recording it in the stats.
-fn day_of(cell: Option<&[u8]>, config: &TableConfig, stats: &mut DateStats) -> Option<NaiveDate> {
+    stats: &mut DateStats,
+) -> Option<NaiveDate> {
     let cell = cell.unwrap_or_default();
     if cell.trim_ascii().is_empty() {
         stats.nulls += 1;
         return None;
     }
-    match parse_day(cell, config.naive_timestamps) {
-        Ok(day) => {
-            *stats.rows_by_day.entry(day).or_default() += 1;
-            Some(day)
-        }
+    match parser.parse(cell, config.naive_timestamps) {
+        Ok(day) => Some(day),
         Err(error) => {
             if error == DateError::Naive {
                 stats.naive += 1;

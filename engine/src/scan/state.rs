@@ -1,64 +1,147 @@
-//! Mergeable metric states: one per request, updated row by row, finished into a
-//! [`MetricValue`]. Memory is bounded by the number of distinct keys (days, dimension values,
-//! distinct cells), never by the number of rows.
+//! Metric states: one per request, updated row by row in slots (a day is a slot number, a
+//! dimension value an interned number), then turned into date-keyed partial values that merge
+//! across parallel workers and finish into a [`MetricValue`].
+//!
+//! Memory is bounded by the number of distinct keys (days, dimension values, distinct cells),
+//! never by the number of rows. Distinct cells are kept as 64-bit hashes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasher;
 
 use chrono::NaiveDate;
+use foldhash::fast::FixedState;
 
 use crate::metric::{Grouping, Measure, MetricValue};
 
-/// Per-group slots of a state: one value for the table, per day, or per day and dimension value.
-#[derive(Debug)]
-pub enum Groups<T> {
-    /// One slot for the whole table.
-    Total(T),
-    /// One slot per day.
-    Day(HashMap<NaiveDate, T>),
-    /// One slot per day and dimension value.
-    DayBy(HashMap<NaiveDate, HashMap<Vec<u8>, T>>),
+/// The hasher of distinct cells and of hash sets: fixed seed, so runs are reproducible.
+pub const HASHER: FixedState = FixedState::with_seed(0x7669_6769_6c21);
+
+/// A set of 64-bit hashes.
+pub type HashSet64 = HashSet<u64, FixedState>;
+
+/// A cell as the measures see it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cell {
+    /// Empty, the literal `NULL`/`null`, or absent from a short row.
+    Null,
+    /// A finite number.
+    Number(f64),
+    /// Any other text.
+    Text,
 }
 
-impl<T: Default> Groups<T> {
-    fn new(grouping: &Grouping) -> Self {
-        match grouping {
-            Grouping::Total => Groups::Total(T::default()),
-            Grouping::Day => Groups::Day(HashMap::new()),
-            Grouping::DayBy(_) => Groups::DayBy(HashMap::new()),
+impl Cell {
+    /// Classifies raw cell bytes.
+    pub fn classify(raw: Option<&[u8]>) -> Self {
+        match raw {
+            None | Some(b"" | b"NULL" | b"null") => Cell::Null,
+            Some(bytes) => match number(bytes.trim_ascii()) {
+                Some(n) => Cell::Number(n),
+                None => Cell::Text,
+            },
+        }
+    }
+}
+
+/// Parses a finite number; plain digits (the common case: counts, whole amounts) without the
+/// general float parser.
+fn number(s: &[u8]) -> Option<f64> {
+    if !s.is_empty() && s.len() <= 15 && s.iter().all(u8::is_ascii_digit) {
+        return Some(s.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')) as f64);
+    }
+    let n: f64 = std::str::from_utf8(s).ok()?.parse().ok()?;
+    n.is_finite().then_some(n)
+}
+
+/// An accumulator of one group.
+#[derive(Debug)]
+pub enum Acc {
+    /// A sum or count.
+    Sum(f64),
+    /// Distinct cells, as hashes.
+    Set(HashSet64),
+}
+
+impl Acc {
+    fn merge(&mut self, other: Acc) {
+        match (self, other) {
+            (Acc::Sum(a), Acc::Sum(b)) => *a += b,
+            (Acc::Set(a), Acc::Set(mut b)) => {
+                if b.len() > a.len() {
+                    std::mem::swap(a, &mut b);
+                }
+                a.extend(b);
+            }
+            _ => unreachable!("one request has one kind of accumulator"),
         }
     }
 
-    /// The slot of a row; `None` when the grouping needs a day and the row has none.
-    fn slot(&mut self, day: Option<NaiveDate>, dim: &[u8]) -> Option<&mut T> {
+    fn value(&self) -> f64 {
         match self {
-            Groups::Total(t) => Some(t),
-            Groups::Day(days) => Some(days.entry(day?).or_default()),
-            Groups::DayBy(days) => {
-                let dims = days.entry(day?).or_default();
-                if !dims.contains_key(dim) {
-                    dims.insert(dim.to_vec(), T::default());
+            Acc::Sum(v) => *v,
+            Acc::Set(s) => s.len() as f64,
+        }
+    }
+}
+
+/// A request's groups keyed by date and dimension value: what workers hand over and merge.
+#[derive(Debug)]
+pub enum Partial {
+    /// [`Grouping::Total`].
+    Total(Acc),
+    /// [`Grouping::Day`].
+    Daily(HashMap<NaiveDate, Acc>),
+    /// [`Grouping::DayBy`]: per day, per dimension value (only values that had rows).
+    DailyBy(HashMap<NaiveDate, HashMap<Vec<u8>, Acc>>),
+}
+
+impl Partial {
+    /// Adds another worker's groups.
+    pub fn merge(&mut self, other: Partial) {
+        fn into<K: std::hash::Hash + Eq>(a: &mut HashMap<K, Acc>, b: HashMap<K, Acc>) {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(acc) => acc.merge(v),
+                    None => {
+                        a.insert(k, v);
+                    }
                 }
-                dims.get_mut(dim)
             }
         }
+        match (self, other) {
+            (Partial::Total(a), Partial::Total(b)) => a.merge(b),
+            (Partial::Daily(a), Partial::Daily(b)) => into(a, b),
+            (Partial::DailyBy(a), Partial::DailyBy(b)) => {
+                for (day, dims) in b {
+                    into(a.entry(day).or_default(), dims);
+                }
+            }
+            _ => unreachable!("one request has one grouping"),
+        }
     }
 
-    fn finish(self, span: Option<(NaiveDate, NaiveDate)>, value: impl Fn(T) -> f64) -> MetricValue {
+    /// The metric value; per-day series hold 0 on every day of the table's date span.
+    pub fn finish(self, span: Option<(NaiveDate, NaiveDate)>) -> MetricValue {
+        let span_days = || {
+            span.into_iter()
+                .flat_map(|(first, last)| first.iter_days().take_while(move |d| *d <= last))
+        };
         match self {
-            Groups::Total(t) => MetricValue::Total(value(t)),
-            Groups::Day(days) => {
-                let mut series: BTreeMap<NaiveDate, f64> =
-                    span_days(span).map(|d| (d, 0.0)).collect();
-                series.extend(days.into_iter().map(|(d, t)| (d, value(t))));
+            Partial::Total(acc) => MetricValue::Total(acc.value()),
+            Partial::Daily(days) => {
+                let mut series: BTreeMap<NaiveDate, f64> = span_days().map(|d| (d, 0.0)).collect();
+                series.extend(days.into_iter().map(|(d, acc)| (d, acc.value())));
                 MetricValue::Daily(series)
             }
-            Groups::DayBy(days) => {
+            Partial::DailyBy(days) => {
                 let mut series: BTreeMap<NaiveDate, BTreeMap<String, f64>> =
-                    span_days(span).map(|d| (d, BTreeMap::new())).collect();
+                    span_days().map(|d| (d, BTreeMap::new())).collect();
                 for (day, dims) in days {
                     let slot = series.entry(day).or_default();
-                    for (dim, t) in dims {
-                        slot.insert(String::from_utf8_lossy(&dim).into_owned(), value(t));
+                    for (dim, acc) in dims {
+                        // Cells are compared unquoted: a doubled quote is one quote.
+                        let name = String::from_utf8_lossy(&dim).replace("\"\"", "\"");
+                        slot.insert(name, acc.value());
                     }
                 }
                 MetricValue::DailyBy(series)
@@ -67,121 +150,234 @@ impl<T: Default> Groups<T> {
     }
 }
 
-fn span_days(span: Option<(NaiveDate, NaiveDate)>) -> impl Iterator<Item = NaiveDate> {
-    span.into_iter()
-        .flat_map(|(first, last)| first.iter_days().take_while(move |d| *d <= last))
+/// How much of a cell a measure needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// The bytes only.
+    Bytes,
+    /// Whether it is null ([`Cell::Null`] or [`Cell::Text`] for anything else).
+    Nullness,
+    /// Null, number or text.
+    Class,
 }
 
-/// A cell as the measures see it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Cell<'a> {
-    /// Empty, or the literal `NULL`/`null`, or absent from a short row.
-    Null,
-    /// A finite number.
-    Number(f64, &'a [u8]),
-    /// Any other text.
-    Text(&'a [u8]),
-}
-
-impl<'a> Cell<'a> {
-    /// Classifies raw cell bytes.
-    pub fn classify(raw: Option<&'a [u8]>) -> Self {
+impl Cell {
+    /// Null or not, without parsing a number.
+    pub fn nullness(raw: Option<&[u8]>) -> Self {
         match raw {
             None | Some(b"" | b"NULL" | b"null") => Cell::Null,
-            Some(bytes) => match std::str::from_utf8(bytes.trim_ascii())
-                .ok()
-                .and_then(|s| s.parse::<f64>().ok())
-            {
-                Some(n) if n.is_finite() => Cell::Number(n, bytes),
-                _ => Cell::Text(bytes),
-            },
-        }
-    }
-
-    fn bytes(self) -> Option<&'a [u8]> {
-        match self {
-            Cell::Null => None,
-            Cell::Number(_, b) | Cell::Text(b) => Some(b),
+            Some(_) => Cell::Text,
         }
     }
 }
 
-/// The running state of one request.
+/// What one row offers a state: its day slot, the measured cell, its hash (lazily) and the
+/// dimension value's interned number.
+pub struct RowCell<'a> {
+    /// The cell's bytes (`None`: absent).
+    pub bytes: Option<&'a [u8]>,
+    /// The classified cell.
+    pub cell: Cell,
+}
+
+/// The running state of one request, in slots.
 #[derive(Debug)]
-pub enum State {
-    /// A sum or count per group.
-    Sum {
-        /// The measure.
-        measure: Measure,
-        /// Running totals.
-        groups: Groups<f64>,
-        /// Values seen so far (only for [`Measure::Duplicates`]).
-        seen: HashSet<Vec<u8>>,
-    },
-    /// Distinct values per group.
-    Distinct(Groups<HashSet<Vec<u8>>>),
+pub struct State {
+    measure: Measure,
+    grouping: Grouping,
+    /// Per day slot (slot 0 for totals), per dimension number (0 without a dimension).
+    slots: Vec<Vec<Option<Acc>>>,
+    /// Dimension values by number.
+    dims: Vec<Vec<u8>>,
+    dim_numbers: HashMap<Vec<u8>, usize, FixedState>,
+    /// Exact values seen so far (only for [`Measure::Duplicates`]).
+    seen: HashSet<Vec<u8>, FixedState>,
 }
 
 impl State {
     /// A fresh state for a request.
     pub fn new(measure: &Measure, grouping: &Grouping) -> Self {
-        match measure {
-            Measure::Distinct(_) => State::Distinct(Groups::new(grouping)),
-            other => State::Sum {
-                measure: other.clone(),
-                groups: Groups::new(grouping),
-                seen: HashSet::new(),
+        State {
+            measure: measure.clone(),
+            grouping: grouping.clone(),
+            slots: Vec::new(),
+            dims: Vec::new(),
+            dim_numbers: HashMap::with_hasher(HASHER),
+            seen: HashSet::with_hasher(HASHER),
+        }
+    }
+
+    /// How much of the cell the measure needs.
+    pub fn needs(&self) -> Need {
+        match self.measure {
+            Measure::Rows | Measure::Distinct(_) | Measure::Duplicates(_) => Need::Bytes,
+            Measure::Nulls(_) => Need::Nullness,
+            _ => Need::Class,
+        }
+    }
+
+    fn dim_number(&mut self, dim: &[u8]) -> usize {
+        if let Some(&n) = self.dim_numbers.get(dim) {
+            return n;
+        }
+        let n = self.dims.len();
+        self.dims.push(dim.to_vec());
+        self.dim_numbers.insert(dim.to_vec(), n);
+        n
+    }
+
+    /// Folds one row in. `day` is the row's day slot (`None`: no day), `hash` the measured
+    /// cell's hash (for distinct counts), `dim` the dimension value.
+    pub fn update(
+        &mut self,
+        day: Option<usize>,
+        cell: &RowCell<'_>,
+        hash: impl FnOnce() -> u64,
+        dim: &[u8],
+    ) {
+        let slot = match self.grouping {
+            Grouping::Total => 0,
+            _ => match day {
+                Some(d) => d,
+                None => return,
             },
+        };
+        let dim = match self.grouping {
+            Grouping::DayBy(_) => self.dim_number(dim),
+            _ => 0,
+        };
+        let add = match (&self.measure, cell.cell) {
+            (Measure::Distinct(_), _) => {
+                let acc = self.acc(slot, dim, || Acc::Set(HashSet64::with_hasher(HASHER)));
+                if let (Acc::Set(set), Some(b)) = (acc, cell.bytes) {
+                    if !b.is_empty() {
+                        set.insert(hash());
+                    }
+                }
+                return;
+            }
+            (Measure::Rows, _) => 1.0,
+            (Measure::Sum(_), Cell::Number(n)) => n,
+            (Measure::Numeric(_), Cell::Number(_)) => 1.0,
+            (Measure::Nulls(_), Cell::Null) => 1.0,
+            (Measure::NonNumeric(_), Cell::Text) => 1.0,
+            (Measure::Where { cmp, value, .. }, Cell::Number(n)) => {
+                f64::from(u8::from(cmp.holds(n, value.0)))
+            }
+            (Measure::Duplicates(_), _) => {
+                let key = cell.bytes.unwrap_or_default();
+                if self.seen.contains(key) {
+                    1.0
+                } else {
+                    self.seen.insert(key.to_vec());
+                    0.0
+                }
+            }
+            _ => 0.0,
+        };
+        if let Acc::Sum(sum) = self.acc(slot, dim, || Acc::Sum(0.0)) {
+            *sum += add;
         }
     }
 
-    /// Folds one row in: its day, the measured cell and the dimension cell.
-    pub fn update(&mut self, day: Option<NaiveDate>, cell: Cell<'_>, dim: &[u8]) {
-        match self {
-            State::Distinct(groups) => {
-                if let (Some(bytes), Some(set)) = (cell.bytes(), groups.slot(day, dim)) {
-                    if !set.contains(bytes) {
-                        set.insert(bytes.to_vec());
-                    }
-                }
-            }
-            State::Sum {
-                measure,
-                groups,
-                seen,
-            } => {
-                let add = match (&*measure, cell) {
-                    (Measure::Rows, _) => 1.0,
-                    (Measure::Sum(_), Cell::Number(n, _)) => n,
-                    (Measure::Numeric(_), Cell::Number(..)) => 1.0,
-                    (Measure::Nulls(_), Cell::Null) => 1.0,
-                    (Measure::NonNumeric(_), Cell::Text(_)) => 1.0,
-                    (Measure::Where { cmp, value, .. }, Cell::Number(n, _)) => {
-                        f64::from(u8::from(cmp.holds(n, value.0)))
-                    }
-                    (Measure::Duplicates(_), cell) => {
-                        let key = cell.bytes().unwrap_or_default();
-                        if seen.contains(key) {
-                            1.0
-                        } else {
-                            seen.insert(key.to_vec());
-                            0.0
-                        }
-                    }
-                    _ => 0.0,
-                };
-                if let Some(slot) = groups.slot(day, dim) {
-                    *slot += add;
-                }
-            }
+    fn acc(&mut self, slot: usize, dim: usize, new: impl FnOnce() -> Acc) -> &mut Acc {
+        if self.slots.len() <= slot {
+            self.slots.resize_with(slot + 1, Vec::new);
         }
+        let dims = &mut self.slots[slot];
+        if dims.len() <= dim {
+            dims.resize_with(dim + 1, || None);
+        }
+        dims[dim].get_or_insert_with(new)
     }
 
-    /// The metric value; per-day series are filled with 0 over the table's date span.
-    pub fn finish(self, span: Option<(NaiveDate, NaiveDate)>) -> MetricValue {
-        match self {
-            State::Distinct(groups) => groups.finish(span, |set| set.len() as f64),
-            State::Sum { groups, .. } => groups.finish(span, |v| v),
+    /// The groups keyed by date (`days[slot]`) and dimension value, for merging.
+    pub fn into_partial(self, days: &[NaiveDate]) -> Partial {
+        let dims = self.dims;
+        let mut slots = self.slots.into_iter().enumerate();
+        match self.grouping {
+            Grouping::Total => {
+                let acc = slots
+                    .next()
+                    .and_then(|(_, mut d)| d.get_mut(0).and_then(Option::take))
+                    .unwrap_or(match self.measure {
+                        Measure::Distinct(_) => Acc::Set(HashSet64::with_hasher(HASHER)),
+                        _ => Acc::Sum(0.0),
+                    });
+                Partial::Total(acc)
+            }
+            Grouping::Day => Partial::Daily(
+                slots
+                    .filter_map(|(slot, mut d)| Some((days[slot], d.get_mut(0)?.take()?)))
+                    .collect(),
+            ),
+            Grouping::DayBy(_) => Partial::DailyBy(
+                slots
+                    .map(|(slot, d)| {
+                        let by_dim = d
+                            .into_iter()
+                            .enumerate()
+                            .filter_map(|(n, acc)| Some((dims[n].clone(), acc?)))
+                            .collect();
+                        (days[slot], by_dim)
+                    })
+                    .filter(|(_, by_dim): &(NaiveDate, HashMap<Vec<u8>, Acc>)| !by_dim.is_empty())
+                    .collect(),
+            ),
         }
+    }
+}
+
+/// The hash of a distinct cell.
+pub fn hash_cell(bytes: &[u8]) -> u64 {
+    HASHER.hash_one(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_parse_fast_and_strictly() {
+        assert_eq!(Cell::classify(Some(b"42")), Cell::Number(42.0));
+        assert_eq!(Cell::classify(Some(b" 1449.0 ")), Cell::Number(1449.0));
+        assert_eq!(Cell::classify(Some(b"-3e2")), Cell::Number(-300.0));
+        assert_eq!(Cell::classify(Some(b"NaN")), Cell::Text);
+        assert_eq!(Cell::classify(Some(b"inf")), Cell::Text);
+        assert_eq!(Cell::classify(Some(b"12,5")), Cell::Text);
+        assert_eq!(Cell::classify(Some(b"")), Cell::Null);
+        assert_eq!(Cell::classify(None), Cell::Null);
+        assert_eq!(
+            Cell::classify(Some(b"99999999999999999999")),
+            Cell::Number(1e20)
+        );
+    }
+
+    #[test]
+    fn partials_of_two_workers_merge_into_one_value() {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2025, 3, d).unwrap();
+        fn rows(v: &str) -> RowCell<'_> {
+            RowCell {
+                bytes: Some(v.as_bytes()),
+                cell: Cell::Text,
+            }
+        }
+        let distinct = Measure::Distinct("id".into());
+        let mut a = State::new(&distinct, &Grouping::Day);
+        let mut b = State::new(&distinct, &Grouping::Day);
+        a.update(Some(0), &rows("x"), || hash_cell(b"x"), b"");
+        a.update(Some(1), &rows("y"), || hash_cell(b"y"), b"");
+        b.update(Some(0), &rows("x"), || hash_cell(b"x"), b"");
+        b.update(Some(0), &rows("z"), || hash_cell(b"z"), b"");
+        let mut merged = a.into_partial(&[day(1), day(2)]);
+        merged.merge(b.into_partial(&[day(1)]));
+        assert_eq!(
+            merged.finish(Some((day(1), day(3)))),
+            MetricValue::Daily(BTreeMap::from([
+                (day(1), 2.0),
+                (day(2), 1.0),
+                (day(3), 0.0)
+            ]))
+        );
     }
 }

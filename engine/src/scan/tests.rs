@@ -400,3 +400,84 @@ fn a_failed_lookup_makes_looked_up_metrics_unavailable() {
         Err("`orders.revenue` cannot be looked up: table file orders.csv is missing".into())
     );
 }
+
+#[test]
+fn parallel_segments_give_exactly_the_sequential_result() {
+    use crate::demo::{generate, DemoSpec, Fault, Tables};
+    let spec = DemoSpec {
+        end: day("2025-03-31"),
+        days: 12,
+        sessions_per_day: 2000,
+        seed: 3,
+        faults: vec![Fault::UnparsableTimestamps, Fault::NullSpike],
+    };
+    let mut tables = Tables {
+        sessions: Vec::new(),
+        orders: Vec::new(),
+        attribution: Vec::new(),
+    };
+    generate(&spec, &mut tables).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.csv"), &tables.sessions).unwrap();
+    let config = TableConfig {
+        file: "s.csv".into(),
+        date_column: Some("session_start".into()),
+        required_columns: vec!["session_id".into()],
+        naive_timestamps: NaiveTimestamps::Reject,
+        max_unparsable_dates: 0,
+        lookups: Vec::new(),
+    };
+    let requests = [
+        MetricRequest::daily("s", Measure::Rows),
+        MetricRequest::daily("s", Measure::Distinct("session_id".into())),
+        MetricRequest::daily_by(
+            "s",
+            Measure::Distinct("session_id".into()),
+            "marketing_source",
+        ),
+        MetricRequest::daily("s", Measure::Nulls("client_id".into())),
+        MetricRequest::total("s", Measure::Sum("duration_sec".into())),
+        MetricRequest::daily(
+            "s",
+            Measure::Where {
+                column: "purchases".into(),
+                cmp: Cmp::Gt,
+                value: Number(0.0),
+            },
+        ),
+        MetricRequest::daily_by("s", Measure::Rows, "user_agent"),
+    ];
+    let input = ScanInput {
+        requests: &requests,
+        ..ScanInput::default()
+    };
+    let path = dir.path().join("s.csv");
+    let sequential = scan_source(
+        "s",
+        &config,
+        path.clone(),
+        Ok(tables.sessions.as_slice()),
+        input,
+    );
+    for workers in [2, 3, 4] {
+        let parallel = scan_parallel("s", &config, &path, input, workers).expect("the file splits");
+        assert_eq!(parallel.outcome, sequential.outcome, "{workers} workers");
+        for (request, value) in &sequential.metrics {
+            let theirs = &parallel
+                .metrics
+                .iter()
+                .find(|(r, _)| r == request)
+                .unwrap()
+                .1;
+            match (value, theirs) {
+                (Ok(MetricValue::Total(a)), Ok(MetricValue::Total(b))) => {
+                    assert!((a - b).abs() <= 1e-9 * a.abs(), "{request}: {a} vs {b}")
+                }
+                _ => assert_eq!(value, theirs, "{request}"),
+            }
+        }
+    }
+    let stats = sequential.outcome.unwrap();
+    assert_eq!(stats.dates.as_ref().unwrap().rows_by_day.len(), 12);
+    assert!(stats.dates.unwrap().unparsable_total() > 0);
+}

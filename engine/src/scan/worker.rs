@@ -1,0 +1,242 @@
+//! The hot loop: reads the records of a table (or of one segment of it) with `simd-csv`'s
+//! zero-copy reader and folds each into the states of the bound requests.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::NaiveDate;
+use simd_csv::{ZeroCopyByteRecord, ZeroCopyReader};
+use smallvec::SmallVec;
+
+use super::columns::{ColumnRef, Plan};
+use super::state::{hash_cell, Cell, Need, Partial, RowCell, State};
+use super::{day_of, DateStats, TableProblem};
+use crate::config::TableConfig;
+use crate::timestamp::DayParser;
+
+/// What a worker found in its records.
+#[derive(Debug)]
+pub struct Output {
+    /// Records read.
+    pub rows: u64,
+    /// Records whose field count differs from the header's.
+    pub malformed_rows: u64,
+    /// Per lookup, records whose non-empty key was not found.
+    pub lookup_misses: Vec<u64>,
+    /// Date parsing, when the table has a usable date column.
+    pub dates: Option<DateStats>,
+    /// One partial value per bound request, in plan order.
+    pub partials: Vec<Partial>,
+    /// The exported rows by key (first row of each key), when the plan exports.
+    pub index_rows: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+    /// Where reading stopped, relative to where it started: the start of the first record at
+    /// or after the limit, or the end of the stream.
+    pub stopped_at: u64,
+}
+
+/// Maps days to dense slot numbers.
+#[derive(Default)]
+struct DayIndex {
+    days: Vec<NaiveDate>,
+    /// Rows per slot.
+    rows: Vec<u64>,
+    slots: HashMap<NaiveDate, usize, foldhash::fast::FixedState>,
+    last: Option<(NaiveDate, usize)>,
+}
+
+impl DayIndex {
+    /// The slot of a row's day, counting the row.
+    fn slot(&mut self, day: NaiveDate) -> usize {
+        let slot = match self.last {
+            Some((d, s)) if d == day => s,
+            _ => {
+                let next = self.days.len();
+                let slot = *self.slots.entry(day).or_insert(next);
+                if slot == next {
+                    self.days.push(day);
+                    self.rows.push(0);
+                }
+                self.last = Some((day, slot));
+                slot
+            }
+        };
+        self.rows[slot] += 1;
+        slot
+    }
+}
+
+/// The cells of the current row that the requests read, each classified and hashed at most
+/// once (no allocation per row: the buffers live on the stack or are reused).
+struct RowCells<'r, 'c> {
+    bytes: SmallVec<[Option<&'r [u8]>; 16]>,
+    classes: &'c mut [Option<Cell>],
+    hashes: &'c mut [Option<u64>],
+}
+
+impl RowCells<'_, '_> {
+    fn cell(&mut self, i: usize) -> Cell {
+        let bytes = self.bytes[i];
+        *self.classes[i].get_or_insert_with(|| Cell::classify(bytes))
+    }
+
+    fn hash(&mut self, i: usize) -> u64 {
+        let bytes = self.bytes[i];
+        *self.hashes[i].get_or_insert_with(|| hash_cell(bytes.unwrap_or_default()))
+    }
+}
+
+/// A cell of the record or of a looked-up row, without its surrounding quotes. Doubled quotes
+/// inside stay doubled: valid CSV writes a value one way, so equal values stay equal, and no
+/// cell that holds a number or a date has quotes inside.
+fn fetch<'r>(
+    record: &'r ZeroCopyByteRecord<'_>,
+    looked: &[Option<&'r Vec<Vec<u8>>>],
+    r: ColumnRef,
+) -> Option<&'r [u8]> {
+    match r {
+        ColumnRef::Own(i) => record.unquote(i),
+        ColumnRef::Looked(l, j) => looked
+            .get(l)
+            .copied()
+            .flatten()
+            .and_then(|row| row.get(j))
+            .map(Vec::as_slice),
+    }
+}
+
+/// Reads records until the end of `reader`, or until a record starts at or after `limit`
+/// bytes from where the reader started. `progress` counts the bytes read.
+pub fn run<R: Read>(
+    mut reader: ZeroCopyReader<R>,
+    plan: &Plan<'_>,
+    config: &TableConfig,
+    limit: Option<u64>,
+    progress: Option<&AtomicU64>,
+) -> Result<Output, TableProblem> {
+    let mut states: Vec<State> = plan
+        .bound
+        .iter()
+        .map(|b| State::new(&b.request.measure, &b.request.grouping))
+        .collect();
+    let needs: Vec<Need> = states.iter().map(State::needs).collect();
+    let mut days = DayIndex::default();
+    let mut parser = DayParser::default();
+    let mut dates = plan.date.map(|_| DateStats {
+        column: config.date_column.clone().unwrap_or_default(),
+        ..DateStats::default()
+    });
+    let width = plan.header.len();
+    let mut rows = 0u64;
+    let mut malformed_rows = 0u64;
+    let mut lookup_misses = vec![0u64; plan.lookups.len()];
+    let mut index_rows: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
+    let mut reported = 0u64;
+    let mut classes = vec![None; plan.cells.len()];
+    let mut hashes = vec![None; plan.cells.len()];
+    let stopped_at = loop {
+        let position = reader.position();
+        if limit.is_some_and(|limit| position >= limit) {
+            break position;
+        }
+        if let Some(progress) = progress {
+            if rows.is_multiple_of(65_536) {
+                progress.fetch_add(position - reported, Ordering::Relaxed);
+                reported = position;
+            }
+        }
+        let record = match reader.read_byte_record() {
+            Ok(Some(record)) => record,
+            Ok(None) => break position,
+            Err(e) => return Err(TableProblem::Unreadable(format!("after row {rows}: {e}"))),
+        };
+        rows += 1;
+        if record.len() != width {
+            malformed_rows += 1;
+        }
+        let mut looked: SmallVec<[Option<&Vec<Vec<u8>>>; 4]> = SmallVec::new();
+        for (l, (index, key)) in plan.lookups.iter().enumerate() {
+            let key = key
+                .and_then(|k| fetch(&record, &[], k))
+                .filter(|k| !k.is_empty());
+            let found = key.and_then(|k| index.rows.get(k));
+            if key.is_some() && found.is_none() {
+                lookup_misses[l] += 1;
+            }
+            looked.push(found);
+        }
+        let day = match (plan.date, dates.as_mut()) {
+            (Some(ColumnRef::Looked(l, _)), Some(_)) if looked[l].is_none() => None,
+            (Some(r), Some(stats)) => {
+                day_of(fetch(&record, &looked, r), &mut parser, config, stats).map(|d| days.slot(d))
+            }
+            _ => None,
+        };
+        classes.fill(None);
+        hashes.fill(None);
+        let mut cells = RowCells {
+            bytes: plan
+                .cells
+                .iter()
+                .map(|r| fetch(&record, &looked, *r))
+                .collect(),
+            classes: &mut classes,
+            hashes: &mut hashes,
+        };
+        for ((b, state), &need) in plan.bound.iter().zip(&mut states).zip(&needs) {
+            if let (Some(filter), Some(i)) = (&b.request.filter, b.filter) {
+                if !filter.accepts(cells.bytes[i]) {
+                    continue;
+                }
+            }
+            let (bytes, cell) = match b.column {
+                Some(i) => {
+                    let cell = match need {
+                        Need::Class => cells.cell(i),
+                        Need::Nullness => Cell::nullness(cells.bytes[i]),
+                        Need::Bytes => Cell::Text,
+                    };
+                    (cells.bytes[i], cell)
+                }
+                None => (None, Cell::Null),
+            };
+            let dim = b.dimension.and_then(|i| cells.bytes[i]).unwrap_or_default();
+            let row = RowCell { bytes, cell };
+            let hash = || b.column.map_or(0, |i| cells.hash(i));
+            state.update(day, &row, hash, dim);
+        }
+        if let Some((_, Ok((key, values)))) = &plan.export {
+            let k = fetch(&record, &[], *key).unwrap_or_default();
+            if !index_rows.contains_key(k) {
+                let exported = values
+                    .iter()
+                    .map(|r| fetch(&record, &[], *r).unwrap_or_default().to_vec())
+                    .collect();
+                index_rows.insert(k.to_vec(), exported);
+            }
+        }
+    };
+    if let Some(progress) = progress {
+        progress.fetch_add(stopped_at.saturating_sub(reported), Ordering::Relaxed);
+    }
+    if let Some(stats) = dates.as_mut() {
+        stats.rows_by_day = days
+            .days
+            .iter()
+            .copied()
+            .zip(days.rows.iter().copied())
+            .collect();
+    }
+    Ok(Output {
+        rows,
+        malformed_rows,
+        lookup_misses,
+        dates,
+        partials: states
+            .into_iter()
+            .map(|s| s.into_partial(&days.days))
+            .collect(),
+        index_rows,
+        stopped_at,
+    })
+}
