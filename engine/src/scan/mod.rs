@@ -302,12 +302,23 @@ fn finish(name: &str, plan: Plan<'_>, outputs: Vec<worker::Output>) -> Scanned {
     }
     let span = first.dates.as_ref().and_then(DateStats::span);
     let mut metrics = plan.unavailable;
-    metrics.extend(
-        plan.bound
-            .iter()
-            .zip(first.partials)
-            .map(|(b, partial)| (b.request.clone(), Ok(partial.finish(span)))),
-    );
+    // Derived partials come from their fused source before the sources are finished.
+    let derived: Vec<Option<state::Partial>> = first
+        .partials
+        .iter()
+        .map(|p| match p {
+            state::Partial::Derived(source) => Some(first.partials[*source].by_dimension()),
+            _ => None,
+        })
+        .collect();
+    metrics.extend(plan.bound.iter().zip(first.partials).zip(derived).map(
+        |((b, partial), derived)| {
+            (
+                b.request.clone(),
+                Ok(derived.unwrap_or(partial).finish(span)),
+            )
+        },
+    ));
     let index = plan.export.map(|(export, refs)| {
         let problem = refs.err();
         LookupIndex {

@@ -60,6 +60,41 @@ pub enum Acc {
     Sum(f64),
     /// Distinct cells, as hashes.
     Set(HashSet64),
+    /// Distinct cells with the dimension value they came with: one probe per row serves a
+    /// per-day and a per-day-and-dimension distinct count of the same column.
+    Fused(FusedDay),
+}
+
+/// Distinct cells of a day, each with its dimension numbers.
+#[derive(Debug, Default)]
+pub struct FusedDay {
+    /// Each cell with the dimension of its first row.
+    first: HashMap<u64, usize, FixedState>,
+    /// The rare (cell, dimension) pairs beyond the first dimension of a cell.
+    extra: HashSet<(u64, usize), FixedState>,
+}
+
+impl FusedDay {
+    fn insert(&mut self, cell: u64, dim: usize) {
+        match self.first.get(&cell) {
+            None => {
+                self.first.insert(cell, dim);
+            }
+            Some(&first) if first != dim => {
+                self.extra.insert((cell, dim));
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Distinct cells per dimension number.
+    fn by_dim(&self) -> HashMap<usize, usize> {
+        let mut counts = HashMap::new();
+        for &dim in self.first.values().chain(self.extra.iter().map(|(_, d)| d)) {
+            *counts.entry(dim).or_default() += 1;
+        }
+        counts
+    }
 }
 
 impl Acc {
@@ -72,6 +107,11 @@ impl Acc {
                 }
                 a.extend(b);
             }
+            (Acc::Fused(a), Acc::Fused(b)) => {
+                for (cell, dim) in b.first.into_iter().chain(b.extra) {
+                    a.insert(cell, dim);
+                }
+            }
             _ => unreachable!("one request has one kind of accumulator"),
         }
     }
@@ -80,6 +120,7 @@ impl Acc {
         match self {
             Acc::Sum(v) => *v,
             Acc::Set(s) => s.len() as f64,
+            Acc::Fused(f) => f.first.len() as f64,
         }
     }
 }
@@ -93,6 +134,11 @@ pub enum Partial {
     Daily(HashMap<NaiveDate, Acc>),
     /// [`Grouping::DayBy`]: per day, per dimension value (only values that had rows).
     DailyBy(HashMap<NaiveDate, HashMap<Vec<u8>, Acc>>),
+    /// A per-day distinct count fused with a per-day-and-dimension one ([`Acc::Fused`]); the
+    /// dimension values by number.
+    Fused(HashMap<NaiveDate, Acc>, Vec<Vec<u8>>),
+    /// Computed by the fused partial of the request at this position.
+    Derived(usize),
 }
 
 impl Partial {
@@ -116,8 +162,54 @@ impl Partial {
                     into(a.entry(day).or_default(), dims);
                 }
             }
+            (Partial::Fused(a, dims), Partial::Fused(b, b_dims)) => {
+                // Dimension numbers are per worker: renumber the other's into ours.
+                let renumber: Vec<usize> = b_dims
+                    .into_iter()
+                    .map(|dim| match dims.iter().position(|d| *d == dim) {
+                        Some(n) => n,
+                        None => {
+                            dims.push(dim);
+                            dims.len() - 1
+                        }
+                    })
+                    .collect();
+                let b = b.into_iter().map(|(day, acc)| {
+                    let Acc::Fused(f) = acc else {
+                        unreachable!("fused partials hold fused days")
+                    };
+                    let f = FusedDay {
+                        first: f.first.into_iter().map(|(c, d)| (c, renumber[d])).collect(),
+                        extra: f.extra.into_iter().map(|(c, d)| (c, renumber[d])).collect(),
+                    };
+                    (day, Acc::Fused(f))
+                });
+                into(a, b.collect());
+            }
+            (Partial::Derived(_), Partial::Derived(_)) => {}
             _ => unreachable!("one request has one grouping"),
         }
+    }
+
+    /// The per-day-and-dimension distinct counts of a fused partial, as a partial.
+    pub fn by_dimension(&self) -> Partial {
+        let Partial::Fused(days, dims) = self else {
+            unreachable!("only a fused partial is split by dimension")
+        };
+        Partial::DailyBy(
+            days.iter()
+                .map(|(day, acc)| {
+                    let Acc::Fused(f) = acc else {
+                        unreachable!("fused partials hold fused days")
+                    };
+                    let counts = f
+                        .by_dim()
+                        .into_iter()
+                        .map(|(d, n)| (dims[d].clone(), Acc::Sum(n as f64)));
+                    (*day, counts.collect())
+                })
+                .collect(),
+        )
     }
 
     /// The metric value; per-day series hold 0 on every day of the table's date span.
@@ -128,7 +220,7 @@ impl Partial {
         };
         match self {
             Partial::Total(acc) => MetricValue::Total(acc.value()),
-            Partial::Daily(days) => {
+            Partial::Daily(days) | Partial::Fused(days, _) => {
                 let mut series: BTreeMap<NaiveDate, f64> = span_days().map(|d| (d, 0.0)).collect();
                 series.extend(days.into_iter().map(|(d, acc)| (d, acc.value())));
                 MetricValue::Daily(series)
@@ -146,6 +238,7 @@ impl Partial {
                 }
                 MetricValue::DailyBy(series)
             }
+            Partial::Derived(_) => unreachable!("a derived partial is finished from its source"),
         }
     }
 }
@@ -192,6 +285,10 @@ pub struct State {
     dim_numbers: HashMap<Vec<u8>, usize, FixedState>,
     /// Exact values seen so far (only for [`Measure::Duplicates`]).
     seen: HashSet<Vec<u8>, FixedState>,
+    /// A per-day distinct count that also records each cell's dimension value.
+    fused: bool,
+    /// Computed by the fused state at this position: updates are skipped.
+    derived_from: Option<usize>,
 }
 
 impl State {
@@ -204,7 +301,43 @@ impl State {
             dims: Vec::new(),
             dim_numbers: HashMap::with_hasher(HASHER),
             seen: HashSet::with_hasher(HASHER),
+            fused: false,
+            derived_from: None,
         }
+    }
+
+    /// Fuses states of one table: a per-day-and-dimension distinct count of a column is served
+    /// by the per-day distinct count of the same column (same filter), which then records the
+    /// dimension value of each cell; one hash probe per row instead of two.
+    /// Returns the (fused, derived) pairs: the fused state reads the derived one's dimension.
+    pub fn fuse(states: &mut [State], unfiltered: &[bool]) -> Vec<(usize, usize)> {
+        let mut pairs = Vec::new();
+        for j in 0..states.len() {
+            let Grouping::DayBy(_) = states[j].grouping else {
+                continue;
+            };
+            if !matches!(states[j].measure, Measure::Distinct(_)) || !unfiltered[j] {
+                continue;
+            }
+            let partner = (0..states.len()).find(|&i| {
+                unfiltered[i]
+                    && states[i].grouping == Grouping::Day
+                    && states[i].measure == states[j].measure
+                    && !states[i].fused
+                    && states[i].derived_from.is_none()
+            });
+            if let Some(i) = partner {
+                states[i].fused = true;
+                states[j].derived_from = Some(i);
+                pairs.push((i, j));
+            }
+        }
+        pairs
+    }
+
+    /// Whether another state computes this one.
+    pub fn is_derived(&self) -> bool {
+        self.derived_from.is_some()
     }
 
     /// How much of the cell the measure needs.
@@ -242,6 +375,16 @@ impl State {
                 None => return,
             },
         };
+        if self.fused {
+            let dim = self.dim_number(dim);
+            let acc = self.acc(slot, 0, || Acc::Fused(FusedDay::default()));
+            if let (Acc::Fused(f), Some(b)) = (acc, cell.bytes) {
+                if !b.is_empty() {
+                    f.insert(hash(), dim);
+                }
+            }
+            return;
+        }
         let dim = match self.grouping {
             Grouping::DayBy(_) => self.dim_number(dim),
             _ => 0,
@@ -293,6 +436,18 @@ impl State {
 
     /// The groups keyed by date (`days[slot]`) and dimension value, for merging.
     pub fn into_partial(self, days: &[NaiveDate]) -> Partial {
+        if let Some(source) = self.derived_from {
+            return Partial::Derived(source);
+        }
+        if self.fused {
+            let days = self
+                .slots
+                .into_iter()
+                .enumerate()
+                .filter_map(|(slot, mut d)| Some((days[slot], d.get_mut(0)?.take()?)))
+                .collect();
+            return Partial::Fused(days, self.dims);
+        }
         let dims = self.dims;
         let mut slots = self.slots.into_iter().enumerate();
         match self.grouping {

@@ -119,6 +119,16 @@ pub fn run<R: Read>(
         .iter()
         .map(|b| State::new(&b.request.measure, &b.request.grouping))
         .collect();
+    let unfiltered: Vec<bool> = plan
+        .bound
+        .iter()
+        .map(|b| b.request.filter.is_none())
+        .collect();
+    // The dimension cell each state reads: a fused state reads its derived partner's.
+    let mut dimensions: Vec<Option<usize>> = plan.bound.iter().map(|b| b.dimension).collect();
+    for (fused, derived) in State::fuse(&mut states, &unfiltered) {
+        dimensions[fused] = plan.bound[derived].dimension;
+    }
     let needs: Vec<Need> = states.iter().map(State::needs).collect();
     let mut days = DayIndex::default();
     let mut parser = DayParser::default();
@@ -183,7 +193,16 @@ pub fn run<R: Read>(
             classes: &mut classes,
             hashes: &mut hashes,
         };
-        for ((b, state), &need) in plan.bound.iter().zip(&mut states).zip(&needs) {
+        for (((b, state), &need), dimension) in plan
+            .bound
+            .iter()
+            .zip(&mut states)
+            .zip(&needs)
+            .zip(&dimensions)
+        {
+            if state.is_derived() {
+                continue;
+            }
             if let (Some(filter), Some(i)) = (&b.request.filter, b.filter) {
                 if !filter.accepts(cells.bytes[i]) {
                     continue;
@@ -200,7 +219,7 @@ pub fn run<R: Read>(
                 }
                 None => (None, Cell::Null),
             };
-            let dim = b.dimension.and_then(|i| cells.bytes[i]).unwrap_or_default();
+            let dim = dimension.and_then(|i| cells.bytes[i]).unwrap_or_default();
             let row = RowCell { bytes, cell };
             let hash = || b.column.map_or(0, |i| cells.hash(i));
             state.update(day, &row, hash, dim);
