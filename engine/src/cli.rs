@@ -121,6 +121,9 @@ struct RunArgs {
     /// reference monitor does. Default: `run.scope` of the config.
     #[arg(long, value_enum)]
     scope: Option<ScopeArg>,
+    /// Send no alert: print what would be sent to each destination instead.
+    #[arg(long = "no-alerts", visible_alias = "dry-run")]
+    no_alerts: bool,
 }
 
 #[derive(Debug, Args)]
@@ -386,14 +389,24 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
     let errors = eval.count(Severity::Error);
     let quarantine = (errors > 0 && config.operations.quarantine_on_error)
         .then(|| quarantine_snapshot(&args, &config, &eval, started));
-    let info = RunInfo {
+    let mut info = RunInfo {
         started,
         run_id,
         warehouse_dir: &args.warehouse_dir,
         output_dir: &args.output_dir,
         config: &config,
         quarantine,
+        deliveries: Vec::new(),
     };
+    let env = |var: &str| std::env::var(var).ok();
+    info.deliveries = crate::alert::deliver(
+        &info,
+        &eval,
+        &report::paths(&args.output_dir),
+        args.no_alerts,
+        &env,
+        out,
+    );
     let reports = match report::write_reports(&info, &eval) {
         Ok(paths) => paths,
         Err(e) => {

@@ -7,6 +7,7 @@
 //! table ([`scan`]), evaluates the rules ([`runner`]), writes the reports ([`report`]) and
 //! quarantines a snapshot on ERROR ([`quarantine`]). [`cli`] is the whole command line.
 
+pub mod alert;
 pub mod baseline;
 pub mod cli;
 pub mod config;

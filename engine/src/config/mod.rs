@@ -216,7 +216,8 @@ impl Default for Operations {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertRouting {
-    /// Destinations of ERROR findings, e.g. `pagerduty://team`, `slack://#data-alerts`.
+    /// Destinations of ERROR findings, e.g. `pagerduty://team`, `slack://#data-alerts`. A name
+    /// defined under `destinations` is delivered to; any other is shown in the routing plan.
     pub error_channels: Vec<String>,
     /// Destinations of WARN findings.
     pub warn_channels: Vec<String>,
@@ -224,6 +225,16 @@ pub struct AlertRouting {
     pub info_channels: Vec<String>,
     /// Print the routing summary (per severity: count, destinations, first findings) on stdout.
     pub emit_console_notifications: bool,
+    /// The destinations alerts are delivered to, by the name the channel lists use. Secrets
+    /// (webhook URLs, routing keys) come from environment variables named here, never from
+    /// this file.
+    pub destinations: BTreeMap<String, Destination>,
+    /// Seconds one HTTP request may take (connect, send, answer).
+    pub timeout_seconds: f64,
+    /// Retries after a server error (5xx) or a failed connection; a 4xx is not retried.
+    pub retries: u32,
+    /// Seconds before the first retry; each further retry waits twice as long.
+    pub retry_backoff_seconds: f64,
 }
 
 impl Default for AlertRouting {
@@ -233,8 +244,42 @@ impl Default for AlertRouting {
             warn_channels: Vec::new(),
             info_channels: Vec::new(),
             emit_console_notifications: true,
+            destinations: BTreeMap::new(),
+            timeout_seconds: 10.0,
+            retries: 3,
+            retry_backoff_seconds: 1.0,
         }
     }
+}
+
+/// A place alerts are delivered to.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Destination {
+    /// A Slack incoming webhook: one message per run with the routed findings.
+    Slack {
+        /// Environment variable holding the webhook URL.
+        webhook_url_env: String,
+    },
+    /// PagerDuty Events API v2: one `trigger` event per routed finding, with a dedup key per
+    /// check and partition so that a re-run does not page twice.
+    Pagerduty {
+        /// Environment variable holding the integration's routing key.
+        routing_key_env: String,
+        /// The Events API endpoint.
+        #[serde(default = "pagerduty_events_url")]
+        events_url: String,
+    },
+    /// Any HTTP endpoint: one JSON document per run (run id, verdict, counts, findings, report
+    /// paths).
+    Webhook {
+        /// Environment variable holding the URL.
+        url_env: String,
+    },
+}
+
+fn pagerduty_events_url() -> String {
+    "https://events.pagerduty.com/v2/enqueue".into()
 }
 
 /// Which format a config file is in.

@@ -54,6 +54,20 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation, reports: &[std::path::PathB
     for path in reports {
         let _ = writeln!(out, "vigil: wrote {}", path.display());
     }
+    for d in &info.deliveries {
+        let _ = match &d.error {
+            Some(e) => writeln!(
+                out,
+                "vigil: alert to {} ({}) FAILED after {} attempt(s): {e}",
+                d.destination, d.kind, d.attempts
+            ),
+            None => writeln!(
+                out,
+                "vigil: alert to {} ({}): {} ({} finding(s))",
+                d.destination, d.kind, d.status, d.findings
+            ),
+        };
+    }
     if let Some(Ok(path)) = &info.quarantine {
         let _ = writeln!(
             out,

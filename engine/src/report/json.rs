@@ -39,7 +39,11 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
         "scope": eval.scope.as_str(),
         "verdict": verdict(eval),
         "counts": counts,
-        "routing": {"counts": counts, "routing_plan": plan},
+        "routing": {
+            "counts": counts,
+            "routing_plan": plan,
+            "deliveries": info.deliveries.iter().map(crate::alert::Delivery::to_json).collect::<Vec<_>>(),
+        },
         "quarantine_path": quarantine_path,
         "quarantine_error": quarantine_error,
         "rules": info.config.rules.iter()

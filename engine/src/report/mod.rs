@@ -33,6 +33,8 @@ pub struct RunInfo<'a> {
     pub config: &'a Config,
     /// The quarantine snapshot, or why it failed; `None` when no quarantine was due.
     pub quarantine: Option<Result<PathBuf, String>>,
+    /// How the alert deliveries went.
+    pub deliveries: Vec<crate::alert::Delivery>,
 }
 
 impl RunInfo<'_> {
@@ -66,11 +68,15 @@ pub fn one_line(f: &Finding) -> String {
     }
 }
 
+/// The paths of the report files in an output folder.
+pub fn paths(output_dir: &Path) -> [PathBuf; 2] {
+    [output_dir.join(JSON_REPORT), output_dir.join(MD_REPORT)]
+}
+
 /// Writes both report files into the output folder (created if missing).
 pub fn write_reports(info: &RunInfo<'_>, eval: &Evaluation) -> io::Result<[PathBuf; 2]> {
     std::fs::create_dir_all(info.output_dir)?;
-    let json_path = info.output_dir.join(JSON_REPORT);
-    let md_path = info.output_dir.join(MD_REPORT);
+    let [json_path, md_path] = paths(info.output_dir);
     write_atomically(&json_path, &json::render(info, eval))?;
     write_atomically(&md_path, &markdown::render(info, eval))?;
     Ok([json_path, md_path])
