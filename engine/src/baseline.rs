@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::metric::DailySeries;
-use crate::rule::{RunCtx, Scope};
+use crate::rule::{HistoryPoint, Observation, RunCtx, Scope};
 
 /// Which statistic is the baseline's center and spread.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -363,6 +363,8 @@ impl Flag {
 /// A daily metric as [`flag_days`] judges it.
 #[derive(Clone, Copy, Debug)]
 pub struct Series<'a> {
+    /// Its name in reports, e.g. `anomaly:revenue`.
+    pub metric: &'a str,
     /// A value on every day that has one (0 on days without rows for counts and sums).
     pub dense: &'a DailySeries,
     /// The days the reference monitor sees, `None` where it has no value (scope `all`).
@@ -388,6 +390,7 @@ pub fn flag_days(
     fires: impl Fn(f64, f64, &Score) -> bool,
 ) -> Result<Vec<Flag>, Insufficient> {
     let Series {
+        metric,
         dense,
         sparse,
         noise,
@@ -401,6 +404,9 @@ pub fn flag_days(
                 cx.expected_date,
                 |value, center, score| fires(value, center, score),
             );
+            if judged.iter().any(|(day, _)| *day == cx.expected_date) {
+                cx.observe(observation(metric, cx.expected_date, &judged));
+            }
             let Some((day, j)) = judged.into_iter().find(|(day, _)| *day == cx.expected_date)
             else {
                 return Ok(Vec::new());
@@ -451,6 +457,35 @@ pub fn flag_days(
                 })
                 .collect())
         }
+    }
+}
+
+/// The observation of a judged history whose last day is the expected one, for the reports.
+fn observation(metric: &str, day: NaiveDate, judged: &[(NaiveDate, Judgement)]) -> Observation {
+    let today = judged.iter().find(|(d, _)| *d == day).map(|(_, j)| j);
+    let baseline = |j: &Judgement| {
+        j.baseline
+            .as_ref()
+            .ok()
+            .map(|b| (b.center, b.spread.max(b.noise_floor)))
+    };
+    Observation {
+        metric: metric.to_string(),
+        day,
+        value: today.map_or(f64::NAN, |j| j.value),
+        baseline: today.and_then(baseline),
+        z: today.and_then(|j| j.score?.z),
+        pct: today.and_then(|j| j.score?.pct),
+        flagged: today.is_some_and(|j| j.flagged),
+        history: judged
+            .iter()
+            .map(|(d, j)| HistoryPoint {
+                day: *d,
+                value: j.value,
+                baseline: baseline(j),
+                flagged: j.flagged,
+            })
+            .collect(),
     }
 }
 

@@ -208,6 +208,41 @@ impl Finding {
     }
 }
 
+/// One day of a judged metric's history.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HistoryPoint {
+    /// The day.
+    pub day: NaiveDate,
+    /// Its value.
+    pub value: f64,
+    /// Its baseline's center and spread, when it had one.
+    pub baseline: Option<(f64, f64)>,
+    /// Whether it stood out from its baseline.
+    pub flagged: bool,
+}
+
+/// A daily metric as a rule judged it for the expected partition: what the reports tabulate
+/// and chart, whether or not it was flagged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    /// What was judged, e.g. `anomaly:revenue` or `anomaly:channel_session_share direct`.
+    pub metric: String,
+    /// The expected partition.
+    pub day: NaiveDate,
+    /// Its value.
+    pub value: f64,
+    /// Its baseline's center and spread, when it had one.
+    pub baseline: Option<(f64, f64)>,
+    /// Its z-score (`None`: no baseline, or unbounded).
+    pub z: Option<f64>,
+    /// Its change from the baseline (`None`: no baseline, or unbounded).
+    pub pct: Option<f64>,
+    /// Whether it was flagged.
+    pub flagged: bool,
+    /// The metric's days up to the expected partition.
+    pub history: Vec<HistoryPoint>,
+}
+
 /// What a rule knows about the run when it plans and evaluates.
 #[derive(Clone, Debug)]
 pub struct RunCtx<'a> {
@@ -217,9 +252,16 @@ pub struct RunCtx<'a> {
     pub scope: Scope,
     /// The configured tables, by name.
     pub tables: &'a BTreeMap<String, TableConfig>,
+    /// The judged metrics of the run, for the reports ([`RunCtx::observe`]).
+    pub observations: &'a std::cell::RefCell<Vec<Observation>>,
 }
 
 impl RunCtx<'_> {
+    /// Records a judged metric for the reports.
+    pub fn observe(&self, observation: Observation) {
+        self.observations.borrow_mut().push(observation);
+    }
+
     /// Whether findings about `day` should be reported in this run's scope.
     pub fn judges(&self, day: NaiveDate) -> bool {
         match self.scope {

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::config::{Config, TableConfig};
 use crate::metric::{MetricRequest, Metrics};
-use crate::rule::{Finding, Rule, RunCtx, Scope, Severity};
+use crate::rule::{Finding, Observation, Rule, RunCtx, Scope, Severity};
 use crate::scan::{scan_table, Export, LookupIndex, ScanInput, TableProblem, TableScan};
 
 /// The rule id of findings about the tables themselves.
@@ -28,6 +28,8 @@ pub struct Evaluation {
     pub scans: Vec<TableScan>,
     /// All findings, most severe first (then by check and date).
     pub findings: Vec<Finding>,
+    /// The metrics the rules judged for the expected partition, by name.
+    pub observations: Vec<Observation>,
 }
 
 impl Evaluation {
@@ -87,10 +89,12 @@ pub fn evaluate_with<S>(
 where
     S: Fn(&str, &TableConfig, ScanInput<'_>) -> TableScan + Sync,
 {
+    let observations = std::cell::RefCell::new(Vec::new());
     let cx = RunCtx {
         expected_date,
         scope,
         tables,
+        observations: &observations,
     };
     let mut findings = Vec::new();
     let mut requests: BTreeMap<&str, Vec<MetricRequest>> =
@@ -185,11 +189,14 @@ where
     }
     let mut findings = merge_skips(findings);
     sort_findings(&mut findings);
+    let mut observations = observations.into_inner();
+    observations.sort_by(|a, b| a.metric.cmp(&b.metric));
     Evaluation {
         expected_date,
         scope,
         scans,
         findings,
+        observations,
     }
 }
 

@@ -330,6 +330,7 @@ impl Rule for Anomaly {
                 Scope::Partition => Vec::new(),
             };
             let series = Series {
+                metric: &check,
                 dense: &dense,
                 sparse: &sparse,
                 noise,

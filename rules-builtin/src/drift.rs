@@ -362,7 +362,9 @@ impl Drift {
                 cx.scope == Scope::All
                     || (value - center).abs() >= p.significance_z * standard_error
             };
+            let metric = format!("{} {channel}", weighting.check());
             let series = Series {
+                metric: &metric,
                 dense: &dense,
                 sparse: &sparse,
                 noise: Noise::None,

@@ -146,6 +146,7 @@ impl Funnel {
         let sparse: Vec<(NaiveDate, Option<f64>)> =
             rate.iter().map(|(d, v)| (*d, Some(*v))).collect();
         let series = Series {
+            metric: check,
             dense: &rate,
             sparse: &sparse,
             noise: Noise::Shares(denominator),

@@ -252,6 +252,7 @@ impl Revenue {
         let share = ratio(zero, rows);
         let count = zero.get(&cx.expected_date).copied().unwrap_or(0.0);
         let series = Series {
+            metric: "orders:zero_revenue_share",
             dense: &share,
             sparse: &[],
             noise: Noise::Shares(rows),

@@ -503,10 +503,12 @@ impl Config {
                 }
             }
         }
+        let observations = std::cell::RefCell::new(Vec::new());
         let cx = RunCtx {
             expected_date: NaiveDate::MIN,
             scope: self.run.scope,
             tables: &self.tables,
+            observations: &observations,
         };
         for configured in &self.rules {
             for request in configured.rule.plan(&cx) {

@@ -50,6 +50,20 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
             .map(|r| json!({"id": r.id, "origin": r.origin.to_string()}))
             .collect::<Vec<_>>(),
         "tables": eval.scans.iter().map(table).collect::<Vec<_>>(),
+        "observations": eval.observations.iter().map(|o| json!({
+            "metric": o.metric,
+            "partition_date": o.day.to_string(),
+            "value": o.value,
+            "baseline_mean": o.baseline.map(|b| b.0),
+            "baseline_std": o.baseline.map(|b| b.1),
+            "z": o.z,
+            "pct_change": o.pct,
+            "flagged": o.flagged,
+        })).collect::<Vec<_>>(),
+        "daily_metrics": eval.observations.iter().map(|o| (
+            o.metric.clone(),
+            o.history.iter().map(|p| (p.day.to_string(), json!(p.value))).collect::<Map<String, Value>>().into(),
+        )).collect::<Map<String, Value>>(),
         "findings": eval.findings.iter().map(finding).collect::<Vec<_>>(),
     });
     let mut text = serde_json::to_string_pretty(&report).expect("a JSON value always serializes");

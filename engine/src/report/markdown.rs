@@ -43,6 +43,30 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
         counts(Severity::Info)
     );
 
+    if !eval.observations.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Metrics for {}\n| metric | value | baseline | z | change | flagged |\n|---|---:|---:|---:|---:|---|",
+            eval.expected_date
+        );
+        for o in &eval.observations {
+            let baseline = o.baseline.map_or("–".to_string(), |(c, s)| {
+                format!("{} ± {}", short(c), short(s))
+            });
+            let z = o.z.map_or("–".to_string(), |z| format!("{z:.2}"));
+            let pct = o
+                .pct
+                .map_or("–".to_string(), |p| format!("{:+.1}%", p * 100.0));
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {baseline} | {z} | {pct} | {} |",
+                o.metric,
+                short(o.value),
+                if o.flagged { "**yes**" } else { "" }
+            );
+        }
+    }
+
     let _ = writeln!(md, "\n## Tables\n| table | file | rows | days | first day | last day | unparsable dates |\n|---|---|---:|---:|---|---|---:|");
     for scan in &eval.scans {
         let file = scan
@@ -96,6 +120,15 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
         md.push('\n');
     }
     md
+}
+
+/// A number in a table: four significant digits or so.
+fn short(v: f64) -> String {
+    match v.abs() {
+        a if a >= 100.0 || v.fract() == 0.0 => format!("{v:.0}"),
+        a if a >= 1.0 => format!("{v:.2}"),
+        _ => format!("{v:.4}"),
+    }
 }
 
 /// A number as a person reads it: integers without a fraction, others as written by Rust.

@@ -1,7 +1,9 @@
 //! Reports: `monitoring_report.json`, `monitoring_report.md` and the console routing summary.
 
 pub mod console;
+pub mod html;
 pub mod json;
+pub mod junit;
 pub mod markdown;
 
 use std::io;
@@ -17,6 +19,10 @@ use crate::runner::Evaluation;
 pub const JSON_REPORT: &str = "monitoring_report.json";
 /// File name of the Markdown report.
 pub const MD_REPORT: &str = "monitoring_report.md";
+/// File name of the HTML report.
+pub const HTML_REPORT: &str = "monitoring_report.html";
+/// File name of the JUnit XML report.
+pub const JUNIT_REPORT: &str = "monitoring_report.junit.xml";
 
 /// What the reports say about the run itself.
 #[derive(Debug)]
@@ -68,18 +74,21 @@ pub fn one_line(f: &Finding) -> String {
     }
 }
 
-/// The paths of the report files in an output folder.
-pub fn paths(output_dir: &Path) -> [PathBuf; 2] {
-    [output_dir.join(JSON_REPORT), output_dir.join(MD_REPORT)]
+/// The paths of the report files in an output folder: JSON, Markdown, HTML, JUnit XML.
+pub fn paths(output_dir: &Path) -> [PathBuf; 4] {
+    [JSON_REPORT, MD_REPORT, HTML_REPORT, JUNIT_REPORT].map(|name| output_dir.join(name))
 }
 
-/// Writes both report files into the output folder (created if missing).
-pub fn write_reports(info: &RunInfo<'_>, eval: &Evaluation) -> io::Result<[PathBuf; 2]> {
+/// Writes the report files into the output folder (created if missing).
+pub fn write_reports(info: &RunInfo<'_>, eval: &Evaluation) -> io::Result<[PathBuf; 4]> {
     std::fs::create_dir_all(info.output_dir)?;
-    let [json_path, md_path] = paths(info.output_dir);
-    write_atomically(&json_path, &json::render(info, eval))?;
-    write_atomically(&md_path, &markdown::render(info, eval))?;
-    Ok([json_path, md_path])
+    let paths = paths(info.output_dir);
+    let [json_path, md_path, html_path, junit_path] = &paths;
+    write_atomically(json_path, &json::render(info, eval))?;
+    write_atomically(md_path, &markdown::render(info, eval))?;
+    write_atomically(html_path, &html::render(info, eval))?;
+    write_atomically(junit_path, &junit::render(eval))?;
+    Ok(paths)
 }
 
 /// Writes a file through a temporary sibling and a rename, so readers never see half a report.

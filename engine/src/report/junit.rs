@@ -1,0 +1,82 @@
+//! `monitoring_report.junit.xml`: the checks as JUnit test cases (one per check and partition)
+//! so that CI systems show them natively. ERROR findings are failures; WARN and INFO findings
+//! pass with their message as output; judged metrics without a finding pass.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use super::html::escape;
+use crate::rule::{Finding, Severity};
+use crate::runner::Evaluation;
+
+/// Renders the JUnit XML report.
+pub fn render(eval: &Evaluation) -> String {
+    let mut cases = String::new();
+    let mut named: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut failures = 0;
+    let case_name = |check: &str, day: String| (check.to_string(), day);
+    for f in &eval.findings {
+        let day = f
+            .partition_date
+            .map_or("all".to_string(), |d| d.to_string());
+        named.insert(case_name(&f.check, day.clone()));
+        let _ = write!(
+            cases,
+            "<testcase classname=\"vigil.{}\" name=\"{} {day}\">",
+            escape(&f.rule),
+            escape(&f.check)
+        );
+        match f.severity {
+            Severity::Error => {
+                failures += 1;
+                let _ = write!(
+                    cases,
+                    "<failure type=\"ERROR\" message=\"{}\">{}</failure>",
+                    escape(&f.message),
+                    escape(&details(f))
+                );
+            }
+            Severity::Warn | Severity::Info => {
+                let _ = write!(
+                    cases,
+                    "<system-out>{}: {}</system-out>",
+                    f.severity,
+                    escape(&f.message)
+                );
+            }
+        }
+        cases.push_str("</testcase>");
+    }
+    for o in &eval.observations {
+        let check = o.metric.split_whitespace().next().unwrap_or(&o.metric);
+        if named.contains(&case_name(check, o.day.to_string())) && o.flagged {
+            continue;
+        }
+        let _ = write!(
+            cases,
+            "<testcase classname=\"vigil.metrics\" name=\"{} {}\"/>",
+            escape(&o.metric),
+            o.day
+        );
+    }
+    let tests = cases.matches("<testcase ").count();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"vigil\" tests=\"{tests}\" failures=\"{failures}\">\
+         <testsuite name=\"vigil partition {}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">{cases}</testsuite></testsuites>\n",
+        eval.expected_date
+    )
+}
+
+fn details(f: &Finding) -> String {
+    let mut out = String::new();
+    if let Some(v) = f.value {
+        let _ = write!(out, "value={v} ");
+    }
+    if let Some(t) = f.threshold {
+        let _ = write!(out, "threshold={t} ");
+    }
+    if let Some(c) = &f.context {
+        let _ = write!(out, "context={}", serde_json::Value::Object(c.clone()));
+    }
+    out
+}
