@@ -74,3 +74,28 @@ pub fn puffy_copy() -> tempfile::TempDir {
 pub fn registry() -> vigil_engine::registry::Registry {
     vigil_engine::registry::Registry::linked().expect("no duplicate rule ids")
 }
+
+/// Runs `vigil run` in-process on a warehouse folder with a config, for one partition, with
+/// extra flags.
+pub fn vigil_run(warehouse: &Path, rules: &Path, out: &Path, date: &str, extra: &[&str]) -> Output {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "run".as_ref(),
+        "--warehouse_dir".as_ref(),
+        warehouse.as_os_str(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+        "--output_dir".as_ref(),
+        out.as_os_str(),
+        "--expected_run_date".as_ref(),
+        date.as_ref(),
+    ];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    vigil(args)
+}
+
+/// The JSON report written in `out`.
+pub fn json_report(out: &Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(out.join("monitoring_report.json")).expect("json report written");
+    serde_json::from_str(&text).expect("the report is valid JSON")
+}

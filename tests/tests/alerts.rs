@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::Value;
-use vigil_tests::{puffy_copy, vigil};
+use vigil_tests::{json_report, puffy_copy, vigil_run};
 
 /// What the server answers to one request.
 #[derive(Clone, Copy)]
@@ -120,23 +120,8 @@ fn run(dir: &Path, destinations: &str, routing: &str, extra: &[&str]) -> (i32, V
     )
     .unwrap();
     let out = dir.join("reports");
-    let warehouse = dir.join("warehouse");
-    let mut args: Vec<&std::ffi::OsStr> = vec![
-        "run".as_ref(),
-        "--warehouse_dir".as_ref(),
-        warehouse.as_os_str(),
-        "--rules".as_ref(),
-        config.as_os_str(),
-        "--output_dir".as_ref(),
-        out.as_os_str(),
-        "--expected_run_date".as_ref(),
-        "2025-03-09".as_ref(),
-    ];
-    args.extend(extra.iter().map(std::ffi::OsStr::new));
-    let result = vigil(args);
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("monitoring_report.json")).unwrap())
-            .unwrap();
+    let result = vigil_run(&dir.join("warehouse"), &config, &out, "2025-03-09", extra);
+    let report = json_report(&out);
     (result.code, report, result.stdout)
 }
 

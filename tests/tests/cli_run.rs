@@ -4,28 +4,15 @@ use std::fs;
 use std::path::Path;
 
 use serde_json::Value;
-use vigil_tests::{puffy, puffy_copy, vigil, Output};
+use vigil_tests::{json_report, puffy, puffy_copy, vigil, vigil_run, Output};
 
 fn run(warehouse: &Path, out: &Path, date: &str, extra: &[&str]) -> Output {
     let rules = puffy().join("monitoring_rules.reference.yml");
-    let mut args: Vec<&std::ffi::OsStr> = vec![
-        "run".as_ref(),
-        "--warehouse_dir".as_ref(),
-        warehouse.as_os_str(),
-        "--rules".as_ref(),
-        rules.as_os_str(),
-        "--output_dir".as_ref(),
-        out.as_os_str(),
-        "--expected_run_date".as_ref(),
-        date.as_ref(),
-    ];
-    args.extend(extra.iter().map(std::ffi::OsStr::new));
-    vigil(args)
+    vigil_run(warehouse, &rules, out, date, extra)
 }
 
 fn report(out: &Path) -> Value {
-    let text = fs::read_to_string(out.join("monitoring_report.json")).expect("json report written");
-    serde_json::from_str(&text).expect("the report is valid JSON")
+    json_report(out)
 }
 
 fn checks(report: &Value) -> Vec<String> {
@@ -89,17 +76,13 @@ fn the_example_config_sees_the_referrer_incident_on_03_08() {
     let copy = puffy_copy();
     let out = copy.path().join("reports");
     let example = vigil_tests::repo_root().join("schema/examples/puffy.yml");
-    let result = vigil([
-        "run".as_ref(),
-        "--warehouse_dir".as_ref(),
-        copy.path().join("warehouse").as_os_str(),
-        "--rules".as_ref(),
-        example.as_os_str(),
-        "--output_dir".as_ref(),
-        out.as_os_str(),
-        "--expected_run_date".as_ref(),
-        "2025-03-08".as_ref(),
-    ]);
+    let result = vigil_run(
+        &copy.path().join("warehouse"),
+        &example,
+        &out,
+        "2025-03-08",
+        &[],
+    );
     assert_eq!(result.code, 0, "{result:?}");
     let json = report(&out);
     assert_eq!(json["config_format"], "native");

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use vigil_engine::prelude::*;
-use vigil_tests::{puffy_copy, vigil};
+use vigil_tests::{json_report, puffy_copy, vigil_run};
 
 /// `rules.panicky`: no settings.
 #[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
@@ -55,22 +55,16 @@ fn a_panicking_rule_is_an_error_finding_and_the_run_goes_on() {
     let config = copy.path().join("vigil.yml");
     std::fs::write(&config, "rules:\n  panicky: {}\n  freshness: {}\n").unwrap();
     let out = copy.path().join("reports");
-    let result = vigil([
-        "run".as_ref(),
-        "--warehouse_dir".as_ref(),
-        copy.path().join("warehouse").as_os_str(),
-        "--rules".as_ref(),
-        config.as_os_str(),
-        "--output_dir".as_ref(),
-        out.as_os_str(),
-        "--expected_run_date".as_ref(),
-        "2025-03-09".as_ref(),
-        "--fail_on_error".as_ref(),
-    ]);
+    let warehouse = copy.path().join("warehouse");
+    let result = vigil_run(
+        &warehouse,
+        &config,
+        &out,
+        "2025-03-09",
+        &["--fail_on_error"],
+    );
     assert_eq!(result.code, 1, "{result:?}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("monitoring_report.json")).unwrap())
-            .unwrap();
+    let report = json_report(&out);
     let checks: Vec<&str> = report["findings"]
         .as_array()
         .unwrap()

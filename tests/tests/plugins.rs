@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use vigil_tests::{puffy, puffy_copy, repo_root, vigil};
+use vigil_tests::{puffy, puffy_copy, repo_root, vigil, vigil_run};
 
 /// A target folder of its own, so the nested cargo never waits for the outer one's lock.
 fn target_dir() -> PathBuf {
@@ -77,23 +77,9 @@ fn config_with_example(dir: &Path, plugins: &str) -> PathBuf {
     path
 }
 
-fn run(warehouse: &Path, config: &Path, out: &Path, plugin: Option<&Path>) -> (i32, Value, String) {
-    let mut args: Vec<std::ffi::OsString> = Vec::new();
-    if let Some(plugin) = plugin {
-        args.extend(["--plugin".into(), plugin.into()]);
-    }
-    args.extend([
-        "run".into(),
-        "--warehouse_dir".into(),
-        warehouse.into(),
-        "--rules".into(),
-        config.into(),
-        "--output_dir".into(),
-        out.into(),
-        "--expected_run_date".into(),
-        "2025-03-08".into(),
-    ]);
-    let result = vigil(args);
+fn run(warehouse: &Path, config: &Path, out: &Path, plugin: &Path) -> (i32, Value, String) {
+    let plugin = plugin.to_str().expect("a UTF-8 path");
+    let result = vigil_run(warehouse, config, out, "2025-03-08", &["--plugin", plugin]);
     let report = std::fs::read_to_string(out.join("monitoring_report.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -118,7 +104,7 @@ fn the_example_plugin_runs_on_the_puffy_warehouse() {
 
     let config = config_with_example(copy.path(), "");
     let out = copy.path().join("reports");
-    let (code, report, stderr) = run(&warehouse, &config, &out, Some(plugin));
+    let (code, report, stderr) = run(&warehouse, &config, &out, plugin);
     assert_eq!(code, 0, "{stderr}");
     let rule = report["rules"]
         .as_array()
@@ -148,12 +134,7 @@ fn the_example_plugin_runs_on_the_puffy_warehouse() {
 
     // The pristine warehouse passes the example rule.
     let clean_out = copy.path().join("clean");
-    let (code, report, stderr) = run(
-        &puffy().join("warehouse"),
-        &config,
-        &clean_out,
-        Some(plugin),
-    );
+    let (code, report, stderr) = run(&puffy().join("warehouse"), &config, &clean_out, plugin);
     assert_eq!(code, 0, "{stderr}");
     assert!(report["findings"]
         .as_array()

@@ -3,7 +3,7 @@
 use std::fs;
 
 use serde_json::Value;
-use vigil_tests::{puffy_copy, repo_root, vigil};
+use vigil_tests::{puffy_copy, repo_root, vigil_run};
 
 struct Reports {
     json: Value,
@@ -16,17 +16,7 @@ fn puffy_reports(date: &str) -> Reports {
     let copy = puffy_copy();
     let out = copy.path().join("reports");
     let example = repo_root().join("schema/examples/puffy.yml");
-    let result = vigil([
-        "run".as_ref(),
-        "--warehouse_dir".as_ref(),
-        copy.path().join("warehouse").as_os_str(),
-        "--rules".as_ref(),
-        example.as_os_str(),
-        "--output_dir".as_ref(),
-        out.as_os_str(),
-        "--expected_run_date".as_ref(),
-        date.as_ref(),
-    ]);
+    let result = vigil_run(&copy.path().join("warehouse"), &example, &out, date, &[]);
     assert_eq!(result.code, 0, "{result:?}");
     let read = |name: &str| fs::read_to_string(out.join(name)).unwrap();
     Reports {
