@@ -125,13 +125,23 @@ fn run(dir: &Path, destinations: &str, routing: &str, extra: &[&str]) -> (i32, V
     (result.code, report, result.stdout)
 }
 
+/// The tests of this file run one at a time: they set environment variables, which must not
+/// change while another thread (a resolver in the HTTP client) may read the environment.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn set_env(name: &str, value: &str) {
-    // Each test uses its own variable names, so the tests running in parallel do not race.
     std::env::set_var(name, value);
 }
 
 #[test]
 fn slack_gets_one_message_with_the_routed_findings() {
+    let _serial = serial();
     let server = Server::start(vec![Answer::Status(200)]);
     set_env("VIGIL_TEST_SLACK_1", &server.url());
     let copy = puffy_copy();
@@ -178,6 +188,7 @@ fn slack_gets_one_message_with_the_routed_findings() {
 
 #[test]
 fn pagerduty_gets_one_trigger_per_finding_with_a_dedup_key() {
+    let _serial = serial();
     let server = Server::start(vec![Answer::Status(202), Answer::Status(202)]);
     set_env("VIGIL_TEST_PD_KEY", "R0UT1NGKEY");
     let copy = puffy_copy();
@@ -213,6 +224,7 @@ fn pagerduty_gets_one_trigger_per_finding_with_a_dedup_key() {
 
 #[test]
 fn the_webhook_gets_the_documented_payload() {
+    let _serial = serial();
     let server = Server::start(vec![Answer::Status(204)]);
     set_env("VIGIL_TEST_HOOK_1", &server.url());
     let copy = puffy_copy();
@@ -239,6 +251,7 @@ fn the_webhook_gets_the_documented_payload() {
 
 #[test]
 fn a_server_error_is_retried_and_a_client_error_is_not() {
+    let _serial = serial();
     let flaky = Server::start(vec![Answer::Status(500), Answer::Status(200)]);
     let strict = Server::start(vec![Answer::Status(400)]);
     set_env("VIGIL_TEST_HOOK_FLAKY", &flaky.url());
@@ -278,6 +291,7 @@ fn a_server_error_is_retried_and_a_client_error_is_not() {
 
 #[test]
 fn a_hanging_server_times_out_and_a_closed_port_is_retried_then_reported() {
+    let _serial = serial();
     let hanging = Server::start(vec![
         Answer::Hang(Duration::from_secs(2)),
         Answer::Hang(Duration::from_secs(2)),
@@ -323,6 +337,7 @@ fn a_hanging_server_times_out_and_a_closed_port_is_retried_then_reported() {
 
 #[test]
 fn a_missing_secret_and_a_dry_run_send_nothing() {
+    let _serial = serial();
     let copy = puffy_copy();
     let (code, report, stdout) = run(
         copy.path(),
