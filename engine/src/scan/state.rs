@@ -174,10 +174,14 @@ impl Partial {
                         }
                     })
                     .collect();
+                let identity = renumber.iter().enumerate().all(|(i, n)| i == *n);
                 let b = b.into_iter().map(|(day, acc)| {
                     let Acc::Fused(f) = acc else {
                         unreachable!("fused partials hold fused days")
                     };
+                    if identity {
+                        return (day, Acc::Fused(f));
+                    }
                     let f = FusedDay {
                         first: f.first.into_iter().map(|(c, d)| (c, renumber[d])).collect(),
                         extra: f.extra.into_iter().map(|(c, d)| (c, renumber[d])).collect(),
