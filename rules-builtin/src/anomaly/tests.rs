@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
 use vigil_engine::config::TableConfig;
+use vigil_engine::runner::Evaluation;
 use vigil_engine::testing::{day, days, evaluate, noon, summary, table};
 
 use super::*;
@@ -36,6 +37,19 @@ fn warehouse(orders: &[usize], revenue: &[f64]) -> (String, String) {
 const ORDERS: [usize; 10] = [100, 110, 90, 100, 120, 100, 110, 90, 100, 100];
 const PRICE: [f64; 10] = [100.0; 10];
 
+/// Evaluates `rule` on the last day of a warehouse built from sessions and orders text.
+fn evaluate_last_day(
+    rule: &Anomaly,
+    sessions: &str,
+    order_rows: &str,
+    days: usize,
+    scope: Scope,
+) -> Evaluation {
+    let expected = day("2025-03-01") + chrono::Days::new(days as u64 - 1);
+    let data = [("sessions", sessions), ("orders", order_rows)];
+    evaluate(&[("anomaly", rule)], &tables(), &data, expected, scope)
+}
+
 fn run(
     rule: &Anomaly,
     orders: &[usize],
@@ -43,12 +57,11 @@ fn run(
     scope: Scope,
 ) -> Vec<(String, String, Option<NaiveDate>, Option<f64>)> {
     let (sessions, order_rows) = warehouse(orders, revenue);
-    let expected = day("2025-03-01") + chrono::Days::new(orders.len() as u64 - 1);
-    summary(&evaluate(
-        &[("anomaly", rule)],
-        &tables(),
-        &[("sessions", &sessions), ("orders", &order_rows)],
-        expected,
+    summary(&evaluate_last_day(
+        rule,
+        &sessions,
+        &order_rows,
+        orders.len(),
         scope,
     ))
 }
@@ -121,13 +134,7 @@ fn the_finding_explains_its_baseline() {
     let mut orders = ORDERS;
     orders[9] = 30;
     let (sessions, order_rows) = warehouse(&orders, &PRICE);
-    let eval = evaluate(
-        &[("anomaly", &rule())],
-        &tables(),
-        &[("sessions", &sessions), ("orders", &order_rows)],
-        day("2025-03-10"),
-        Scope::Partition,
-    );
+    let eval = evaluate_last_day(&rule(), &sessions, &order_rows, 10, Scope::Partition);
     let f = eval
         .findings
         .iter()
@@ -154,13 +161,7 @@ fn the_finding_explains_its_baseline() {
 fn too_little_history_is_not_judged_and_says_so() {
     let orders = [100, 100, 100, 10];
     let (sessions, order_rows) = warehouse(&orders, &[100.0; 4]);
-    let eval = evaluate(
-        &[("anomaly", &rule())],
-        &tables(),
-        &[("sessions", &sessions), ("orders", &order_rows)],
-        day("2025-03-04"),
-        Scope::Partition,
-    );
+    let eval = evaluate_last_day(&rule(), &sessions, &order_rows, 4, Scope::Partition);
     assert_eq!(
         summary(&eval),
         [(
@@ -185,13 +186,7 @@ fn a_flat_baseline_gives_no_infinity() {
     let mut price = PRICE;
     price[9] = 150.0;
     let (sessions, order_rows) = warehouse(&ORDERS, &price);
-    let eval = evaluate(
-        &[("anomaly", &rule())],
-        &tables(),
-        &[("sessions", &sessions), ("orders", &order_rows)],
-        day("2025-03-10"),
-        Scope::Partition,
-    );
+    let eval = evaluate_last_day(&rule(), &sessions, &order_rows, 10, Scope::Partition);
     let aov = eval
         .findings
         .iter()
@@ -228,13 +223,7 @@ fn scope_all_judges_history_two_sided_as_the_reference() {
 fn a_missing_purchases_column_skips_only_conversion() {
     let (sessions, order_rows) = warehouse(&ORDERS, &PRICE);
     let sessions = sessions.replace("purchases", "buys");
-    let eval = evaluate(
-        &[("anomaly", &rule())],
-        &tables(),
-        &[("sessions", &sessions), ("orders", &order_rows)],
-        day("2025-03-10"),
-        Scope::Partition,
-    );
+    let eval = evaluate_last_day(&rule(), &sessions, &order_rows, 10, Scope::Partition);
     assert_eq!(
         summary(&eval),
         [(
