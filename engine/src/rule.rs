@@ -103,6 +103,15 @@ impl DirectionLevels {
     pub fn two_sided(&self) -> Option<Severity> {
         self.drop.severity().max(self.spike.severity())
     }
+
+    /// The severity of a change in a run's scope: per direction, or with scope `all` the more
+    /// severe of the two, as the reference monitor's two-sided test.
+    pub fn in_scope(&self, scope: Scope, drop: bool) -> Option<Severity> {
+        match scope {
+            Scope::All => self.two_sided(),
+            Scope::Partition => self.of(drop),
+        }
+    }
 }
 
 /// Which partitions a run judges.

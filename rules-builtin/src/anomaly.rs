@@ -345,10 +345,7 @@ impl Rule for Anomaly {
                 }
             };
             for flag in flags {
-                let severity = match cx.scope {
-                    Scope::All => levels.two_sided(),
-                    Scope::Partition => levels.of(flag.direction() == Direction::Drop),
-                };
+                let severity = levels.in_scope(cx.scope, flag.direction() == Direction::Drop);
                 let Some(severity) = severity else { continue };
                 findings.push(
                     Finding::new(

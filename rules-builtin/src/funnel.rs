@@ -160,10 +160,7 @@ impl Funnel {
         flags
             .into_iter()
             .filter_map(|flag| {
-                let severity = match cx.scope {
-                    Scope::All => levels.two_sided(),
-                    Scope::Partition => levels.of(flag.direction() == Direction::Drop),
-                }?;
+                let severity = levels.in_scope(cx.scope, flag.direction() == Direction::Drop)?;
                 Some(
                     Finding::new(
                         severity,
