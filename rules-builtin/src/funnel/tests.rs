@@ -27,18 +27,24 @@ fn sessions(today: [usize; 4]) -> String {
     text
 }
 
-fn run(data: &str) -> Vec<(String, String, Option<NaiveDate>, Option<f64>)> {
+fn evaluate_funnel(rule: &Funnel, data: &str) -> vigil_engine::runner::Evaluation {
     let tables = BTreeMap::from([(
         "sessions".to_string(),
         table("s.csv", Some("session_start")),
     )]);
-    let rule = Funnel::new(FunnelParams::default()).unwrap();
-    summary(&evaluate(
-        &[("funnel", &rule)],
+    evaluate(
+        &[("funnel", rule)],
         &tables,
         &[("sessions", data)],
         day("2025-03-10"),
         Scope::Partition,
+    )
+}
+
+fn run(data: &str) -> Vec<(String, String, Option<NaiveDate>, Option<f64>)> {
+    summary(&evaluate_funnel(
+        &Funnel::new(FunnelParams::default()).unwrap(),
+        data,
     ))
 }
 
@@ -72,18 +78,8 @@ fn a_checkout_break_names_the_step_that_fell() {
 #[test]
 fn a_missing_purchases_column_is_an_error_not_a_zero() {
     let data = sessions([180, 60, 30, 20]).replacen("purchases", "orders", 1);
-    let tables = BTreeMap::from([(
-        "sessions".to_string(),
-        table("s.csv", Some("session_start")),
-    )]);
     let rule = Funnel::new(FunnelParams::default()).unwrap();
-    let eval = evaluate(
-        &[("funnel", &rule)],
-        &tables,
-        &[("sessions", &data)],
-        day("2025-03-10"),
-        Scope::Partition,
-    );
+    let eval = evaluate_funnel(&rule, &data);
     assert_eq!(
         summary(&eval),
         [(
@@ -108,19 +104,9 @@ fn steps_are_configurable() {
         }],
         ..FunnelParams::default()
     };
-    let tables = BTreeMap::from([(
-        "sessions".to_string(),
-        table("s.csv", Some("session_start")),
-    )]);
     let rule = Funnel::new(params).unwrap();
     let data = sessions([180, 20, 30, 20]);
-    let eval = evaluate(
-        &[("funnel", &rule)],
-        &tables,
-        &[("sessions", &data)],
-        day("2025-03-10"),
-        Scope::Partition,
-    );
+    let eval = evaluate_funnel(&rule, &data);
     // With one step, the conversion is the cart rate: sessions_to_cart and conversion both fall.
     assert_eq!(
         summary(&eval),

@@ -48,20 +48,29 @@ fn params() -> RevenueParams {
     }
 }
 
+fn evaluate_revenue(
+    orders: &str,
+    sessions: &str,
+    scope: Scope,
+) -> vigil_engine::runner::Evaluation {
+    let rule = Revenue::new(params()).unwrap();
+    let data = [("orders", orders), ("sessions", sessions)];
+    evaluate(
+        &[("revenue", &rule)],
+        &tables(),
+        &data,
+        day("2025-03-10"),
+        scope,
+    )
+}
+
 fn run(
     today: &[(&str, &str)],
     nulls: usize,
     scope: Scope,
 ) -> Vec<(String, String, Option<NaiveDate>, Option<f64>)> {
     let (orders, sessions) = warehouse(today, nulls);
-    let rule = Revenue::new(params()).unwrap();
-    summary(&evaluate(
-        &[("revenue", &rule)],
-        &tables(),
-        &[("orders", &orders), ("sessions", &sessions)],
-        day("2025-03-10"),
-        scope,
-    ))
+    summary(&evaluate_revenue(&orders, &sessions, scope))
 }
 
 fn row(sev: &str, check: &str, value: f64) -> (String, String, Option<NaiveDate>, Option<f64>) {
@@ -133,14 +142,7 @@ fn a_zero_revenue_spike_below_the_count_limit_is_a_warning() {
 fn scope_all_counts_over_the_whole_table_as_the_reference() {
     let today = [("d3-1", "100"), ("b", "-20"), ("c", "0")];
     let (orders, sessions) = warehouse(&today, 5);
-    let rule = Revenue::new(params()).unwrap();
-    let eval = evaluate(
-        &[("revenue", &rule)],
-        &tables(),
-        &[("orders", &orders), ("sessions", &sessions)],
-        day("2025-03-10"),
-        Scope::All,
-    );
+    let eval = evaluate_revenue(&orders, &sessions, Scope::All);
     // 5 null client ids of 100 sessions: 5% is not above the 5% limit.
     assert_eq!(
         summary(&eval),
@@ -169,14 +171,7 @@ fn scope_all_counts_over_the_whole_table_as_the_reference() {
 fn a_missing_null_rate_column_is_skipped_with_a_reason() {
     let (orders, sessions) = warehouse(&CLEAN, 0);
     let sessions = sessions.replace("client_id", "visitor");
-    let rule = Revenue::new(params()).unwrap();
-    let eval = evaluate(
-        &[("revenue", &rule)],
-        &tables(),
-        &[("orders", &orders), ("sessions", &sessions)],
-        day("2025-03-10"),
-        Scope::Partition,
-    );
+    let eval = evaluate_revenue(&orders, &sessions, Scope::Partition);
     assert_eq!(
         summary(&eval),
         [(

@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
 use vigil_engine::config::{LookupConfig, TableConfig};
+use vigil_engine::runner::Evaluation;
 use vigil_engine::testing::{day, evaluate, summary, table};
 
 use super::*;
@@ -51,24 +52,27 @@ fn tables() -> BTreeMap<String, TableConfig> {
     ])
 }
 
-fn run(
-    params: CoverageParams,
-    scope: Scope,
-) -> Vec<(String, String, Option<NaiveDate>, Option<f64>)> {
+fn evaluate_coverage(params: CoverageParams, scope: Scope) -> Evaluation {
     let rule = AttributionCoverage::new(params).unwrap();
     let data = [
         ("orders", ORDERS),
         ("sessions", SESSIONS),
         ("attribution", ATTRIBUTION),
     ];
-    let eval = evaluate(
+    evaluate(
         &[("attribution_coverage", &rule)],
         &tables(),
         &data,
         day("2025-03-01"),
         scope,
-    );
-    summary(&eval)
+    )
+}
+
+fn run(
+    params: CoverageParams,
+    scope: Scope,
+) -> Vec<(String, String, Option<NaiveDate>, Option<f64>)> {
+    summary(&evaluate_coverage(params, scope))
         .into_iter()
         .filter(|(_, check, _, _)| {
             check.starts_with("attribution:") && check != "attribution:lookup_misses"
@@ -118,19 +122,7 @@ fn without_a_sessions_lookup_the_session_check_is_skipped_with_the_reason() {
         looked_up_session_column: "visits.visit_id".into(),
         ..CoverageParams::default()
     };
-    let rule = AttributionCoverage::new(params).unwrap();
-    let data = [
-        ("orders", ORDERS),
-        ("sessions", SESSIONS),
-        ("attribution", ATTRIBUTION),
-    ];
-    let eval = evaluate(
-        &[("attribution_coverage", &rule)],
-        &tables(),
-        &data,
-        day("2025-03-01"),
-        Scope::Partition,
-    );
+    let eval = evaluate_coverage(params, Scope::Partition);
     let skipped = eval
         .findings
         .iter()
