@@ -249,7 +249,7 @@ fn reader<R: Read>(source: R, has_headers: bool) -> ZeroCopyReader<R> {
     ZeroCopyReaderBuilder::new()
         .flexible(true)
         .has_headers(has_headers)
-        .buffer_capacity(1 << 20)
+        .buffer_capacity(1 << 18)
         .from_reader(source)
 }
 

@@ -87,11 +87,21 @@ impl FusedDay {
         }
     }
 
-    /// Distinct cells per dimension number.
-    fn by_dim(&self) -> HashMap<usize, usize> {
-        let mut counts = HashMap::new();
+    /// Replaces each dimension number `d` by `renumber[d]`; the cells keep their slots.
+    fn renumber(&mut self, renumber: &[usize]) {
+        for dim in self.first.values_mut() {
+            *dim = renumber[*dim];
+        }
+        if !self.extra.is_empty() {
+            self.extra = self.extra.drain().map(|(c, d)| (c, renumber[d])).collect();
+        }
+    }
+
+    /// Distinct cells per dimension number (`dims` numbers in all).
+    fn by_dim(&self, dims: usize) -> Vec<usize> {
+        let mut counts = vec![0; dims];
         for &dim in self.first.values().chain(self.extra.iter().map(|(_, d)| d)) {
-            *counts.entry(dim).or_default() += 1;
+            counts[dim] += 1;
         }
         counts
     }
@@ -174,21 +184,16 @@ impl Partial {
                         }
                     })
                     .collect();
-                let identity = renumber.iter().enumerate().all(|(i, n)| i == *n);
-                let b = b.into_iter().map(|(day, acc)| {
-                    let Acc::Fused(f) = acc else {
-                        unreachable!("fused partials hold fused days")
-                    };
-                    if identity {
-                        return (day, Acc::Fused(f));
+                let mut b = b;
+                if renumber.iter().enumerate().any(|(i, n)| i != *n) {
+                    for acc in b.values_mut() {
+                        let Acc::Fused(f) = acc else {
+                            unreachable!("fused partials hold fused days")
+                        };
+                        f.renumber(&renumber);
                     }
-                    let f = FusedDay {
-                        first: f.first.into_iter().map(|(c, d)| (c, renumber[d])).collect(),
-                        extra: f.extra.into_iter().map(|(c, d)| (c, renumber[d])).collect(),
-                    };
-                    (day, Acc::Fused(f))
-                });
-                into(a, b.collect());
+                }
+                into(a, b);
             }
             (Partial::Derived(_), Partial::Derived(_)) => {}
             _ => unreachable!("one request has one grouping"),
@@ -207,9 +212,11 @@ impl Partial {
                         unreachable!("fused partials hold fused days")
                     };
                     let counts = f
-                        .by_dim()
+                        .by_dim(dims.len())
                         .into_iter()
-                        .map(|(d, n)| (dims[d].clone(), Acc::Sum(n as f64)));
+                        .zip(dims)
+                        .filter(|(n, _)| *n > 0)
+                        .map(|(n, dim)| (dim.clone(), Acc::Sum(n as f64)));
                     (*day, counts.collect())
                 })
                 .collect(),
