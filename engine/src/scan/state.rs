@@ -5,6 +5,7 @@
 //! Memory is bounded by the number of distinct keys (days, dimension values, distinct cells),
 //! never by the number of rows. Distinct cells are kept as 64-bit hashes.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::BuildHasher;
 
@@ -72,18 +73,24 @@ pub struct FusedDay {
     first: HashMap<u64, usize, FixedState>,
     /// The rare (cell, dimension) pairs beyond the first dimension of a cell.
     extra: HashSet<(u64, usize), FixedState>,
+    /// Distinct cells per dimension number, kept as cells come in.
+    counts: Vec<usize>,
 }
 
 impl FusedDay {
     fn insert(&mut self, cell: u64, dim: usize) {
-        match self.first.get(&cell) {
-            None => {
-                self.first.insert(cell, dim);
+        let new = match self.first.entry(cell) {
+            Entry::Vacant(entry) => {
+                entry.insert(dim);
+                true
             }
-            Some(&first) if first != dim => {
-                self.extra.insert((cell, dim));
+            Entry::Occupied(first) => *first.get() != dim && self.extra.insert((cell, dim)),
+        };
+        if new {
+            if self.counts.len() <= dim {
+                self.counts.resize(dim + 1, 0);
             }
-            Some(_) => {}
+            self.counts[dim] += 1;
         }
     }
 
@@ -95,15 +102,11 @@ impl FusedDay {
         if !self.extra.is_empty() {
             self.extra = self.extra.drain().map(|(c, d)| (c, renumber[d])).collect();
         }
-    }
-
-    /// Distinct cells per dimension number (`dims` numbers in all).
-    fn by_dim(&self, dims: usize) -> Vec<usize> {
-        let mut counts = vec![0; dims];
-        for &dim in self.first.values().chain(self.extra.iter().map(|(_, d)| d)) {
-            counts[dim] += 1;
+        let mut counts = vec![0; renumber.iter().max().map_or(0, |m| m + 1)];
+        for (d, n) in self.counts.iter().enumerate() {
+            counts[renumber[d]] = *n;
         }
-        counts
+        self.counts = counts;
     }
 }
 
@@ -212,11 +215,11 @@ impl Partial {
                         unreachable!("fused partials hold fused days")
                     };
                     let counts = f
-                        .by_dim(dims.len())
-                        .into_iter()
+                        .counts
+                        .iter()
                         .zip(dims)
-                        .filter(|(n, _)| *n > 0)
-                        .map(|(n, dim)| (dim.clone(), Acc::Sum(n as f64)));
+                        .filter(|(n, _)| **n > 0)
+                        .map(|(n, dim)| (dim.clone(), Acc::Sum(*n as f64)));
                     (*day, counts.collect())
                 })
                 .collect(),
