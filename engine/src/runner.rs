@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::OnceLock;
 
 use chrono::NaiveDate;
 use serde_json::json;
@@ -130,48 +131,44 @@ where
             }
         }
     }
-    let scan = &scan;
-    let (sources, lookers): (Vec<_>, Vec<_>) =
-        tables.iter().partition(|(_, t)| t.lookups.is_empty());
-    let mut scans: Vec<TableScan> = parallel(sources.iter().map(|(name, table)| {
-        let input = ScanInput {
-            requests: &requests[name.as_str()],
-            export: exports.get(name.as_str()),
-            lookups: &[],
-            progress: None,
-        };
-        move || scan(name, table, input)
-    }));
-    let indexes: BTreeMap<&str, &LookupIndex> = scans
-        .iter()
-        .filter_map(|s| s.index.as_ref().map(|i| (s.table.as_str(), i)))
+    // Each looked-up table hands its index over when its scan ends (also when it fails); a
+    // table that looks it up waits for it, then reads while the others still do. A lookup of a
+    // table that is not configured, or that itself looks up, finds nothing.
+    let handovers: BTreeMap<&str, OnceLock<Option<LookupIndex>>> = exports
+        .keys()
+        .filter(|t| tables.get(**t).is_some_and(|c| c.lookups.is_empty()))
+        .map(|t| (*t, OnceLock::new()))
         .collect();
-    // A lookup whose table was not scanned (not configured) finds nothing.
-    let lookups: Vec<Vec<(&LookupIndex, &str)>> = lookers
-        .iter()
-        .map(|(_, table)| {
-            table
+    let (scan, handovers) = (&scan, &handovers);
+    let mut scans: Vec<TableScan> = parallel(tables.iter().map(|(name, table)| {
+        let requests = &requests[name.as_str()];
+        let export = exports
+            .get(name.as_str())
+            .filter(|_| table.lookups.is_empty());
+        move || {
+            let lookups: Vec<(&LookupIndex, &str)> = table
                 .lookups
                 .iter()
-                .filter_map(|l| indexes.get(l.table.as_str()).map(|i| (*i, l.key.as_str())))
-                .collect()
-        })
-        .collect();
-    let looked_up = parallel(
-        lookers
-            .iter()
-            .zip(&lookups)
-            .map(|((name, table), lookups)| {
-                let input = ScanInput {
-                    requests: &requests[name.as_str()],
-                    export: None,
-                    lookups,
-                    progress: None,
-                };
-                move || scan(name, table, input)
-            }),
-    );
-    scans.extend(looked_up);
+                .filter_map(|l| {
+                    let index = handovers.get(l.table.as_str())?.wait().as_ref()?;
+                    Some((index, l.key.as_str()))
+                })
+                .collect();
+            let mut handover = Handover {
+                cell: handovers.get(name.as_str()),
+                index: None,
+            };
+            let input = ScanInput {
+                requests,
+                export,
+                lookups: &lookups,
+                progress: None,
+            };
+            let mut scanned = scan(name, table, input);
+            handover.index = scanned.index.take();
+            scanned
+        }
+    }));
     scans.sort_by(|a, b| a.table.cmp(&b.table));
 
     let mut metrics = Metrics::default();
@@ -197,6 +194,21 @@ where
         scans,
         findings,
         observations,
+    }
+}
+
+/// Hands a table's lookup index to the tables waiting for it when dropped, so that they never
+/// wait for a scan that panicked (they then find nothing).
+struct Handover<'a> {
+    cell: Option<&'a OnceLock<Option<LookupIndex>>>,
+    index: Option<LookupIndex>,
+}
+
+impl Drop for Handover<'_> {
+    fn drop(&mut self) {
+        if let Some(cell) = self.cell {
+            let _ = cell.set(self.index.take());
+        }
     }
 }
 
