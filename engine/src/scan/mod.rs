@@ -8,8 +8,10 @@ mod worker;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::NaiveDate;
 use simd_csv::{ZeroCopyReader, ZeroCopyReaderBuilder};
@@ -37,7 +39,7 @@ pub struct DateStats {
 }
 
 impl DateStats {
-    /// Adds the stats of a later segment of the same table.
+    /// Adds the counts of other segments of the same table (samples are gathered apart).
     fn merge(&mut self, other: DateStats) {
         for (day, n) in other.rows_by_day {
             *self.rows_by_day.entry(day).or_default() += n;
@@ -47,8 +49,6 @@ impl DateStats {
             *self.unparsable.entry(day).or_default() += n;
         }
         self.naive += other.naive;
-        let room = 5usize.saturating_sub(self.samples.len());
-        self.samples.extend(other.samples.into_iter().take(room));
     }
 
     /// First and last day with rows.
@@ -182,15 +182,52 @@ pub fn scan_source(
     let outcome = source.and_then(|source| {
         let mut reader = reader(source, true);
         let plan = Plan::new(header(&mut reader)?, config, input);
-        let output = worker::run(reader, &plan, config, None, input.progress)?;
+        let mut worker = worker::Worker::new(&plan, config);
+        worker.read(reader, 0, None, input.progress)?;
+        let output = worker.finish();
         Ok(finish(name, plan, vec![output]))
     });
     table_scan(name, path, outcome, input)
 }
 
-/// Reads a large table in segments, one per core, found by `simd-csv`'s seeker and checked:
-/// each segment must start exactly where the previous one's reader stopped. `None` when the
-/// table is not splittable or a check fails (the caller then reads it in one pass).
+/// Segments per core: a worker reads its own run of segments, then takes segments from the end
+/// of the longest run left, so a core slowed by other work (another table, another process)
+/// reads fewer of them, and each worker still reads mostly adjacent rows (days shared between
+/// workers cost a merge).
+const SEGMENTS_PER_WORKER: usize = 16;
+
+/// The segments still to read, as one run of segment numbers per worker.
+struct SegmentRuns(Vec<Mutex<Range<usize>>>);
+
+impl SegmentRuns {
+    /// `segments` numbers split into `workers` runs of adjacent segments.
+    fn new(segments: usize, workers: usize) -> Self {
+        SegmentRuns(
+            (0..workers)
+                .map(|w| Mutex::new(segments * w / workers..segments * (w + 1) / workers))
+                .collect(),
+        )
+    }
+
+    /// The next segment for `worker`: the first of its own run, or else the last of the
+    /// longest run left.
+    fn next(&self, worker: usize) -> Option<usize> {
+        fn lock(run: &Mutex<Range<usize>>) -> MutexGuard<'_, Range<usize>> {
+            run.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+        if let Some(i) = lock(&self.0[worker]).next() {
+            return Some(i);
+        }
+        let mut runs: Vec<&Mutex<Range<usize>>> = self.0.iter().collect();
+        runs.sort_by_key(|run| std::cmp::Reverse(lock(run).len()));
+        runs.into_iter().find_map(|run| lock(run).next_back())
+    }
+}
+
+/// Reads a large table in segments on `workers` threads. The segments come from `simd-csv`'s
+/// seeker and are checked: each must start exactly where the previous one's reader stopped.
+/// `None` when the table is not splittable or a check fails (the caller then reads it in one
+/// pass).
 fn scan_parallel(
     name: &str,
     config: &TableConfig,
@@ -206,24 +243,33 @@ fn scan_parallel(
     let mut seeker = simd_csv::SeekerBuilder::new()
         .from_reader(File::open(path).ok()?)
         .ok()??;
-    let segments = seeker.segments(workers).ok()?;
+    let segments = seeker.segments(workers * SEGMENTS_PER_WORKER).ok()?;
     if segments.len() < 2 {
         return None;
     }
-    let outputs: Vec<Result<worker::Output, TableProblem>> = std::thread::scope(|s| {
-        let handles: Vec<_> = segments
-            .iter()
-            .enumerate()
-            .map(|(i, &(start, end))| {
-                let plan = &plan;
-                let last = i + 1 == segments.len();
+    let workers = workers.min(segments.len());
+    let runs = SegmentRuns::new(segments.len(), workers);
+    let read_segment = |worker: &mut worker::Worker<'_>, i: usize| {
+        let (start, end) = segments[i];
+        let mut file = File::open(path).map_err(|e| TableProblem::Unreadable(e.to_string()))?;
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| TableProblem::Unreadable(e.to_string()))?;
+        let limit = (i + 1 < segments.len()).then(|| end - start);
+        worker.read(reader(file, false), i, limit, input.progress)
+    };
+    // Each worker: its output and, per segment it read, where reading stopped.
+    type Done = (worker::Output, Vec<(usize, u64)>);
+    let results: Vec<Result<Done, TableProblem>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let (plan, runs, read_segment) = (&plan, &runs, &read_segment);
                 s.spawn(move || {
-                    let mut file =
-                        File::open(path).map_err(|e| TableProblem::Unreadable(e.to_string()))?;
-                    file.seek(SeekFrom::Start(start))
-                        .map_err(|e| TableProblem::Unreadable(e.to_string()))?;
-                    let limit = (!last).then(|| end - start);
-                    worker::run(reader(file, false), plan, config, limit, input.progress)
+                    let mut worker = worker::Worker::new(plan, config);
+                    let mut stops = Vec::new();
+                    while let Some(i) = runs.next(w) {
+                        stops.push((i, read_segment(&mut worker, i)?));
+                    }
+                    Ok((worker.finish(), stops))
                 })
             })
             .collect();
@@ -232,11 +278,19 @@ fn scan_parallel(
             .map(|h| h.join().expect("a scan worker panicked"))
             .collect()
     });
-    let outputs: Vec<worker::Output> = outputs.into_iter().collect::<Result<_, _>>().ok()?;
+    let mut outputs = Vec::new();
+    let mut stopped_at = vec![None; segments.len()];
+    for result in results {
+        let (output, stops) = result.ok()?;
+        outputs.push(output);
+        for (i, stop) in stops {
+            stopped_at[i] = Some(stop);
+        }
+    }
     let contiguous = segments
         .windows(2)
-        .zip(&outputs)
-        .all(|(pair, output)| pair[0].0 + output.stopped_at == pair[1].0);
+        .zip(&stopped_at)
+        .all(|(pair, stop)| *stop == Some(pair[1].0 - pair[0].0));
     if !contiguous {
         return None;
     }
@@ -296,9 +350,20 @@ fn finish(name: &str, plan: Plan<'_>, outputs: Vec<worker::Output>) -> Scanned {
         if let (Some(a), Some(b)) = (first.dates.as_mut(), output.dates) {
             a.merge(b);
         }
+        first.samples.extend(output.samples);
         for (a, b) in first.partials.iter_mut().zip(output.partials) {
             a.merge(b);
         }
+    }
+    if let Some(dates) = first.dates.as_mut() {
+        // In file order, whichever worker read which segment.
+        first.samples.sort_by_key(|(segment, _)| *segment);
+        dates.samples = first
+            .samples
+            .drain(..)
+            .flat_map(|(_, samples)| samples)
+            .take(SAMPLES)
+            .collect();
     }
     let span = first.dates.as_ref().and_then(DateStats::span);
     let mut metrics = plan.unavailable;
@@ -402,13 +467,17 @@ fn table_scan(
     }
 }
 
-/// Parses one date cell, recording an empty or unparsable one in the stats (the caller counts
-/// the rows of each day).
+/// Unparsable date cells kept as samples.
+const SAMPLES: usize = 5;
+
+/// Parses one date cell, recording an empty or unparsable one in the stats, and the first
+/// unparsable ones in `samples` (the caller counts the rows of each day).
 fn day_of(
     cell: Option<&[u8]>,
     parser: &mut DayParser,
     config: &TableConfig,
     stats: &mut DateStats,
+    samples: &mut Vec<String>,
 ) -> Option<NaiveDate> {
     let cell = cell.unwrap_or_default();
     if cell.trim_ascii().is_empty() {
@@ -422,10 +491,8 @@ fn day_of(
                 stats.naive += 1;
             }
             *stats.unparsable.entry(leading_date(cell)).or_default() += 1;
-            if stats.samples.len() < 5 {
-                stats
-                    .samples
-                    .push(String::from_utf8_lossy(cell).into_owned());
+            if samples.len() < SAMPLES {
+                samples.push(String::from_utf8_lossy(cell).into_owned());
             }
             None
         }

@@ -481,3 +481,23 @@ fn parallel_segments_give_exactly_the_sequential_result() {
     assert_eq!(stats.dates.as_ref().unwrap().rows_by_day.len(), 12);
     assert!(stats.dates.unwrap().unparsable_total() > 0);
 }
+
+#[test]
+fn workers_read_their_own_run_then_the_end_of_the_longest_run_left() {
+    let runs = SegmentRuns::new(10, 3);
+    // Runs: 0..3, 3..6, 6..10.
+    assert_eq!(runs.next(0), Some(0));
+    assert_eq!(runs.next(2), Some(6));
+    assert_eq!(runs.next(2), Some(7));
+    assert_eq!(runs.next(0), Some(1));
+    assert_eq!(runs.next(0), Some(2));
+    // Worker 0 is done with its run: the longest left is 3..6, then (a tie) 3..5, then 8..10.
+    assert_eq!(runs.next(0), Some(5));
+    assert_eq!(runs.next(0), Some(4));
+    assert_eq!(runs.next(0), Some(9));
+    // Worker 1 reads what is left of its run, then the last segment of worker 2's.
+    assert_eq!(runs.next(1), Some(3));
+    assert_eq!(runs.next(1), Some(8));
+    assert_eq!(runs.next(2), None);
+    assert_eq!(runs.next(0), None);
+}

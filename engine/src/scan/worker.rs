@@ -1,4 +1,4 @@
-//! The hot loop: reads the records of a table (or of one segment of it) with `simd-csv`'s
+//! The hot loop: reads the records of a table (or of segments of it) with `simd-csv`'s
 //! zero-copy reader and folds each into the states of the bound requests.
 
 use std::collections::HashMap;
@@ -24,15 +24,14 @@ pub struct Output {
     pub malformed_rows: u64,
     /// Per lookup, records whose non-empty key was not found.
     pub lookup_misses: Vec<u64>,
-    /// Date parsing, when the table has a usable date column.
+    /// Date parsing, when the table has a usable date column (without samples).
     pub dates: Option<DateStats>,
+    /// Per segment read, its first unparsable date cells.
+    pub samples: Vec<(usize, Vec<String>)>,
     /// One partial value per bound request, in plan order.
     pub partials: Vec<Partial>,
     /// The exported rows by key (first row of each key), when the plan exports.
     pub index_rows: HashMap<Vec<u8>, Vec<Vec<u8>>>,
-    /// Where reading stopped, relative to where it started: the start of the first record at
-    /// or after the limit, or the end of the stream.
-    pub stopped_at: u64,
 }
 
 /// Maps days to dense slot numbers.
@@ -105,100 +104,159 @@ fn fetch<'r>(
     }
 }
 
-/// Reads records until the end of `reader`, or until a record starts at or after `limit`
-/// bytes from where the reader started. `progress` counts the bytes read.
-pub fn run<R: Read>(
-    mut reader: ZeroCopyReader<R>,
-    plan: &Plan<'_>,
-    config: &TableConfig,
-    limit: Option<u64>,
-    progress: Option<&AtomicU64>,
-) -> Result<Output, TableProblem> {
-    let mut states: Vec<State> = plan
-        .bound
-        .iter()
-        .map(|b| State::new(&b.request.measure, &b.request.grouping))
-        .collect();
-    let unfiltered: Vec<bool> = plan
-        .bound
-        .iter()
-        .map(|b| b.request.filter.is_none())
-        .collect();
-    // The dimension cell each state reads: a fused state reads its derived partner's.
-    let mut dimensions: Vec<Option<usize>> = plan.bound.iter().map(|b| b.dimension).collect();
-    for (fused, derived) in State::fuse(&mut states, &unfiltered) {
-        dimensions[fused] = plan.bound[derived].dimension;
+/// The folding of records into the states of a plan's requests. One worker may read several
+/// segments of a table (in any order: a splittable plan does not depend on row order).
+pub struct Worker<'p> {
+    plan: &'p Plan<'p>,
+    config: &'p TableConfig,
+    states: Vec<State>,
+    /// Per state, how much of the cell it needs.
+    needs: Vec<Need>,
+    /// Per state, the dimension cell it reads: a fused state reads its derived partner's.
+    dimensions: Vec<Option<usize>>,
+    days: DayIndex,
+    parser: DayParser,
+    dates: Option<DateStats>,
+    /// Per segment read, its first unparsable date cells; those of the segment being read.
+    samples: Vec<(usize, Vec<String>)>,
+    segment_samples: Vec<String>,
+    rows: u64,
+    malformed_rows: u64,
+    lookup_misses: Vec<u64>,
+    index_rows: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+    /// Per row, the class and the hash of each cell, computed at most once.
+    classes: Vec<Option<Cell>>,
+    hashes: Vec<Option<u64>>,
+}
+
+impl<'p> Worker<'p> {
+    /// A worker with fresh states for every bound request of `plan`.
+    pub fn new(plan: &'p Plan<'p>, config: &'p TableConfig) -> Self {
+        let mut states: Vec<State> = plan
+            .bound
+            .iter()
+            .map(|b| State::new(&b.request.measure, &b.request.grouping))
+            .collect();
+        let unfiltered: Vec<bool> = plan
+            .bound
+            .iter()
+            .map(|b| b.request.filter.is_none())
+            .collect();
+        let mut dimensions: Vec<Option<usize>> = plan.bound.iter().map(|b| b.dimension).collect();
+        for (fused, derived) in State::fuse(&mut states, &unfiltered) {
+            dimensions[fused] = plan.bound[derived].dimension;
+        }
+        Worker {
+            plan,
+            config,
+            needs: states.iter().map(State::needs).collect(),
+            states,
+            dimensions,
+            days: DayIndex::default(),
+            parser: DayParser::default(),
+            dates: plan.date.map(|_| DateStats {
+                column: config.date_column.clone().unwrap_or_default(),
+                ..DateStats::default()
+            }),
+            samples: Vec::new(),
+            segment_samples: Vec::new(),
+            rows: 0,
+            malformed_rows: 0,
+            lookup_misses: vec![0; plan.lookups.len()],
+            index_rows: HashMap::new(),
+            classes: vec![None; plan.cells.len()],
+            hashes: vec![None; plan.cells.len()],
+        }
     }
-    let needs: Vec<Need> = states.iter().map(State::needs).collect();
-    let mut days = DayIndex::default();
-    let mut parser = DayParser::default();
-    let mut dates = plan.date.map(|_| DateStats {
-        column: config.date_column.clone().unwrap_or_default(),
-        ..DateStats::default()
-    });
-    let width = plan.header.len();
-    let mut rows = 0u64;
-    let mut malformed_rows = 0u64;
-    let mut lookup_misses = vec![0u64; plan.lookups.len()];
-    let mut index_rows: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
-    let mut reported = 0u64;
-    let mut classes = vec![None; plan.cells.len()];
-    let mut hashes = vec![None; plan.cells.len()];
-    let stopped_at = loop {
-        let position = reader.position();
-        if limit.is_some_and(|limit| position >= limit) {
-            break position;
-        }
-        if let Some(progress) = progress {
-            if rows.is_multiple_of(65_536) {
-                progress.fetch_add(position - reported, Ordering::Relaxed);
-                reported = position;
+
+    /// Reads segment number `segment` (0 for a whole table): records until the end of
+    /// `reader`, or until a record starts at or after `limit` bytes from where the reader
+    /// started. Returns where reading stopped, relative to that start: the start of the first
+    /// record at or after the limit, or the end of the stream. `progress` counts the bytes read.
+    pub fn read<R: Read>(
+        &mut self,
+        mut reader: ZeroCopyReader<R>,
+        segment: usize,
+        limit: Option<u64>,
+        progress: Option<&AtomicU64>,
+    ) -> Result<u64, TableProblem> {
+        let mut reported = 0u64;
+        let mut records = 0u64;
+        let stopped_at = loop {
+            let position = reader.position();
+            if limit.is_some_and(|limit| position >= limit) {
+                break position;
             }
-        }
-        let record = match reader.read_byte_record() {
-            Ok(Some(record)) => record,
-            Ok(None) => break position,
-            Err(e) => return Err(TableProblem::Unreadable(format!("after row {rows}: {e}"))),
+            if let Some(progress) = progress {
+                if records.is_multiple_of(65_536) {
+                    progress.fetch_add(position - reported, Ordering::Relaxed);
+                    reported = position;
+                }
+            }
+            let record = match reader.read_byte_record() {
+                Ok(Some(record)) => record,
+                Ok(None) => break position,
+                Err(e) => {
+                    let rows = self.rows;
+                    return Err(TableProblem::Unreadable(format!("after row {rows}: {e}")));
+                }
+            };
+            records += 1;
+            self.fold(&record);
         };
-        rows += 1;
-        if record.len() != width {
-            malformed_rows += 1;
+        if let Some(progress) = progress {
+            progress.fetch_add(stopped_at.saturating_sub(reported), Ordering::Relaxed);
+        }
+        let samples = std::mem::take(&mut self.segment_samples);
+        self.samples.push((segment, samples));
+        Ok(stopped_at)
+    }
+
+    /// Folds one record into the states.
+    fn fold(&mut self, record: &ZeroCopyByteRecord<'_>) {
+        let plan = self.plan;
+        self.rows += 1;
+        if record.len() != plan.header.len() {
+            self.malformed_rows += 1;
         }
         let mut looked: SmallVec<[Option<&Vec<Vec<u8>>>; 4]> = SmallVec::new();
         for (l, (index, key)) in plan.lookups.iter().enumerate() {
             let key = key
-                .and_then(|k| fetch(&record, &[], k))
+                .and_then(|k| fetch(record, &[], k))
                 .filter(|k| !k.is_empty());
             let found = key.and_then(|k| index.rows.get(k));
             if key.is_some() && found.is_none() {
-                lookup_misses[l] += 1;
+                self.lookup_misses[l] += 1;
             }
             looked.push(found);
         }
-        let day = match (plan.date, dates.as_mut()) {
+        let day = match (plan.date, self.dates.as_mut()) {
             (Some(ColumnRef::Looked(l, _)), Some(_)) if looked[l].is_none() => None,
             (Some(r), Some(stats)) => {
-                day_of(fetch(&record, &looked, r), &mut parser, config, stats).map(|d| days.slot(d))
+                let cell = fetch(record, &looked, r);
+                let samples = &mut self.segment_samples;
+                day_of(cell, &mut self.parser, self.config, stats, samples)
+                    .map(|d| self.days.slot(d))
             }
             _ => None,
         };
-        classes.fill(None);
-        hashes.fill(None);
+        self.classes.fill(None);
+        self.hashes.fill(None);
         let mut cells = RowCells {
             bytes: plan
                 .cells
                 .iter()
-                .map(|r| fetch(&record, &looked, *r))
+                .map(|r| fetch(record, &looked, *r))
                 .collect(),
-            classes: &mut classes,
-            hashes: &mut hashes,
+            classes: &mut self.classes,
+            hashes: &mut self.hashes,
         };
         for (((b, state), &need), dimension) in plan
             .bound
             .iter()
-            .zip(&mut states)
-            .zip(&needs)
-            .zip(&dimensions)
+            .zip(&mut self.states)
+            .zip(&self.needs)
+            .zip(&self.dimensions)
         {
             if state.is_derived() {
                 continue;
@@ -225,37 +283,41 @@ pub fn run<R: Read>(
             state.update(day, &row, hash, dim);
         }
         if let Some((_, Ok((key, values)))) = &plan.export {
-            let k = fetch(&record, &[], *key).unwrap_or_default();
-            if !index_rows.contains_key(k) {
+            let k = fetch(record, &[], *key).unwrap_or_default();
+            if !self.index_rows.contains_key(k) {
                 let exported = values
                     .iter()
-                    .map(|r| fetch(&record, &[], *r).unwrap_or_default().to_vec())
+                    .map(|r| fetch(record, &[], *r).unwrap_or_default().to_vec())
                     .collect();
-                index_rows.insert(k.to_vec(), exported);
+                self.index_rows.insert(k.to_vec(), exported);
             }
         }
-    };
-    if let Some(progress) = progress {
-        progress.fetch_add(stopped_at.saturating_sub(reported), Ordering::Relaxed);
     }
-    if let Some(stats) = dates.as_mut() {
-        stats.rows_by_day = days
-            .days
-            .iter()
-            .copied()
-            .zip(days.rows.iter().copied())
-            .collect();
+
+    /// What the worker found in all the records it read.
+    pub fn finish(self) -> Output {
+        let mut dates = self.dates;
+        if let Some(stats) = dates.as_mut() {
+            stats.rows_by_day = self
+                .days
+                .days
+                .iter()
+                .copied()
+                .zip(self.days.rows.iter().copied())
+                .collect();
+        }
+        Output {
+            rows: self.rows,
+            malformed_rows: self.malformed_rows,
+            lookup_misses: self.lookup_misses,
+            dates,
+            samples: self.samples,
+            partials: self
+                .states
+                .into_iter()
+                .map(|s| s.into_partial(&self.days.days))
+                .collect(),
+            index_rows: self.index_rows,
+        }
     }
-    Ok(Output {
-        rows,
-        malformed_rows,
-        lookup_misses,
-        dates,
-        partials: states
-            .into_iter()
-            .map(|s| s.into_partial(&days.days))
-            .collect(),
-        index_rows,
-        stopped_at,
-    })
 }
