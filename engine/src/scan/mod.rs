@@ -104,7 +104,8 @@ pub struct TableScan {
     pub outcome: Result<TableStats, TableProblem>,
     /// The requested metrics, each computed or with the reason it is unavailable.
     pub metrics: Vec<(MetricRequest, Result<MetricValue, String>)>,
-    /// The rows by key that another table looks up, when one does.
+    /// The rows by key that another table looks up, when one does (the runner takes it to hand
+    /// it to the tables that look it up).
     pub index: Option<LookupIndex>,
 }
 
