@@ -415,3 +415,87 @@ fn table_findings(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::LookupConfig;
+    use crate::scan::scan_source;
+    use crate::testing::{day, table};
+
+    /// Runs the `attribution` table, which looks up `orders` (whose scan panics if
+    /// `orders_panics`); returns attribution's rows per day of `orders.order_ts`, or `None` when
+    /// the run panicked. Fails if the run does not end within a minute.
+    fn run_with_orders(orders_panics: bool) -> Option<BTreeMap<NaiveDate, u64>> {
+        let mut attribution = table("a.csv", Some("orders.order_ts"));
+        attribution.lookups = vec![LookupConfig {
+            table: "orders".into(),
+            key: "transaction_id".into(),
+            foreign_key: None,
+            columns: vec!["order_ts".into()],
+        }];
+        let tables = BTreeMap::from([
+            ("attribution".to_string(), attribution),
+            ("orders".to_string(), table("o.csv", Some("order_ts"))),
+        ]);
+        let data = BTreeMap::from([
+            (
+                "orders",
+                "transaction_id,order_ts\nT1,2025-03-01T10:00:00Z\nT2,2025-03-02T10:00:00Z\n",
+            ),
+            (
+                "attribution",
+                "transaction_id,model\nT1,last_click\nT2,last_click\nT2,first_click\n",
+            ),
+        ]);
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            let eval = catch_unwind(AssertUnwindSafe(|| {
+                evaluate_with(
+                    &[],
+                    &tables,
+                    day("2025-03-02"),
+                    Scope::Partition,
+                    |name, config, input| {
+                        if orders_panics && name == "orders" {
+                            panic!("the orders scan fails");
+                        }
+                        let source = Ok::<_, TableProblem>(data[name].as_bytes());
+                        scan_source(name, config, PathBuf::from(&config.file), source, input)
+                    },
+                )
+            }));
+            let rows = eval.ok().map(|eval| {
+                let scan = eval
+                    .scans
+                    .iter()
+                    .find(|s| s.table == "attribution")
+                    .unwrap();
+                let stats = scan.outcome.as_ref().unwrap();
+                stats.dates.as_ref().unwrap().rows_by_day.clone()
+            });
+            let _ = done.send(rows);
+        });
+        finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the run finished instead of waiting for a handover")
+    }
+
+    #[test]
+    fn a_looking_table_gets_the_index_of_the_table_it_looks_up() {
+        let rows = run_with_orders(false).expect("no panic");
+        assert_eq!(
+            rows,
+            BTreeMap::from([(day("2025-03-01"), 1), (day("2025-03-02"), 2)])
+        );
+    }
+
+    #[test]
+    fn a_looking_table_does_not_wait_for_a_scan_that_panicked() {
+        assert_eq!(run_with_orders(true), None);
+    }
+}
