@@ -68,7 +68,7 @@ impl DayIndex {
 /// The cells of the current row that the requests read, each classified and hashed at most
 /// once (no allocation per row: the buffers live on the stack or are reused).
 struct RowCells<'r, 'c> {
-    bytes: SmallVec<[Option<&'r [u8]>; 16]>,
+    bytes: &'c [Option<&'r [u8]>],
     classes: &'c mut [Option<Cell>],
     hashes: &'c mut [Option<u64>],
 }
@@ -242,12 +242,13 @@ impl<'p> Worker<'p> {
         };
         self.classes.fill(None);
         self.hashes.fill(None);
+        // Filled in place: a collected (then moved) buffer costs a copy per row.
+        let mut bytes: SmallVec<[Option<&[u8]>; 16]> = SmallVec::new();
+        for r in &plan.cells {
+            bytes.push(fetch(record, &looked, *r));
+        }
         let mut cells = RowCells {
-            bytes: plan
-                .cells
-                .iter()
-                .map(|r| fetch(record, &looked, *r))
-                .collect(),
+            bytes: &bytes,
             classes: &mut self.classes,
             hashes: &mut self.hashes,
         };
