@@ -3,7 +3,8 @@
 //! across parallel workers and finish into a [`MetricValue`].
 //!
 //! Memory is bounded by the number of distinct keys (days, dimension values, distinct cells),
-//! never by the number of rows. Distinct cells are kept as 64-bit hashes.
+//! never by the number of rows. Distinct cells are kept, and dimension values recognised, as
+//! 64-bit hashes.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -296,7 +297,8 @@ pub struct State {
     slots: Vec<Vec<Option<Acc>>>,
     /// Dimension values by number.
     dims: Vec<Vec<u8>>,
-    dim_numbers: HashMap<Vec<u8>, usize, FixedState>,
+    /// Dimension numbers by the hash of the value.
+    dim_numbers: HashMap<u64, usize, FixedState>,
     /// Exact values seen so far (only for [`Measure::Duplicates`]).
     seen: HashSet<Vec<u8>, FixedState>,
     /// A per-day distinct count that also records each cell's dimension value.
@@ -363,13 +365,14 @@ impl State {
         }
     }
 
+    /// The number of a dimension value, known by the hash of its bytes (no byte comparison
+    /// per row).
     fn dim_number(&mut self, dim: &[u8]) -> usize {
-        if let Some(&n) = self.dim_numbers.get(dim) {
-            return n;
+        let next = self.dims.len();
+        let n = *self.dim_numbers.entry(hash_cell(dim)).or_insert(next);
+        if n == next {
+            self.dims.push(dim.to_vec());
         }
-        let n = self.dims.len();
-        self.dims.push(dim.to_vec());
-        self.dim_numbers.insert(dim.to_vec(), n);
         n
     }
 
