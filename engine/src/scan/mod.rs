@@ -2,10 +2,11 @@
 //! requested of it, plus the table's own health (header, required columns, date parsing).
 
 mod columns;
+mod lookup;
 mod state;
 mod worker;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
@@ -20,6 +21,7 @@ use crate::config::TableConfig;
 use crate::metric::{MetricRequest, MetricValue};
 use crate::timestamp::{leading_date, DateError, DayParser};
 use columns::Plan;
+pub use lookup::{Row, Rows};
 
 /// How the date column of a table parsed.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -119,14 +121,14 @@ pub struct Export {
 }
 
 /// A table's rows by key, for another table's lookup (the first row of each key wins).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct LookupIndex {
     /// The looked-up table; its columns are known as `<table>.<column>`.
     pub table: String,
     /// The exported columns, in order.
     pub columns: Vec<String>,
     /// Exported values by key.
-    pub rows: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+    pub rows: Rows,
     /// Why the index is empty, when the looked-up table could not provide it.
     pub problem: Option<String>,
 }
@@ -393,7 +395,7 @@ fn finish(name: &str, plan: Plan<'_>, outputs: Vec<worker::Output>) -> Scanned {
             rows: if problem.is_none() {
                 first.index_rows
             } else {
-                HashMap::new()
+                Rows::default()
             },
             problem,
         }

@@ -11,7 +11,7 @@ use smallvec::SmallVec;
 
 use super::columns::{ColumnRef, Plan};
 use super::state::{hash_cell, Cell, Need, Partial, RowCell, State};
-use super::{day_of, DateStats, TableProblem};
+use super::{day_of, DateStats, Row, Rows, TableProblem};
 use crate::config::TableConfig;
 use crate::timestamp::DayParser;
 
@@ -31,7 +31,7 @@ pub struct Output {
     /// One partial value per bound request, in plan order.
     pub partials: Vec<Partial>,
     /// The exported rows by key (first row of each key), when the plan exports.
-    pub index_rows: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+    pub index_rows: Rows,
 }
 
 /// Maps days to dense slot numbers.
@@ -90,17 +90,12 @@ impl RowCells<'_, '_> {
 /// cell that holds a number or a date has quotes inside.
 fn fetch<'r>(
     record: &'r ZeroCopyByteRecord<'_>,
-    looked: &[Option<&'r Vec<Vec<u8>>>],
+    looked: &[Option<Row<'r>>],
     r: ColumnRef,
 ) -> Option<&'r [u8]> {
     match r {
         ColumnRef::Own(i) => record.unquote(i),
-        ColumnRef::Looked(l, j) => looked
-            .get(l)
-            .copied()
-            .flatten()
-            .and_then(|row| row.get(j))
-            .map(Vec::as_slice),
+        ColumnRef::Looked(l, j) => looked.get(l).copied().flatten()?.value(j),
     }
 }
 
@@ -123,7 +118,7 @@ pub struct Worker<'p> {
     rows: u64,
     malformed_rows: u64,
     lookup_misses: Vec<u64>,
-    index_rows: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+    index_rows: Rows,
     /// Per row, the class and the hash of each cell, computed at most once.
     classes: Vec<Option<Cell>>,
     hashes: Vec<Option<u64>>,
@@ -163,7 +158,10 @@ impl<'p> Worker<'p> {
             rows: 0,
             malformed_rows: 0,
             lookup_misses: vec![0; plan.lookups.len()],
-            index_rows: HashMap::new(),
+            index_rows: match &plan.export {
+                Some((_, Ok((_, values)))) => Rows::new(values.len()),
+                _ => Rows::default(),
+            },
             classes: vec![None; plan.cells.len()],
             hashes: vec![None; plan.cells.len()],
         }
@@ -219,7 +217,7 @@ impl<'p> Worker<'p> {
         if record.len() != plan.header.len() {
             self.malformed_rows += 1;
         }
-        let mut looked: SmallVec<[Option<&Vec<Vec<u8>>>; 4]> = SmallVec::new();
+        let mut looked: SmallVec<[Option<Row<'_>>; 4]> = SmallVec::new();
         for (l, (index, key)) in plan.lookups.iter().enumerate() {
             let key = key
                 .and_then(|k| fetch(record, &[], k))
@@ -285,13 +283,10 @@ impl<'p> Worker<'p> {
         }
         if let Some((_, Ok((key, values)))) = &plan.export {
             let k = fetch(record, &[], *key).unwrap_or_default();
-            if !self.index_rows.contains_key(k) {
-                let exported = values
-                    .iter()
-                    .map(|r| fetch(record, &[], *r).unwrap_or_default().to_vec())
-                    .collect();
-                self.index_rows.insert(k.to_vec(), exported);
-            }
+            let exported = values
+                .iter()
+                .map(|r| fetch(record, &[], *r).unwrap_or_default());
+            self.index_rows.insert_first(k, exported);
         }
     }
 
