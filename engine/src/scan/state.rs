@@ -295,6 +295,9 @@ pub struct State {
     grouping: Grouping,
     /// Per day slot (slot 0 for totals), per dimension number (0 without a dimension).
     slots: Vec<Vec<Option<Acc>>>,
+    /// Per day slot (slot 0 for totals), when the measure adds a number per row and is not
+    /// grouped by a dimension (most requests): a plain vector instead of `slots`.
+    sums: Option<Vec<f64>>,
     /// Dimension values by number.
     dims: Vec<Vec<u8>>,
     /// Dimension numbers by the hash of the value.
@@ -314,6 +317,9 @@ impl State {
             measure: measure.clone(),
             grouping: grouping.clone(),
             slots: Vec::new(),
+            sums: (!matches!(measure, Measure::Distinct(_))
+                && !matches!(grouping, Grouping::DayBy(_)))
+            .then(Vec::new),
             dims: Vec::new(),
             dim_numbers: HashMap::with_hasher(HASHER),
             seen: HashSet::with_hasher(HASHER),
@@ -402,20 +408,36 @@ impl State {
             }
             return;
         }
-        let dim = match self.grouping {
-            Grouping::DayBy(_) => self.dim_number(dim),
-            _ => 0,
-        };
-        let add = match (&self.measure, cell.cell) {
-            (Measure::Distinct(_), _) => {
-                let acc = self.acc(slot, dim, || Acc::Set(HashSet64::with_hasher(HASHER)));
-                if let (Acc::Set(set), Some(b)) = (acc, cell.bytes) {
-                    if !b.is_empty() {
-                        set.insert(hash());
-                    }
+        if let Measure::Distinct(_) = self.measure {
+            let dim = match self.grouping {
+                Grouping::DayBy(_) => self.dim_number(dim),
+                _ => 0,
+            };
+            let acc = self.acc(slot, dim, || Acc::Set(HashSet64::with_hasher(HASHER)));
+            if let (Acc::Set(set), Some(b)) = (acc, cell.bytes) {
+                if !b.is_empty() {
+                    set.insert(hash());
                 }
-                return;
             }
+            return;
+        }
+        let add = self.row_value(cell);
+        if let Some(sums) = &mut self.sums {
+            if sums.len() <= slot {
+                sums.resize(slot + 1, 0.0);
+            }
+            sums[slot] += add;
+            return;
+        }
+        let dim = self.dim_number(dim);
+        if let Acc::Sum(sum) = self.acc(slot, dim, || Acc::Sum(0.0)) {
+            *sum += add;
+        }
+    }
+
+    /// What a row adds to a sum-like measure.
+    fn row_value(&mut self, cell: &RowCell<'_>) -> f64 {
+        match (&self.measure, cell.cell) {
             (Measure::Rows, _) => 1.0,
             (Measure::Sum(_), Cell::Number(n)) => n,
             (Measure::Numeric(_), Cell::Number(_)) => 1.0,
@@ -434,9 +456,6 @@ impl State {
                 }
             }
             _ => 0.0,
-        };
-        if let Acc::Sum(sum) = self.acc(slot, dim, || Acc::Sum(0.0)) {
-            *sum += add;
         }
     }
 
@@ -464,6 +483,17 @@ impl State {
                 .filter_map(|(slot, mut d)| Some((days[slot], d.get_mut(0)?.take()?)))
                 .collect();
             return Partial::Fused(days, self.dims);
+        }
+        if let Some(sums) = self.sums {
+            return match self.grouping {
+                Grouping::Total => Partial::Total(Acc::Sum(sums.first().copied().unwrap_or(0.0))),
+                _ => Partial::Daily(
+                    sums.into_iter()
+                        .enumerate()
+                        .map(|(slot, sum)| (days[slot], Acc::Sum(sum)))
+                        .collect(),
+                ),
+            };
         }
         let dims = self.dims;
         let mut slots = self.slots.into_iter().enumerate();
