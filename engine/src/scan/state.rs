@@ -499,13 +499,11 @@ impl State {
         let mut slots = self.slots.into_iter().enumerate();
         match self.grouping {
             Grouping::Total => {
+                // Only distinct counts are kept in slots (sums are in `sums`).
                 let acc = slots
                     .next()
                     .and_then(|(_, mut d)| d.get_mut(0).and_then(Option::take))
-                    .unwrap_or(match self.measure {
-                        Measure::Distinct(_) => Acc::Set(HashSet64::with_hasher(HASHER)),
-                        _ => Acc::Sum(0.0),
-                    });
+                    .unwrap_or_else(|| Acc::Set(HashSet64::with_hasher(HASHER)));
                 Partial::Total(acc)
             }
             Grouping::Day => Partial::Daily(
