@@ -140,7 +140,8 @@ where
         .map(|t| (*t, OnceLock::new()))
         .collect();
     let (scan, handovers) = (&scan, &handovers);
-    let mut scans: Vec<TableScan> = parallel(tables.iter().map(|(name, table)| {
+    // In table name order, as `tables` is.
+    let scans: Vec<TableScan> = parallel(tables.iter().map(|(name, table)| {
         let requests = &requests[name.as_str()];
         let export = exports
             .get(name.as_str())
@@ -169,7 +170,6 @@ where
             scanned
         }
     }));
-    scans.sort_by(|a, b| a.table.cmp(&b.table));
 
     let mut metrics = Metrics::default();
     for scan in &scans {
