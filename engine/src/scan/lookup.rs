@@ -80,7 +80,12 @@ impl Rows {
     /// Adds a row with this key and these values (as many as the rows hold), unless a row
     /// with this key is already held.
     pub fn insert_first<'v>(&mut self, key: &'v [u8], values: impl IntoIterator<Item = &'v [u8]>) {
-        if self.get(key).is_some() {
+        let hash = HASHER.hash_one(key);
+        if self
+            .by_key
+            .find(hash, |&row| self.cell(row, 0) == key)
+            .is_some()
+        {
             return;
         }
         let row = self.ends.len() / self.width;
@@ -92,7 +97,7 @@ impl Rows {
             self.ends.push(self.bytes.len());
         }
         let (bytes, ends, width) = (&self.bytes, &self.ends, self.width);
-        self.by_key.insert_unique(HASHER.hash_one(key), row, |&r| {
+        self.by_key.insert_unique(hash, row, |&r| {
             HASHER.hash_one(cell(bytes, ends, width, r, 0))
         });
     }
