@@ -338,7 +338,7 @@ fn validate(file: &Path, registry: &Registry, out: &mut dyn Write, err: &mut dyn
                 ConfigFormat::Native => "vigil",
                 ConfigFormat::Reference => "reference monitor",
             };
-            let rules: Vec<_> = config.rules.iter().map(|r| r.id).collect();
+            let rules: Vec<_> = config.rules.iter().map(|r| r.id.as_str()).collect();
             let tables: Vec<_> = config.tables.keys().map(String::as_str).collect();
             let _ = writeln!(
                 out,

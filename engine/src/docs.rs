@@ -3,7 +3,6 @@
 
 use std::fmt::Write;
 
-use schemars::generate::SchemaSettings;
 use serde_json::{json, Map, Value};
 
 use crate::registry::{RegisteredRule, Registry};
@@ -26,7 +25,7 @@ pub fn rules_list(registry: &Registry, format: DocFormat) -> String {
             let rules: Vec<Value> = registry
                 .iter()
                 .map(|r| {
-                    let m = r.registration.meta;
+                    let m = &r.info;
                     json!({"id": m.id, "default_severity": m.default_severity.label(),
                            "origin": r.origin.to_string(), "summary": m.summary()})
                 })
@@ -38,7 +37,7 @@ pub fn rules_list(registry: &Registry, format: DocFormat) -> String {
             let width = registry.ids().map(str::len).max().unwrap_or(0);
             let mut out = String::new();
             for r in registry.iter() {
-                let m = r.registration.meta;
+                let m = &r.info;
                 let _ = writeln!(
                     out,
                     "{:width$}  {:5}  {}  [{}]",
@@ -58,7 +57,7 @@ pub fn rules_list(registry: &Registry, format: DocFormat) -> String {
 pub fn rules_table_markdown(registry: &Registry) -> String {
     let mut out = String::from("| rule | default severity | what it checks |\n|---|---|---|\n");
     for r in registry.iter() {
-        let m = r.registration.meta;
+        let m = &r.info;
         let _ = writeln!(
             out,
             "| `{}` | {} | {} |",
@@ -71,12 +70,18 @@ pub fn rules_table_markdown(registry: &Registry) -> String {
 }
 
 /// One rule's documentation: docs, params table, example.
-pub fn explain(rule: RegisteredRule<'_>, format: DocFormat) -> String {
-    let meta = rule.registration.meta;
-    let mut generator = SchemaSettings::draft07().into_generator();
-    let params = (rule.registration.params_schema)(&mut generator).to_value();
-    let definitions = generator.definitions().clone();
-    let docs = dedent(meta.docs);
+pub fn explain(rule: &RegisteredRule, format: DocFormat) -> String {
+    let meta = &rule.info;
+    let mut params = meta.params_schema.clone();
+    let definitions = params
+        .as_object_mut()
+        .and_then(|p| p.remove("definitions"))
+        .and_then(|d| match d {
+            Value::Object(map) => Some(map),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let docs = dedent(&meta.docs);
     if format == DocFormat::Json {
         let explanation = json!({
             "id": meta.id,
@@ -113,13 +118,6 @@ pub fn explain(rule: RegisteredRule<'_>, format: DocFormat) -> String {
     let _ = writeln!(out, "\n## Params (`rules.{}`)\n", meta.id);
     out.push_str(&params_table(&resolve(&params), &definitions));
     for (name, definition) in &definitions {
-        if params
-            .get("$ref")
-            .and_then(Value::as_str)
-            .is_some_and(|r| r.ends_with(&format!("/{name}")))
-        {
-            continue;
-        }
         if definition.get("properties").is_some() {
             let _ = writeln!(out, "\n### {name}\n");
             out.push_str(&params_table(definition, &definitions));

@@ -2,12 +2,14 @@
 //!
 //! The types mirror the reference's keys, with its required and optional keys (SPEC section 3),
 //! and reject unknown keys. [`LegacyConfig::into_parts`] maps the engine's sections (tables, run,
-//! operations, routing); each rule maps its own params through `RuleSpec::from_legacy`.
+//! operations, routing) and [`LegacyConfig::rule_params`] the builtin rules' sections: the
+//! reference format is translated into the native one, so rules know nothing of it.
 
 use std::collections::BTreeMap;
 
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde_json::{json, Value};
 
 use crate::config::{attribution_lookup, AlertRouting, Operations, RunConfig, TableConfig};
 use crate::timestamp::NaiveTimestamps;
@@ -222,5 +224,67 @@ impl LegacyConfig {
             },
             alert_routing: self.alert_routing.clone(),
         }
+    }
+}
+
+impl LegacyConfig {
+    /// The native params of each builtin rule the reference configures, by rule id.
+    pub fn rule_params(&self) -> Vec<(&'static str, Value)> {
+        let a = &self.anomaly_detection;
+        let f = &self.freshness;
+        let h = &self.hard_rules;
+        // The reference counts `baseline_days` observations and judges a day from its fifth
+        // observation on, with at least 3 earlier values: at least 4 usable points.
+        let baseline = json!({
+            "window_days": a.baseline_days,
+            "min_points": a.baseline_days.min(4),
+        });
+        let freshness_table = |column: &str, floor: u64, floor_severity: &str| {
+            json!({
+                "allowed_missing_days": f.allowed_missing_days,
+                "min_per_day": floor,
+                "count_distinct": column,
+                "floor_severity": floor_severity,
+            })
+        };
+        let mut drift = json!({"baseline": baseline});
+        if let Some(n) = a.top_channels_to_monitor {
+            drift["top_channels"] = json!(n);
+        }
+        if let Some(t) = a.channel_share_abs_change_threshold {
+            drift["abs_change_threshold"] = json!(t);
+        }
+        let null_rates: serde_json::Map<String, Value> = h
+            .max_null_rate
+            .0
+            .iter()
+            .map(|(column, max)| (column.clone(), json!(max)))
+            .collect();
+        vec![
+            (
+                "anomaly",
+                json!({
+                    "z_threshold": a.z_score_threshold,
+                    "pct_threshold": a.pct_change_threshold,
+                    "baseline": baseline,
+                }),
+            ),
+            ("drift", drift),
+            (
+                "freshness",
+                json!({"tables": {
+                    "sessions": freshness_table("session_id", f.min_sessions_per_day, "error"),
+                    "orders": freshness_table("transaction_id", f.min_orders_per_day, "warn"),
+                }}),
+            ),
+            (
+                "revenue",
+                json!({
+                    "max_duplicate_transactions": h.max_duplicate_transactions,
+                    "max_zero_revenue_orders": h.max_zero_revenue_orders,
+                    "null_rates": {"table": "sessions", "max": null_rates},
+                }),
+            ),
+        ]
     }
 }

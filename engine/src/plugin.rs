@@ -1,95 +1,37 @@
 //! Dynamic plugins: a rule crate built as a `cdylib` with `declare_plugin!()`, loaded at run
-//! time with `libloading`.
+//! time with `libloading` and spoken to through the serialized protocol of
+//! [`vigil_rule_api::protocol`]. No Rust type crosses the boundary.
 //!
-//! The handshake, in order, so that nothing is called across an incompatible boundary:
-//! 1. `vigil_plugin_abi`, a C-ABI function returning [`PLUGIN_ABI`];
-//! 2. `vigil_plugin_fingerprint`, a C string: engine version, rustc version, target, ABI and the
-//!    sizes of the types that cross the boundary; it must equal this engine's [`fingerprint`];
-//! 3. only then `vigil_plugin_register` (Rust ABI), which hands over the plugin's rules.
+//! Loading, in order, so that nothing is called across an incompatible boundary:
+//! 1. `vigil_plugin_protocol`, a C function returning the protocol version; a version this
+//!    vigil does not speak is refused naming both versions (a library of protocol 1, vigil
+//!    0.1.0's Rust-ABI plugins, is recognised by its `vigil_plugin_abi`);
+//! 2. `vigil_plugin_call` with a `describe` request: the plugin's rules, docs and params
+//!    schemas, each added to the registry as a rule whose steps are calls into the plugin.
 //!
-//! Libraries are never unloaded: the rules, their vtables and their `'static` strings live in
-//! the library. Neither side may set a global allocator (boxes cross the boundary).
+//! Each call runs inside `catch_unwind` in the plugin, so a panic comes back as an error that
+//! the run reports as an ERROR finding for that rule. Libraries are never unloaded.
 
 #![allow(unsafe_code)]
 
-use std::collections::BTreeMap;
-use std::ffi::{c_char, CStr, CString};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use vigil_rule_api::protocol::{Buffer, Call, Envelope, Reply, API_VERSION, PROTOCOL_VERSION};
+use vigil_rule_api::registry::{ParamsError, RuleInfo};
+use vigil_rule_api::rule::{Evaluated, Rule, RuleError, RunCtx};
 
 use crate::metric::{MetricRequest, Metrics};
-use crate::registry::{Origin, Registry, RuleRegistration};
-use crate::rule::Finding;
+use crate::registry::{Broken, Origin, RegisteredRule, Registry};
 
-/// Version of the plugin boundary; bump it when anything a plugin sees changes.
-pub const PLUGIN_ABI: u32 = 1;
-
-/// The C function a plugin exports first: its ABI version.
-pub type AbiFn = unsafe extern "C" fn() -> u32;
-/// The C function a plugin exports second: its fingerprint, a static NUL-terminated string.
-pub type FingerprintFn = unsafe extern "C" fn() -> *const c_char;
-/// The Rust function a plugin exports last: hands each of its rules to the callback.
-pub type RegisterFn = fn(&mut dyn FnMut(RuleRegistration));
-
-/// What a plugin must match: `engine=…;rustc=…;target=…;abi=…;layout=…`.
-pub fn fingerprint() -> String {
-    use std::mem::size_of;
-    format!(
-        "engine={};rustc={};target={};abi={PLUGIN_ABI};layout={}/{}/{}/{}/{}",
-        env!("CARGO_PKG_VERSION"),
-        env!("VIGIL_RUSTC_VERSION"),
-        env!("VIGIL_TARGET"),
-        size_of::<Finding>(),
-        size_of::<MetricRequest>(),
-        size_of::<Metrics>(),
-        size_of::<RuleRegistration>(),
-        size_of::<serde_json::Value>(),
-    )
-}
-
-/// [`fingerprint`] as a C string that lives as long as the process (for `declare_plugin!`).
-pub fn fingerprint_c() -> *const c_char {
-    static FINGERPRINT: OnceLock<CString> = OnceLock::new();
-    FINGERPRINT
-        .get_or_init(|| CString::new(fingerprint()).expect("no NUL in the fingerprint"))
-        .as_ptr()
-}
-
-/// Exports the plugin entry points of a rule crate built as a `cdylib`. Put it behind the
-/// crate's `dynamic` feature, so the same crate can also be linked statically:
-///
-/// ```ignore
-/// #[cfg(feature = "dynamic")]
-/// vigil_engine::declare_plugin!();
-/// ```
-#[macro_export]
-macro_rules! declare_plugin {
-    () => {
-        /// The plugin ABI version (vigil's plugin handshake, step 1).
-        #[allow(unsafe_code)]
-        #[no_mangle]
-        pub extern "C" fn vigil_plugin_abi() -> u32 {
-            $crate::plugin::PLUGIN_ABI
-        }
-
-        /// The plugin fingerprint (vigil's plugin handshake, step 2).
-        #[allow(unsafe_code)]
-        #[no_mangle]
-        pub extern "C" fn vigil_plugin_fingerprint() -> *const ::std::ffi::c_char {
-            $crate::plugin::fingerprint_c()
-        }
-
-        /// Hands this library's rules to the host (vigil's plugin handshake, step 3).
-        #[allow(unsafe_code)]
-        #[no_mangle]
-        pub fn vigil_plugin_register(add: &mut dyn FnMut($crate::registry::RuleRegistration)) {
-            for registration in $crate::inventory::iter::<$crate::registry::RuleRegistration> {
-                add(*registration);
-            }
-        }
-    };
-}
+/// `vigil_plugin_protocol`: the protocol version.
+type ProtocolFn = unsafe extern "C" fn() -> u32;
+/// `vigil_plugin_call`: one request in, one reply buffer out.
+type CallFn = unsafe extern "C" fn(*const u8, usize) -> Buffer;
+/// `vigil_plugin_free`: frees a reply buffer.
+type FreeFn = unsafe extern "C" fn(Buffer);
 
 /// Why a plugin was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,152 +50,257 @@ impl fmt::Display for PluginError {
 
 impl std::error::Error for PluginError {}
 
-const REBUILD: &str = "rebuild the plugin in the vigil workspace (its rust-toolchain.toml and \
-                       the same vigil-engine version), or link its crate statically";
-
-/// Loads a plugin library and adds its rules to `registry`; returns their ids.
-pub fn load(path: &Path, registry: &mut Registry) -> Result<Vec<&'static str>, PluginError> {
-    let fail = |message: String| PluginError {
-        path: path.to_path_buf(),
-        message,
-    };
-    let canonical = path
-        .canonicalize()
-        .map_err(|e| fail(format!("cannot be read: {e}")))?;
-    if !canonical.is_file() {
-        return Err(fail("is not a file".into()));
-    }
-    // SAFETY: loading a library runs its initialisers. The user named this file as a vigil
-    // plugin; nothing of it is called before the C-ABI handshake below succeeds, and the library
-    // is never unloaded (it is leaked at the end), so nothing it hands over can dangle.
-    let library = unsafe { libloading::Library::new(&canonical) }
-        .map_err(|e| fail(format!("cannot be loaded as a shared library: {e}")))?;
-
-    // SAFETY: the symbol is looked up with the C signature `declare_plugin!` gives it; calling a
-    // C-ABI function that takes nothing and returns an integer is sound whichever compiler built
-    // the library.
-    let abi = unsafe {
-        let abi = library.get::<AbiFn>(b"vigil_plugin_abi\0").map_err(|_| {
-            fail(
-                "is not a vigil plugin (it exports no `vigil_plugin_abi`); build the rule crate \
-                 as a cdylib with `vigil_engine::declare_plugin!()` and its `dynamic` feature"
-                    .into(),
-            )
-        })?;
-        abi()
-    };
-    if abi != PLUGIN_ABI {
-        return Err(fail(format!(
-            "was built for plugin ABI {abi}; this vigil speaks ABI {PLUGIN_ABI}; {REBUILD}"
-        )));
-    }
-
-    // SAFETY: same as above: a C-ABI function returning a pointer to a NUL-terminated string
-    // that the plugin keeps for the life of the process (it is never unloaded); the pointer is
-    // checked for null before it is read.
-    let theirs = unsafe {
-        let fingerprint = library
-            .get::<FingerprintFn>(b"vigil_plugin_fingerprint\0")
-            .map_err(|_| fail("exports an ABI version but no `vigil_plugin_fingerprint`".into()))?;
-        let raw = fingerprint();
-        if raw.is_null() {
-            return Err(fail("returned no fingerprint".into()));
-        }
-        CStr::from_ptr(raw).to_string_lossy().into_owned()
-    };
-    let ours = fingerprint();
-    if theirs != ours {
-        return Err(fail(format!(
-            "was built differently from this vigil: {}; {REBUILD}",
-            differences(&theirs, &ours)
-        )));
-    }
-
-    // SAFETY: the fingerprints are equal, so the plugin was built by the same compiler for the
-    // same target against the same engine, and `vigil_plugin_register` has the Rust signature
-    // `RegisterFn` that `declare_plugin!` gives it; its registrations point into the library,
-    // which is never unloaded.
-    let register = unsafe {
-        *library
-            .get::<RegisterFn>(b"vigil_plugin_register\0")
-            .map_err(|_| {
-                fail("passed the handshake but exports no `vigil_plugin_register`".into())
-            })?
-    };
-    let mut registrations = Vec::new();
-    register(&mut |r| registrations.push(r));
-    // Never unloaded: the rules, vtables and strings handed over live in the library.
-    std::mem::forget(library);
-
-    let origin = Origin::Plugin(canonical);
-    let mut ids = Vec::new();
-    for registration in registrations {
-        registry
-            .add(registration, origin.clone())
-            .map_err(|e| fail(e.to_string()))?;
-        ids.push(registration.meta.id);
-    }
-    if ids.is_empty() {
-        return Err(fail("registers no rule".into()));
-    }
-    Ok(ids)
+/// A loaded plugin library (never unloaded).
+pub struct Plugin {
+    /// Its canonical path.
+    pub path: PathBuf,
+    /// The protocol version it speaks.
+    pub protocol: u32,
+    /// The `vigil-rule-api` version it was built with.
+    pub api_version: String,
+    /// Its rules.
+    pub rules: Vec<RuleInfo>,
+    call: CallFn,
+    free: FreeFn,
 }
 
-/// The fields of two fingerprints that differ, as `field: plugin X, vigil Y`.
-fn differences(theirs: &str, ours: &str) -> String {
-    let fields = |s: &str| -> BTreeMap<String, String> {
-        s.split(';')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
-    let (theirs, ours) = (fields(theirs), fields(ours));
-    let mut keys: Vec<&String> = theirs.keys().chain(ours.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter(|k| theirs.get(*k) != ours.get(*k))
-        .map(|k| {
-            let show = |v: Option<&String>| v.map_or("(none)".to_string(), |v| format!("`{v}`"));
-            format!(
-                "{k}: plugin {}, vigil {}",
-                show(theirs.get(k)),
-                show(ours.get(k))
-            )
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Plugin({})", self.path.display())
+    }
+}
+
+impl Plugin {
+    /// Opens a library and checks that it speaks this vigil's protocol; asks for its rules.
+    pub fn open(path: &Path) -> Result<Arc<Plugin>, PluginError> {
+        let fail = |message: String| PluginError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let canonical = path
+            .canonicalize()
+            .map_err(|e| fail(format!("cannot be read: {e}")))?;
+        if !canonical.is_file() {
+            return Err(fail("is not a file".into()));
+        }
+        // SAFETY: loading a library runs its initialisers. The user named this file as a vigil
+        // plugin; nothing of it is called before its protocol version is checked, and the
+        // library is never unloaded (it is leaked below), so the functions kept stay valid.
+        let library = unsafe { libloading::Library::new(&canonical) }
+            .map_err(|e| fail(format!("cannot be loaded as a shared library: {e}")))?;
+
+        // SAFETY: the symbols are looked up with the C signatures `declare_plugin!` gives them;
+        // calling a C function that takes nothing and returns an integer is sound whichever
+        // compiler built the library.
+        let protocol =
+            unsafe {
+                match library.get::<ProtocolFn>(b"vigil_plugin_protocol\0") {
+                    Ok(protocol) => protocol(),
+                    Err(_) if library.get::<ProtocolFn>(b"vigil_plugin_abi\0").is_ok() => 1,
+                    Err(_) => return Err(fail(
+                        "is not a vigil plugin (it exports no `vigil_plugin_protocol`); build the \
+                         rule crate as a cdylib with `vigil_rule_api::declare_plugin!()`"
+                            .into(),
+                    )),
+                }
+            };
+        if protocol != PROTOCOL_VERSION {
+            let fix = if protocol < PROTOCOL_VERSION {
+                format!(
+                    "rebuild the plugin against vigil-rule-api {API_VERSION} (update its \
+                     `vigil-rule-api` dependency and build it with `declare_plugin!()`)"
+                )
+            } else {
+                "use a vigil that speaks that protocol (a newer release), or rebuild the plugin \
+                 against this vigil's vigil-rule-api"
+                    .to_string()
+            };
+            return Err(fail(format!(
+                "speaks plugin protocol {protocol}; this vigil speaks protocol \
+                 {PROTOCOL_VERSION}; {fix}"
+            )));
+        }
+        // SAFETY: as above, the C signatures `declare_plugin!` gives these two functions; the
+        // function pointers are copied out and stay valid because the library is never
+        // unloaded.
+        let (call, free) = unsafe {
+            let call = *library.get::<CallFn>(b"vigil_plugin_call\0").map_err(|_| {
+                fail("speaks the protocol but exports no `vigil_plugin_call`".into())
+            })?;
+            let free = *library.get::<FreeFn>(b"vigil_plugin_free\0").map_err(|_| {
+                fail("speaks the protocol but exports no `vigil_plugin_free`".into())
+            })?;
+            (call, free)
+        };
+        // Never unloaded: the functions kept point into the library.
+        std::mem::forget(library);
+        let mut plugin = Plugin {
+            path: canonical,
+            protocol,
+            api_version: String::new(),
+            rules: Vec::new(),
+            call,
+            free,
+        };
+        match plugin.request(&Call::Describe).map_err(fail)? {
+            Reply::Described { api_version, rules } => {
+                plugin.api_version = api_version;
+                plugin.rules = rules;
+            }
+            other => return Err(fail(format!("answered `describe` with {}", name(&other)))),
+        }
+        if plugin.rules.is_empty() {
+            return Err(fail("registers no rule".into()));
+        }
+        Ok(Arc::new(plugin))
+    }
+
+    /// Sends one call and reads the reply.
+    fn request(&self, call: &Call) -> Result<Reply, String> {
+        let request = serde_json::to_vec(&Envelope {
+            protocol: PROTOCOL_VERSION,
+            body: call,
         })
-        .collect::<Vec<_>>()
-        .join("; ")
+        .map_err(|e| format!("the request could not be serialized: {e}"))?;
+        // SAFETY: `call` has the C signature `declare_plugin!` gives it; the request buffer is
+        // ours and lives until the call returns; the plugin catches its own panics, so nothing
+        // unwinds across the boundary.
+        let buffer = unsafe { (self.call)(request.as_ptr(), request.len()) };
+        let bytes = if buffer.ptr.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: the plugin returned a buffer of `len` initialised bytes that stays valid
+            // until we hand it back to `vigil_plugin_free`, which happens right after the copy.
+            unsafe { std::slice::from_raw_parts(buffer.ptr, buffer.len) }.to_vec()
+        };
+        // SAFETY: the buffer came from this library's `vigil_plugin_call` and is freed once.
+        unsafe { (self.free)(buffer) };
+        let envelope: Envelope<Reply> = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("answered something this vigil cannot read: {e}"))?;
+        if envelope.protocol != PROTOCOL_VERSION {
+            return Err(format!(
+                "answered in protocol {}, this vigil speaks {PROTOCOL_VERSION}",
+                envelope.protocol
+            ));
+        }
+        Ok(envelope.body)
+    }
+
+    /// Builds rule `id` from its params inside the plugin.
+    pub fn build(self: &Arc<Self>, id: &str, params: Value) -> Result<Box<dyn Rule>, ParamsError> {
+        let call = Call::Build {
+            rule: id.to_string(),
+            params,
+        };
+        let broken = |error| Ok(Box::new(Broken(error)) as Box<dyn Rule>);
+        match self.request(&call) {
+            Ok(Reply::Built { instance }) => Ok(Box::new(PluginRule {
+                plugin: Arc::clone(self),
+                instance,
+                planned: Mutex::new(Vec::new()),
+            })),
+            Ok(Reply::ParamsRefused { error }) => Err(error),
+            Ok(Reply::Failed { error }) => broken(error),
+            Ok(other) => broken(RuleError::Plugin {
+                message: format!("answered `build` with {}", name(&other)),
+            }),
+            Err(message) => broken(RuleError::Plugin { message }),
+        }
+    }
+}
+
+/// The name of a reply, for messages.
+fn name(reply: &Reply) -> String {
+    match reply {
+        Reply::Refused { message } => format!("a refusal: {message}"),
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v["reply"].as_str().map(|s| format!("`{s}`")))
+            .unwrap_or_else(|| "an unexpected reply".into()),
+    }
+}
+
+/// A rule that lives in a plugin: each step is a call.
+struct PluginRule {
+    plugin: Arc<Plugin>,
+    instance: u64,
+    /// The requests of the last plan: only their metrics are sent to `evaluate`.
+    planned: Mutex<Vec<MetricRequest>>,
+}
+
+impl Rule for PluginRule {
+    fn plan(&self, cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError> {
+        let call = Call::Plan {
+            instance: self.instance,
+            ctx: cx.clone(),
+        };
+        match self.plugin.request(&call) {
+            Ok(Reply::Planned { requests }) => {
+                *self.planned.lock().unwrap_or_else(|p| p.into_inner()) = requests.clone();
+                Ok(requests)
+            }
+            Ok(Reply::Failed { error }) => Err(error),
+            Ok(other) => Err(RuleError::Plugin {
+                message: format!("answered `plan` with {}", name(&other)),
+            }),
+            Err(message) => Err(RuleError::Plugin { message }),
+        }
+    }
+
+    fn evaluate(&self, cx: &RunCtx, metrics: &Metrics) -> Result<Evaluated, RuleError> {
+        let planned = self
+            .planned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let call = Call::Evaluate {
+            instance: self.instance,
+            ctx: cx.clone(),
+            metrics: metrics.subset(&planned),
+        };
+        match self.plugin.request(&call) {
+            Ok(Reply::Evaluated { evaluated }) => Ok(evaluated),
+            Ok(Reply::Failed { error }) => Err(error),
+            Ok(other) => Err(RuleError::Plugin {
+                message: format!("answered `evaluate` with {}", name(&other)),
+            }),
+            Err(message) => Err(RuleError::Plugin { message }),
+        }
+    }
+}
+
+/// Loads a plugin library and adds its rules to `registry`; returns their ids. A library
+/// already loaded (the same file named twice, on the command line and in `plugins:`) adds
+/// nothing.
+pub fn load(path: &Path, registry: &mut Registry) -> Result<Vec<String>, PluginError> {
+    if let Ok(canonical) = path.canonicalize() {
+        if registry.plugins.contains(&canonical) {
+            return Ok(Vec::new());
+        }
+    }
+    let plugin = Plugin::open(path)?;
+    let origin = Origin::Plugin(plugin.path.clone());
+    let mut ids = Vec::new();
+    for info in &plugin.rules {
+        ids.push(info.id.clone());
+        registry
+            .add(RegisteredRule::plugin(
+                info.clone(),
+                origin.clone(),
+                Arc::clone(&plugin),
+            ))
+            .map_err(|e| PluginError {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+    }
+    registry.plugins.push(plugin.path.clone());
+    Ok(ids)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_fingerprint_names_engine_compiler_target_abi_and_layout() {
-        let fp = fingerprint();
-        assert!(
-            fp.starts_with(&format!(
-                "engine={};rustc=rustc ",
-                env!("CARGO_PKG_VERSION")
-            )),
-            "{fp}"
-        );
-        assert!(fp.contains(";abi=1;layout="), "{fp}");
-        // SAFETY: fingerprint_c returns a pointer to a NUL-terminated string kept forever.
-        let c = unsafe { CStr::from_ptr(fingerprint_c()) };
-        assert_eq!(c.to_str().unwrap(), fp);
-    }
-
-    #[test]
-    fn differences_show_only_the_fields_that_differ() {
-        let ours = "engine=0.1.0;rustc=rustc 1.95.0;target=x86_64;abi=1";
-        let theirs = "engine=0.2.0;rustc=rustc 1.95.0;target=x86_64;abi=1;extra=1";
-        assert_eq!(
-            differences(theirs, ours),
-            "engine: plugin `0.2.0`, vigil `0.1.0`; extra: plugin `1`, vigil (none)"
-        );
-    }
 
     #[test]
     fn a_missing_file_is_refused_clearly() {

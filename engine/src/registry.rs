@@ -1,160 +1,24 @@
-//! Rule registration: the typed [`RuleSpec`] a rule crate implements, the const
-//! [`RuleRegistration`] that `register_rule!` submits through `inventory`, and the [`Registry`]
-//! the runtime builds from them (sorted by id, duplicates rejected with both origins named).
+//! The rules available to a run: those linked into the binary (`register_rule!`) and those of
+//! loaded plugins, sorted by id, duplicates refused with both origins named.
 
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use schemars::{JsonSchema, Schema, SchemaGenerator};
-use serde::de::DeserializeOwned;
+use serde_json::Value;
+use vigil_rule_api::protocol::panic_message;
+use vigil_rule_api::registry::{registered, BuildFn, ParamsError, RuleInfo};
+use vigil_rule_api::rule::{Evaluated, Rule, RuleError, RunCtx, Step};
 
-use crate::config::yaml::{self, YamlError};
-use crate::legacy::LegacyConfig;
-use crate::rule::{Rule, Severity};
-
-/// Static description of a rule, filled by `register_rule!` from the rule's `///` docs.
-#[derive(Clone, Copy, Debug)]
-pub struct RuleMeta {
-    /// Stable id: the rule's config section and the prefix users see in `vigil rules`.
-    pub id: &'static str,
-    /// The rule's documentation in Markdown; its first line is the one-line summary.
-    pub docs: &'static str,
-    /// The severity of the rule's main check.
-    pub default_severity: Severity,
-    /// A YAML example of the rule's config section (the body under `rules.<id>:`).
-    pub example: &'static str,
-}
-
-impl RuleMeta {
-    /// The first line of the docs.
-    pub fn summary(&self) -> &'static str {
-        self.docs
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("")
-    }
-}
-
-/// Id, docs, default severity and example of a rule type; `register_rule!` implements it.
-pub trait Described {
-    /// The rule's static description.
-    const META: RuleMeta;
-}
-
-/// The typed half of a rule: implemented once per rule type, next to `register_rule!`.
-pub trait RuleSpec: Rule + Described + Sized + 'static {
-    /// The rule's config section, deserialized strictly (deny unknown fields, documented fields).
-    type Params: DeserializeOwned + JsonSchema;
-
-    /// Builds the rule from its params; an `Err` is a config error shown with the section's path.
-    fn new(params: Self::Params) -> Result<Self, String>;
-
-    /// The params equivalent to a reference-format config, or `None` when the reference has no
-    /// section for this rule.
-    fn from_legacy(legacy: &LegacyConfig) -> Option<Self::Params> {
-        let _ = legacy;
-        None
-    }
-}
-
-/// Builds a rule from its section `rules.<id>` of a YAML config text (`None` when absent).
-pub type BuildFn = fn(&str) -> Result<Option<Box<dyn Rule>>, YamlError>;
-
-/// Builds a rule with default params.
-pub type DefaultBuildFn = fn() -> Result<Box<dyn Rule>, String>;
-
-/// Builds a rule from a reference-format config, if that format configures it.
-pub type LegacyBuildFn = fn(&LegacyConfig) -> Option<Result<Box<dyn Rule>, String>>;
-
-/// What `register_rule!` submits: const data and function pointers only.
-#[derive(Clone, Copy)]
-pub struct RuleRegistration {
-    /// Id, docs, default severity, example.
-    pub meta: RuleMeta,
-    /// The cargo package that registered the rule.
-    pub package: &'static str,
-    /// The JSON schema of the params.
-    pub params_schema: fn(&mut SchemaGenerator) -> Schema,
-    /// Builds the rule from its config section.
-    pub build: BuildFn,
-    /// Builds the rule with default params.
-    pub build_default: DefaultBuildFn,
-    /// Builds the rule from a reference-format config.
-    pub build_legacy: LegacyBuildFn,
-}
-
-impl RuleRegistration {
-    /// The registration of rule type `R`, registered by package `package`.
-    pub const fn of<R: RuleSpec>(package: &'static str) -> Self {
-        RuleRegistration {
-            meta: R::META,
-            package,
-            params_schema: |g| g.subschema_for::<R::Params>(),
-            build: |text| {
-                yaml::parse_rule_section(text, R::META.id, R::new)
-                    .map(|built| built.map(|r| Box::new(r) as Box<dyn Rule>))
-            },
-            build_default: || {
-                let params = serde_json::from_value(serde_json::json!({}))
-                    .map_err(|e| format!("rule `{}` needs settings: {e}", R::META.id))?;
-                R::new(params).map(|r| Box::new(r) as Box<dyn Rule>)
-            },
-            build_legacy: |legacy| {
-                R::from_legacy(legacy).map(|p| R::new(p).map(|r| Box::new(r) as Box<dyn Rule>))
-            },
-        }
-    }
-}
-
-inventory::collect!(RuleRegistration);
-
-/// Registers a rule type with vigil. Put it next to the rule's type, with the rule's docs:
-///
-/// ```ignore
-/// vigil_engine::register_rule! {
-///     /// One-line summary.
-///     ///
-///     /// ## What it checks
-///     /// ...
-///     Freshness {
-///         id: "freshness",
-///         default_severity: Error,
-///         example: "expected_lag_days: 1",
-///     }
-/// }
-/// ```
-///
-/// The type must implement [`Rule`] and [`RuleSpec`]; this macro implements [`Described`].
-#[macro_export]
-macro_rules! register_rule {
-    (
-        $(#[doc = $doc:literal])*
-        $ty:ident {
-            id: $id:literal,
-            default_severity: $sev:ident,
-            example: $example:expr $(,)?
-        }
-    ) => {
-        impl $crate::registry::Described for $ty {
-            const META: $crate::registry::RuleMeta = $crate::registry::RuleMeta {
-                id: $id,
-                docs: concat!($($doc, "\n"),*),
-                default_severity: $crate::rule::Severity::$sev,
-                example: $example,
-            };
-        }
-        $crate::inventory::submit! {
-            $crate::registry::RuleRegistration::of::<$ty>(env!("CARGO_PKG_NAME"))
-        }
-    };
-}
+use crate::metric::{MetricRequest, Metrics};
+use crate::plugin::Plugin;
 
 /// Where a rule comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
     /// Linked into the binary from a cargo package (`vigil-rules-builtin` is "builtin").
-    Linked(&'static str),
+    Linked(String),
     /// Loaded at run time from a dynamic library.
     Plugin(PathBuf),
 }
@@ -162,32 +26,78 @@ pub enum Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::Linked("vigil-rules-builtin") => f.write_str("builtin"),
+            Origin::Linked(package) if package == "vigil-rules-builtin" => f.write_str("builtin"),
             Origin::Linked(package) => write!(f, "linked crate {package}"),
             Origin::Plugin(path) => write!(f, "plugin {}", path.display()),
         }
     }
 }
 
-/// A registration with its origin.
-#[derive(Clone, Copy, Debug)]
-pub struct RegisteredRule<'a> {
-    /// The registration.
-    pub registration: &'a RuleRegistration,
-    /// Where it comes from.
-    pub origin: &'a Origin,
+/// How a rule is built.
+#[derive(Clone)]
+enum Builder {
+    Linked(BuildFn),
+    Plugin(Arc<Plugin>),
 }
 
-impl fmt::Debug for RuleRegistration {
+/// A rule available to the run.
+#[derive(Clone)]
+pub struct RegisteredRule {
+    /// Id, docs, severity, example, params schema.
+    pub info: RuleInfo,
+    /// Where it comes from.
+    pub origin: Origin,
+    builder: Builder,
+}
+
+impl fmt::Debug for RegisteredRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RuleRegistration")
-            .field("id", &self.meta.id)
-            .field("package", &self.package)
-            .finish_non_exhaustive()
+        write!(f, "RegisteredRule({}, {})", self.info.id, self.origin)
     }
 }
 
-/// Two registrations with the same id.
+impl RegisteredRule {
+    /// A rule of a loaded plugin.
+    pub(crate) fn plugin(info: RuleInfo, origin: Origin, plugin: Arc<Plugin>) -> Self {
+        RegisteredRule {
+            info,
+            origin,
+            builder: Builder::Plugin(plugin),
+        }
+    }
+
+    /// Builds the rule from its params (`null`: defaults). Refused params are a config error;
+    /// a rule that panics while it is built becomes a rule that reports an ERROR
+    /// `<rule>:build` finding when the run plans it.
+    pub fn build(&self, params: Value) -> Result<Box<dyn Rule>, ParamsError> {
+        match &self.builder {
+            Builder::Linked(build) => match catch_unwind(AssertUnwindSafe(|| build(params))) {
+                Ok(built) => built,
+                Err(panic) => Ok(Box::new(Broken(RuleError::Panicked {
+                    step: Step::Build,
+                    message: panic_message(panic.as_ref()),
+                }))),
+            },
+            Builder::Plugin(plugin) => plugin.build(&self.info.id, params),
+        }
+    }
+}
+
+/// A rule that could not be built for a reason that is not its params: every step fails with
+/// that error, so the run reports it as an ERROR finding and goes on.
+pub(crate) struct Broken(pub RuleError);
+
+impl Rule for Broken {
+    fn plan(&self, _cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError> {
+        Err(self.0.clone())
+    }
+
+    fn evaluate(&self, _cx: &RunCtx, _metrics: &Metrics) -> Result<Evaluated, RuleError> {
+        Err(self.0.clone())
+    }
+}
+
+/// Two rules with the same id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DuplicateRule {
     /// The id both use.
@@ -213,56 +123,55 @@ impl std::error::Error for DuplicateRule {}
 /// The rules available to a run, sorted by id.
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
-    entries: Vec<(RuleRegistration, Origin)>,
+    entries: Vec<RegisteredRule>,
+    /// The plugin libraries loaded, canonical paths (each is loaded once).
+    pub(crate) plugins: Vec<PathBuf>,
 }
 
 impl Registry {
     /// The rules linked into this binary through `register_rule!`.
     pub fn linked() -> Result<Self, DuplicateRule> {
         let mut registry = Registry::default();
-        for registration in inventory::iter::<RuleRegistration> {
-            registry.add(*registration, Origin::Linked(registration.package))?;
+        for registration in registered() {
+            registry.add(RegisteredRule {
+                info: registration.info(),
+                origin: Origin::Linked(registration.package.to_string()),
+                builder: Builder::Linked(registration.build),
+            })?;
         }
         Ok(registry)
     }
 
     /// Adds a rule, keeping the order by id; refuses a duplicate id.
-    pub fn add(
-        &mut self,
-        registration: RuleRegistration,
-        origin: Origin,
-    ) -> Result<(), DuplicateRule> {
-        let id = registration.meta.id;
-        match self.entries.binary_search_by(|(r, _)| r.meta.id.cmp(id)) {
+    pub fn add(&mut self, rule: RegisteredRule) -> Result<(), DuplicateRule> {
+        match self
+            .entries
+            .binary_search_by(|r| r.info.id.as_str().cmp(&rule.info.id))
+        {
             Ok(existing) => Err(DuplicateRule {
-                id: id.to_string(),
-                first: self.entries[existing].1.clone(),
-                second: origin,
+                id: rule.info.id,
+                first: self.entries[existing].origin.clone(),
+                second: rule.origin,
             }),
             Err(at) => {
-                self.entries.insert(at, (registration, origin));
+                self.entries.insert(at, rule);
                 Ok(())
             }
         }
     }
 
     /// The rule with this id.
-    pub fn get(&self, id: &str) -> Option<RegisteredRule<'_>> {
-        self.iter().find(|r| r.registration.meta.id == id)
+    pub fn get(&self, id: &str) -> Option<&RegisteredRule> {
+        self.entries.iter().find(|r| r.info.id == id)
     }
 
     /// All rules, sorted by id.
-    pub fn iter(&self) -> impl Iterator<Item = RegisteredRule<'_>> {
-        self.entries
-            .iter()
-            .map(|(registration, origin)| RegisteredRule {
-                registration,
-                origin,
-            })
+    pub fn iter(&self) -> impl Iterator<Item = &RegisteredRule> {
+        self.entries.iter()
     }
 
     /// All ids, sorted.
-    pub fn ids(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.entries.iter().map(|(r, _)| r.meta.id)
+    pub fn ids(&self) -> impl Iterator<Item = &str> + '_ {
+        self.entries.iter().map(|r| r.info.id.as_str())
     }
 }

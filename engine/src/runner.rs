@@ -10,9 +10,10 @@ use std::sync::OnceLock;
 use chrono::NaiveDate;
 use serde_json::json;
 
-use crate::config::{Config, TableConfig};
+use crate::api::protocol::panic_message;
+use crate::config::{table_ctx, Config, TableConfig};
 use crate::metric::{MetricRequest, Metrics};
-use crate::rule::{Finding, Observation, Rule, RunCtx, Scope, Severity};
+use crate::rule::{Finding, Observation, Rule, RuleError, RunCtx, Scope, Severity, Step};
 use crate::scan::{scan_table, Export, LookupIndex, ScanInput, TableProblem, TableScan};
 
 /// The rule id of findings about the tables themselves.
@@ -53,7 +54,7 @@ pub fn evaluate(
     let rules: Vec<(&str, &dyn Rule)> = config
         .rules
         .iter()
-        .map(|r| (r.id, r.rule.as_ref()))
+        .map(|r| (r.id.as_str(), r.rule.as_ref()))
         .collect();
     let total: u64 = config
         .tables
@@ -90,19 +91,14 @@ pub fn evaluate_with<S>(
 where
     S: Fn(&str, &TableConfig, ScanInput<'_>) -> TableScan + Sync,
 {
-    let observations = std::cell::RefCell::new(Vec::new());
-    let cx = RunCtx {
-        expected_date,
-        scope,
-        tables,
-        observations: &observations,
-    };
+    let cx = table_ctx(tables, expected_date, scope);
     let mut findings = Vec::new();
+    let mut observations: Vec<Observation> = Vec::new();
     let mut requests: BTreeMap<&str, Vec<MetricRequest>> =
         tables.keys().map(|t| (t.as_str(), Vec::new())).collect();
     let mut planned = Vec::new();
     for &(id, rule) in rules {
-        match guarded(id, "plan", || Ok(rule.plan(&cx))) {
+        match guarded(id, Step::Plan, || rule.plan(&cx)) {
             Ok(plan) => {
                 for request in plan {
                     if let Some(list) = requests.get_mut(request.table.as_str()) {
@@ -179,14 +175,16 @@ where
         }
     }
     for (id, rule) in planned {
-        match guarded(id, "evaluate", || rule.evaluate(&cx, &metrics)) {
-            Ok(found) => findings.extend(found),
+        match guarded(id, Step::Evaluate, || rule.evaluate(&cx, &metrics)) {
+            Ok(evaluated) => {
+                findings.extend(evaluated.findings);
+                observations.extend(evaluated.observations);
+            }
             Err(finding) => findings.push(*finding),
         }
     }
     let mut findings = merge_skips(findings);
     sort_findings(&mut findings);
-    let mut observations = observations.into_inner();
     observations.sort_by(|a, b| a.metric.cmp(&b.metric));
     Evaluation {
         expected_date,
@@ -223,28 +221,36 @@ fn parallel<T: Send, F: FnOnce() -> T + Send>(jobs: impl Iterator<Item = F>) -> 
     })
 }
 
-/// Runs one rule step, turning an error or a panic into an ERROR finding `<rule>:<step>`.
+/// Runs one rule step, turning an error or a panic into an ERROR finding `<rule>:<step>` (the
+/// step that failed: a rule that panicked while it was built fails at `build`).
 fn guarded<T>(
     rule: &str,
-    step: &str,
-    f: impl FnOnce() -> Result<T, crate::rule::RuleError>,
+    step: Step,
+    f: impl FnOnce() -> Result<T, RuleError>,
 ) -> Result<T, Box<Finding>> {
-    let failure = match catch_unwind(AssertUnwindSafe(f)) {
+    let (step, failure) = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(value)) => return Ok(value),
-        Ok(Err(error)) => format!("rule `{rule}` failed to {step}: {error}"),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic payload".into());
-            format!("rule `{rule}` panicked in {step}: {what}")
-        }
+        Ok(Err(RuleError::Panicked { step, message })) => (
+            step,
+            format!("rule `{rule}` panicked in {}: {message}", step.as_str()),
+        ),
+        Ok(Err(error)) => (
+            step,
+            format!("rule `{rule}` failed to {}: {error}", step.as_str()),
+        ),
+        Err(panic) => (
+            step,
+            format!(
+                "rule `{rule}` panicked in {}: {}",
+                step.as_str(),
+                panic_message(panic.as_ref())
+            ),
+        ),
     };
     Err(Box::new(Finding::new(
         Severity::Error,
         rule,
-        format!("{rule}:{step}"),
+        format!("{rule}:{}", step.as_str()),
         failure,
     )))
 }
@@ -316,7 +322,7 @@ pub fn sort_findings(findings: &mut [Finding]) {
 fn table_findings(
     scan: &TableScan,
     config: &crate::config::TableConfig,
-    cx: &RunCtx<'_>,
+    cx: &RunCtx,
 ) -> Vec<Finding> {
     let table = &scan.table;
     let file = scan.path.display();

@@ -49,32 +49,9 @@ pub fn evaluate(
     )
 }
 
-/// A day from `YYYY-MM-DD` (panics on a typo: for tests).
-pub fn day(s: &str) -> NaiveDate {
-    s.parse().unwrap_or_else(|_| panic!("not a date: {s}"))
-}
-
-/// The `n` days from `first` on.
-pub fn days(first: &str, n: usize) -> Vec<NaiveDate> {
-    day(first).iter_days().take(n).collect()
-}
-
-/// Noon UTC of a day, as a timestamp cell.
-pub fn noon(day: NaiveDate) -> String {
-    format!("{day}T12:00:00Z")
-}
+pub use crate::api::testkit::{day, days, noon};
 
 /// The severity, check, partition date and value of each finding, for exact comparisons.
 pub fn summary(eval: &Evaluation) -> Vec<(String, String, Option<NaiveDate>, Option<f64>)> {
-    eval.findings
-        .iter()
-        .map(|f| {
-            (
-                f.severity.to_string(),
-                f.check.clone(),
-                f.partition_date,
-                f.value,
-            )
-        })
-        .collect()
+    crate::api::testkit::summary(&eval.findings)
 }

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use vigil_engine::baseline::Direction;
-use vigil_engine::prelude::*;
+use vigil_rule_api::baseline::Direction;
+use vigil_rule_api::prelude::*;
 
 /// A monitored daily metric.
 #[derive(
@@ -126,7 +126,7 @@ pub struct Anomaly {
     params: AnomalyParams,
 }
 
-vigil_engine::register_rule! {
+vigil_rule_api::register_rule! {
     /// Daily sessions, orders, revenue, AOV and conversion rate stay near their baseline.
     ///
     /// ## What it checks
@@ -167,31 +167,16 @@ vigil_engine::register_rule! {
 impl RuleSpec for Anomaly {
     type Params = AnomalyParams;
 
-    fn new(params: AnomalyParams) -> Result<Self, String> {
+    fn new(params: AnomalyParams) -> Result<Self, ParamsError> {
         if params.z_threshold < 0.0 || params.pct_threshold < 0.0 {
-            return Err("z_threshold and pct_threshold must not be negative".into());
+            let field = if params.z_threshold < 0.0 {
+                "z_threshold"
+            } else {
+                "pct_threshold"
+            };
+            return Err(ParamsError::at(field, "must not be negative"));
         }
         Ok(Anomaly { params })
-    }
-
-    fn from_legacy(legacy: &LegacyConfig) -> Option<AnomalyParams> {
-        let a = &legacy.anomaly_detection;
-        Some(AnomalyParams {
-            z_threshold: a.z_score_threshold,
-            pct_threshold: a.pct_change_threshold,
-            baseline: legacy_baseline(a.baseline_days),
-            ..AnomalyParams::default()
-        })
-    }
-}
-
-/// The baseline of a reference config: `baseline_days` calendar days, at least 4 usable points
-/// (the reference judges a day from its fifth observation on, with at least 3 earlier values).
-pub(crate) fn legacy_baseline(baseline_days: u32) -> BaselineParams {
-    BaselineParams {
-        window_days: baseline_days,
-        min_points: baseline_days.min(4),
-        ..BaselineParams::default()
     }
 }
 
@@ -308,14 +293,15 @@ impl Anomaly {
 }
 
 impl Rule for Anomaly {
-    fn plan(&self, _cx: &RunCtx<'_>) -> Vec<MetricRequest> {
-        Requests::of(&self.params.sources).all()
+    fn plan(&self, _cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError> {
+        Ok(Requests::of(&self.params.sources).all())
     }
 
-    fn evaluate(&self, cx: &RunCtx<'_>, metrics: &Metrics) -> Result<Vec<Finding>, RuleError> {
+    fn evaluate(&self, cx: &RunCtx, metrics: &Metrics) -> Result<Evaluated, RuleError> {
         let p = &self.params;
         let requests = Requests::of(&p.sources);
         let mut findings = Vec::new();
+        let mut observations = Vec::new();
         for (&metric, levels) in &p.metrics {
             let check = format!("anomaly:{}", metric.id());
             let (dense, own_rows, noise) = match self.dense(metric, metrics, &requests) {
@@ -335,15 +321,16 @@ impl Rule for Anomaly {
                 sparse: &sparse,
                 noise,
             };
-            let flags = match flag_days(cx, series, &p.baseline, |_, _, score| {
-                score.exceeds(p.z_threshold, p.pct_threshold)
-            }) {
-                Ok(flags) => flags,
-                Err(too_little) => {
-                    findings.push(Finding::skipped(Self::META.id, &check, too_little));
-                    continue;
-                }
-            };
+            let flags =
+                match flag_days(cx, series, &p.baseline, &mut observations, |_, _, score| {
+                    score.exceeds(p.z_threshold, p.pct_threshold)
+                }) {
+                    Ok(flags) => flags,
+                    Err(too_little) => {
+                        findings.push(Finding::skipped(Self::META.id, &check, too_little));
+                        continue;
+                    }
+                };
             for flag in flags {
                 let severity = levels.in_scope(cx.scope, flag.direction() == Direction::Drop);
                 let Some(severity) = severity else { continue };
@@ -369,7 +356,7 @@ impl Rule for Anomaly {
                 );
             }
         }
-        Ok(findings)
+        Ok(Evaluated::new(findings, observations))
     }
 }
 

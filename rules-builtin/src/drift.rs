@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use vigil_engine::metric::DailyByDimension;
-use vigil_engine::prelude::*;
+use vigil_rule_api::metric::DailyByDimension;
+use vigil_rule_api::prelude::*;
 
 /// What a channel's share is a share of.
 #[derive(
@@ -145,7 +145,7 @@ pub struct Drift {
     params: DriftParams,
 }
 
-vigil_engine::register_rule! {
+vigil_rule_api::register_rule! {
     /// Each top channel's share of revenue (or orders, or sessions) stays near its baseline.
     ///
     /// ## What it checks
@@ -181,29 +181,17 @@ vigil_engine::register_rule! {
 impl RuleSpec for Drift {
     type Params = DriftParams;
 
-    fn new(params: DriftParams) -> Result<Self, String> {
+    fn new(params: DriftParams) -> Result<Self, ParamsError> {
         if !(0.0..=1.0).contains(&params.abs_change_threshold) {
-            return Err("abs_change_threshold is a share change between 0 and 1".into());
+            return Err(ParamsError::at(
+                "abs_change_threshold",
+                "is a share change between 0 and 1",
+            ));
         }
         if params.weightings.is_empty() {
-            return Err("weightings lists no mix to monitor".into());
+            return Err(ParamsError::at("weightings", "lists no mix to monitor"));
         }
         Ok(Drift { params })
-    }
-
-    fn from_legacy(legacy: &LegacyConfig) -> Option<DriftParams> {
-        let a = &legacy.anomaly_detection;
-        let defaults = DriftParams::default();
-        Some(DriftParams {
-            top_channels: a
-                .top_channels_to_monitor
-                .map_or(defaults.top_channels, |n| n as usize),
-            abs_change_threshold: a
-                .channel_share_abs_change_threshold
-                .unwrap_or(defaults.abs_change_threshold),
-            baseline: crate::anomaly::legacy_baseline(a.baseline_days),
-            ..defaults
-        })
     }
 }
 
@@ -252,11 +240,7 @@ fn day_totals(by_channel: &DailyByDimension) -> BTreeMap<NaiveDate, f64> {
 impl Drift {
     fn attributed(&self, measure: Measure) -> Source {
         let a = &self.params.attribution;
-        let filter = Filter {
-            column: a.model_column.clone(),
-            op: FilterOp::ContainsIgnoreCase,
-            text: a.model.clone(),
-        };
+        let filter = Filter::contains_ignore_case(&a.model_column, &a.model);
         let all = MetricRequest::daily_by(&a.table, measure, &a.channel_column);
         Source {
             by_model: Some(all.clone().filtered(filter.clone())),
@@ -291,7 +275,13 @@ impl Drift {
         }
     }
 
-    fn check_weighting(&self, cx: &RunCtx<'_>, m: &Metrics, weighting: Weighting) -> Vec<Finding> {
+    fn check_weighting(
+        &self,
+        cx: &RunCtx,
+        m: &Metrics,
+        weighting: Weighting,
+        observations: &mut Vec<Observation>,
+    ) -> Vec<Finding> {
         let p = &self.params;
         let id = Self::META.id;
         let (weight_source, count_source) = self.sources(weighting);
@@ -369,16 +359,17 @@ impl Drift {
                 sparse: &sparse,
                 noise: Noise::None,
             };
-            let flags = match flag_days(cx, series, &p.baseline, |value, center, _| {
-                ((value - center).abs() >= p.abs_change_threshold && significant(value, center))
-                    || disappeared(value, center)
-            }) {
-                Ok(flags) => flags,
-                Err(too_little) => {
-                    findings.push(Finding::skipped(id, weighting.check(), too_little));
-                    continue;
-                }
-            };
+            let flags =
+                match flag_days(cx, series, &p.baseline, observations, |value, center, _| {
+                    ((value - center).abs() >= p.abs_change_threshold && significant(value, center))
+                        || disappeared(value, center)
+                }) {
+                    Ok(flags) => flags,
+                    Err(too_little) => {
+                        findings.push(Finding::skipped(id, weighting.check(), too_little));
+                        continue;
+                    }
+                };
             for flag in flags {
                 let (check, message) = if disappeared(flag.value, flag.center) {
                     (
@@ -433,8 +424,9 @@ impl Drift {
 }
 
 impl Rule for Drift {
-    fn plan(&self, _cx: &RunCtx<'_>) -> Vec<MetricRequest> {
-        self.params
+    fn plan(&self, _cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError> {
+        Ok(self
+            .params
             .weightings
             .iter()
             .flat_map(|w| {
@@ -444,16 +436,16 @@ impl Rule for Drift {
                     .chain(counts.requests())
                     .collect::<Vec<_>>()
             })
-            .collect()
+            .collect())
     }
 
-    fn evaluate(&self, cx: &RunCtx<'_>, metrics: &Metrics) -> Result<Vec<Finding>, RuleError> {
-        Ok(self
-            .params
-            .weightings
-            .iter()
-            .flat_map(|w| self.check_weighting(cx, metrics, *w))
-            .collect())
+    fn evaluate(&self, cx: &RunCtx, metrics: &Metrics) -> Result<Evaluated, RuleError> {
+        let mut observations = Vec::new();
+        let mut findings = Vec::new();
+        for weighting in &self.params.weightings {
+            findings.extend(self.check_weighting(cx, metrics, *weighting, &mut observations));
+        }
+        Ok(Evaluated::new(findings, observations))
     }
 }
 

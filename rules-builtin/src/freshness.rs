@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use vigil_engine::metric::DailySeries;
-use vigil_engine::prelude::*;
+use vigil_rule_api::metric::DailySeries;
+use vigil_rule_api::prelude::*;
 
 /// Settings of one table under `rules.freshness.tables`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -69,7 +69,7 @@ pub struct Freshness {
     params: FreshnessParams,
 }
 
-vigil_engine::register_rule! {
+vigil_rule_api::register_rule! {
     /// Latest partition is the expected one, no day is missing, and each day has enough rows.
     ///
     /// ## What it checks
@@ -102,31 +102,8 @@ vigil_engine::register_rule! {
 impl RuleSpec for Freshness {
     type Params = FreshnessParams;
 
-    fn new(params: FreshnessParams) -> Result<Self, String> {
+    fn new(params: FreshnessParams) -> Result<Self, ParamsError> {
         Ok(Freshness { params })
-    }
-
-    fn from_legacy(legacy: &LegacyConfig) -> Option<FreshnessParams> {
-        let f = &legacy.freshness;
-        let table = |column: &str, floor: u64, floor_severity: Severity| TableFreshness {
-            allowed_missing_days: f.allowed_missing_days,
-            min_per_day: floor,
-            count_distinct: Some(column.into()),
-            floor_severity,
-            ..TableFreshness::default()
-        };
-        Some(FreshnessParams {
-            tables: BTreeMap::from([
-                (
-                    "sessions".into(),
-                    table("session_id", f.min_sessions_per_day, Severity::Error),
-                ),
-                (
-                    "orders".into(),
-                    table("transaction_id", f.min_orders_per_day, Severity::Warn),
-                ),
-            ]),
-        })
     }
 }
 
@@ -142,7 +119,7 @@ impl Freshness {
 
     fn check_table(
         &self,
-        cx: &RunCtx<'_>,
+        cx: &RunCtx,
         metrics: &Metrics,
         table: &str,
         settings: &TableFreshness,
@@ -259,7 +236,7 @@ impl Freshness {
 
     fn floors(
         &self,
-        cx: &RunCtx<'_>,
+        cx: &RunCtx,
         table: &str,
         settings: &TableFreshness,
         volume: &DailySeries,
@@ -295,24 +272,26 @@ impl Freshness {
 }
 
 impl Rule for Freshness {
-    fn plan(&self, _cx: &RunCtx<'_>) -> Vec<MetricRequest> {
-        self.params
+    fn plan(&self, _cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError> {
+        Ok(self
+            .params
             .tables
             .iter()
             .flat_map(|(table, settings)| {
                 let (rows, volume) = Self::requests(table, settings);
                 std::iter::once(rows).chain(volume)
             })
-            .collect()
+            .collect())
     }
 
-    fn evaluate(&self, cx: &RunCtx<'_>, metrics: &Metrics) -> Result<Vec<Finding>, RuleError> {
+    fn evaluate(&self, cx: &RunCtx, metrics: &Metrics) -> Result<Evaluated, RuleError> {
         Ok(self
             .params
             .tables
             .iter()
             .flat_map(|(table, settings)| self.check_table(cx, metrics, table, settings))
-            .collect())
+            .collect::<Vec<_>>()
+            .into())
     }
 }
 

@@ -1,8 +1,8 @@
 //! The `funnel` rule: session-to-purchase conversion and the step rates of the funnel
 //! (pageview, add to cart, checkout, purchase) against their baselines.
 
-use vigil_engine::baseline::Direction;
-use vigil_engine::prelude::*;
+use vigil_rule_api::baseline::Direction;
+use vigil_rule_api::prelude::*;
 
 /// One funnel step: sessions that reached it have a positive count in `column`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -73,7 +73,7 @@ pub struct Funnel {
     params: FunnelParams,
 }
 
-vigil_engine::register_rule! {
+vigil_rule_api::register_rule! {
     /// Session-to-purchase conversion and each funnel step rate stay near their baseline.
     ///
     /// ## What it checks
@@ -104,9 +104,9 @@ vigil_engine::register_rule! {
 impl RuleSpec for Funnel {
     type Params = FunnelParams;
 
-    fn new(params: FunnelParams) -> Result<Self, String> {
+    fn new(params: FunnelParams) -> Result<Self, ParamsError> {
         if params.steps.is_empty() {
-            return Err("steps lists no funnel step".into());
+            return Err(ParamsError::at("steps", "lists no funnel step"));
         }
         Ok(Funnel { params })
     }
@@ -135,11 +135,12 @@ impl Funnel {
     /// Judges `numerator / denominator` and turns the flagged days into findings.
     fn judge(
         &self,
-        cx: &RunCtx<'_>,
+        cx: &RunCtx,
         check: &str,
         numerator: &DailySeries,
         denominator: &DailySeries,
         levels: &DirectionLevels,
+        observations: &mut Vec<Observation>,
     ) -> Vec<Finding> {
         let p = &self.params;
         let rate = ratio(numerator, denominator);
@@ -151,7 +152,7 @@ impl Funnel {
             sparse: &sparse,
             noise: Noise::Shares(denominator),
         };
-        let flags = match flag_days(cx, series, &p.baseline, |_, _, score| {
+        let flags = match flag_days(cx, series, &p.baseline, observations, |_, _, score| {
             score.exceeds(p.z_threshold, p.pct_threshold)
         }) {
             Ok(flags) => flags,
@@ -185,20 +186,21 @@ impl Funnel {
 }
 
 impl Rule for Funnel {
-    fn plan(&self, _cx: &RunCtx<'_>) -> Vec<MetricRequest> {
-        std::iter::once(self.sessions_request())
+    fn plan(&self, _cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError> {
+        Ok(std::iter::once(self.sessions_request())
             .chain(self.params.steps.iter().map(|s| self.step_request(s)))
-            .collect()
+            .collect())
     }
 
-    fn evaluate(&self, cx: &RunCtx<'_>, m: &Metrics) -> Result<Vec<Finding>, RuleError> {
+    fn evaluate(&self, cx: &RunCtx, m: &Metrics) -> Result<Evaluated, RuleError> {
         let p = &self.params;
         let id = Self::META.id;
         let sessions = match m.daily(&self.sessions_request()) {
             Ok(s) => s,
-            Err(reason) => return Ok(vec![Finding::skipped(id, "funnel", reason)]),
+            Err(reason) => return Ok(vec![Finding::skipped(id, "funnel", reason)].into()),
         };
         let mut findings = Vec::new();
+        let mut observations = Vec::new();
         let mut counts: Vec<(&str, Option<&DailySeries>)> = vec![("sessions", Some(sessions))];
         for step in &p.steps {
             match m.daily(&self.step_request(step)) {
@@ -223,15 +225,29 @@ impl Rule for Funnel {
             }
         }
         if let Some((_, Some(last))) = counts.last().filter(|_| counts.len() > 1) {
-            findings.extend(self.judge(cx, "funnel:conversion", last, sessions, &p.conversion));
+            findings.extend(self.judge(
+                cx,
+                "funnel:conversion",
+                last,
+                sessions,
+                &p.conversion,
+                &mut observations,
+            ));
         }
         for pair in counts.windows(2) {
             if let [(from, Some(denominator)), (to, Some(numerator))] = pair {
                 let check = format!("funnel:{from}_to_{to}");
-                findings.extend(self.judge(cx, &check, numerator, denominator, &p.steps_levels));
+                findings.extend(self.judge(
+                    cx,
+                    &check,
+                    numerator,
+                    denominator,
+                    &p.steps_levels,
+                    &mut observations,
+                ));
             }
         }
-        Ok(findings)
+        Ok(Evaluated::new(findings, observations))
     }
 }
 

@@ -1,5 +1,5 @@
 //! vigil's builtin rules. Each rule lives in its own module and registers itself with
-//! `vigil_engine::register_rule!`; nothing else lists them.
+//! `vigil_rule_api::register_rule!`; nothing else lists them.
 
 pub mod anomaly;
 pub mod drift;

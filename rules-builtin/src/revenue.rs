@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use vigil_engine::prelude::*;
+use vigil_rule_api::prelude::*;
 
 /// Null-rate limits of one table's columns.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -92,7 +92,7 @@ pub struct Revenue {
     params: RevenueParams,
 }
 
-vigil_engine::register_rule! {
+vigil_rule_api::register_rule! {
     /// Orders are unique, revenue is a non-negative number, zero-revenue orders and nulls stay rare.
     ///
     /// ## What it checks
@@ -127,31 +127,19 @@ vigil_engine::register_rule! {
 impl RuleSpec for Revenue {
     type Params = RevenueParams;
 
-    fn new(params: RevenueParams) -> Result<Self, String> {
+    fn new(params: RevenueParams) -> Result<Self, ParamsError> {
         if let Some((column, rate)) = params
             .null_rates
             .max
             .iter()
             .find(|(_, r)| !(0.0..=1.0).contains(*r))
         {
-            return Err(format!(
-                "null_rates.max.{column} is {rate}; a rate is between 0 and 1"
+            return Err(ParamsError::at(
+                format!("null_rates.max.{column}"),
+                format!("is {rate}; a rate is between 0 and 1"),
             ));
         }
         Ok(Revenue { params })
-    }
-
-    fn from_legacy(legacy: &LegacyConfig) -> Option<RevenueParams> {
-        let h = &legacy.hard_rules;
-        Some(RevenueParams {
-            max_duplicate_transactions: h.max_duplicate_transactions,
-            max_zero_revenue_orders: h.max_zero_revenue_orders,
-            null_rates: NullRates {
-                table: "sessions".into(),
-                max: h.max_null_rate.0.iter().cloned().collect(),
-            },
-            ..RevenueParams::default()
-        })
     }
 }
 
@@ -205,7 +193,7 @@ impl Revenue {
         ]
     }
 
-    fn request(&self, cx: &RunCtx<'_>, table: &str, measure: Measure) -> MetricRequest {
+    fn request(&self, cx: &RunCtx, table: &str, measure: Measure) -> MetricRequest {
         match cx.scope {
             Scope::All => MetricRequest::total(table, measure),
             Scope::Partition => MetricRequest::daily(table, measure),
@@ -215,7 +203,7 @@ impl Revenue {
     /// The value of a measure for the judged scope: the expected day, or the whole table.
     fn value(
         &self,
-        cx: &RunCtx<'_>,
+        cx: &RunCtx,
         m: &Metrics,
         table: &str,
         measure: Measure,
@@ -244,7 +232,12 @@ impl Revenue {
         )
     }
 
-    fn zero_spike(&self, cx: &RunCtx<'_>, m: &Metrics) -> Result<Option<Finding>, MetricError> {
+    fn zero_spike(
+        &self,
+        cx: &RunCtx,
+        m: &Metrics,
+        observations: &mut Vec<Observation>,
+    ) -> Result<Option<Finding>, MetricError> {
         let spike = &self.params.zero_revenue_spike;
         let (zero_request, rows_request) = self.zero_share_requests();
         let zero = m.daily(&zero_request)?;
@@ -257,9 +250,13 @@ impl Revenue {
             sparse: &[],
             noise: Noise::Shares(rows),
         };
-        let flags = match flag_days(cx, series, &spike.baseline, |value, center, score| {
-            value > center && score.z.is_none_or(|z| z >= spike.z_threshold)
-        }) {
+        let flags = match flag_days(
+            cx,
+            series,
+            &spike.baseline,
+            observations,
+            |value, center, score| value > center && score.z.is_none_or(|z| z >= spike.z_threshold),
+        ) {
             Ok(flags) => flags,
             Err(too_little) => {
                 return Ok(Some(Finding::skipped(
@@ -293,7 +290,7 @@ impl Revenue {
 }
 
 impl Rule for Revenue {
-    fn plan(&self, cx: &RunCtx<'_>) -> Vec<MetricRequest> {
+    fn plan(&self, cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError> {
         let p = &self.params;
         let mut requests: Vec<MetricRequest> = self
             .count_checks()
@@ -310,10 +307,10 @@ impl Rule for Revenue {
             let (zero, rows) = self.zero_share_requests();
             requests.extend([zero, rows]);
         }
-        requests
+        Ok(requests)
     }
 
-    fn evaluate(&self, cx: &RunCtx<'_>, m: &Metrics) -> Result<Vec<Finding>, RuleError> {
+    fn evaluate(&self, cx: &RunCtx, m: &Metrics) -> Result<Evaluated, RuleError> {
         let p = &self.params;
         let id = Self::META.id;
         let on_day = |f: Finding| match cx.scope {
@@ -321,6 +318,7 @@ impl Rule for Revenue {
             Scope::Partition => f.on(cx.expected_date),
         };
         let mut findings = Vec::new();
+        let mut observations = Vec::new();
         let mut zero_count_fired = false;
         for c in self.count_checks() {
             let counts: Result<Vec<f64>, MetricError> = c
@@ -350,7 +348,7 @@ impl Rule for Revenue {
             }
         }
         if cx.scope == Scope::Partition && !zero_count_fired {
-            match self.zero_spike(cx, m) {
+            match self.zero_spike(cx, m, &mut observations) {
                 Ok(found) => findings.extend(found),
                 Err(reason) => {
                     findings.push(Finding::skipped(id, "orders:zero_revenue_spike", reason))
@@ -385,7 +383,7 @@ impl Rule for Revenue {
                 _ => {}
             }
         }
-        Ok(findings)
+        Ok(Evaluated::new(findings, observations))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The `attribution_coverage` rule: every order has exactly one attribution row per model, and
 //! every attributed session exists.
 
-use vigil_engine::prelude::*;
+use vigil_rule_api::prelude::*;
 
 /// `rules.attribution_coverage`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -53,7 +53,7 @@ pub struct AttributionCoverage {
     params: CoverageParams,
 }
 
-vigil_engine::register_rule! {
+vigil_rule_api::register_rule! {
     /// Every order has exactly one attribution row per model, and attributed sessions exist.
     ///
     /// ## What it checks
@@ -63,6 +63,9 @@ vigil_engine::register_rule! {
     /// - `attribution:duplicate_<model>`: orders with more than one row of that model;
     /// - `attribution:unknown_sessions`: rows whose `session_column` is set but names no
     ///   session of the sessions table (needs a lookup of the attribution table into sessions).
+    ///
+    /// The reports chart each model's missing share against the fixed band
+    /// `[0, max_violation_rate]`.
     ///
     /// ## Why
     /// Marketing-mix dashboards credit channels through the attribution table. An order without
@@ -92,9 +95,12 @@ vigil_engine::register_rule! {
 impl RuleSpec for AttributionCoverage {
     type Params = CoverageParams;
 
-    fn new(params: CoverageParams) -> Result<Self, String> {
+    fn new(params: CoverageParams) -> Result<Self, ParamsError> {
         if !(0.0..=1.0).contains(&params.max_violation_rate) {
-            return Err("max_violation_rate is a share between 0 and 1".into());
+            return Err(ParamsError::at(
+                "max_violation_rate",
+                "is a share between 0 and 1",
+            ));
         }
         Ok(AttributionCoverage { params })
     }
@@ -117,11 +123,7 @@ impl AttributionCoverage {
             .models
             .iter()
             .map(|model| {
-                let filter = Filter {
-                    column: p.model_column.clone(),
-                    op: FilterOp::Equals,
-                    text: model.clone(),
-                };
+                let filter = Filter::equals(&p.model_column, model);
                 (
                     model.clone(),
                     attribution(Measure::Rows).filtered(filter.clone()),
@@ -161,20 +163,21 @@ impl AttributionCoverage {
 }
 
 impl Rule for AttributionCoverage {
-    fn plan(&self, _cx: &RunCtx<'_>) -> Vec<MetricRequest> {
+    fn plan(&self, _cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError> {
         let r = self.requests();
         let mut requests = vec![r.orders, r.empty_sessions, r.unknown_or_empty_sessions];
         for (_, rows, orders) in r.models {
             requests.extend([rows, orders]);
         }
-        requests
+        Ok(requests)
     }
 
-    fn evaluate(&self, cx: &RunCtx<'_>, m: &Metrics) -> Result<Vec<Finding>, RuleError> {
+    fn evaluate(&self, cx: &RunCtx, m: &Metrics) -> Result<Evaluated, RuleError> {
         let p = &self.params;
         let id = Self::META.id;
         let r = self.requests();
         let mut findings = Vec::new();
+        let mut observations = Vec::new();
         let orders = m.daily(&r.orders)?;
         let judged = || orders.iter().filter(|(day, _)| cx.judges(**day));
         for (model, rows_request, orders_request) in &r.models {
@@ -189,6 +192,26 @@ impl Rule for AttributionCoverage {
                     continue;
                 }
             };
+            // The model's missing share per day, charted against the fixed band.
+            let missing_share: DailySeries = orders
+                .iter()
+                .filter(|(_, n)| **n > 0.0)
+                .map(|(&day, &n)| {
+                    (
+                        day,
+                        (n - covered.get(&day).copied().unwrap_or(0.0)).max(0.0) / n,
+                    )
+                })
+                .collect();
+            if cx.scope == Scope::Partition && missing_share.contains_key(&cx.expected_date) {
+                observations.push(Observation::bounded(
+                    format!("attribution:missing_{model}"),
+                    cx.expected_date,
+                    &missing_share,
+                    0.0,
+                    p.max_violation_rate,
+                ));
+            }
             for (&day, &n) in judged().filter(|(_, n)| **n > 0.0) {
                 let with_row = covered.get(&day).copied().unwrap_or(0.0);
                 let missing = (n - with_row).max(0.0);
@@ -237,7 +260,7 @@ impl Rule for AttributionCoverage {
                 findings.push(Finding::skipped(id, "attribution:unknown_sessions", reason));
             }
         }
-        Ok(findings)
+        Ok(Evaluated::new(findings, observations))
     }
 }
 

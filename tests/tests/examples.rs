@@ -36,7 +36,7 @@ fn every_example_config_has_the_modeline_and_loads() {
 fn every_rule_example_loads_as_its_section() {
     let registry = vigil_tests::registry();
     for rule in registry.iter() {
-        let meta = rule.registration.meta;
+        let meta = &rule.info;
         let indented: String = meta.example.lines().map(|l| format!("    {l}\n")).collect();
         let text = format!("rules:\n  {}:\n{indented}", meta.id);
         let config = Config::from_text(std::path::Path::new("example.yml"), &text, &registry)
@@ -50,6 +50,6 @@ fn without_a_rules_section_every_rule_runs_with_defaults() {
     let registry = vigil_tests::registry();
     let config =
         Config::from_text(std::path::Path::new("min.yml"), "version: 1\n", &registry).unwrap();
-    let ids: Vec<&str> = config.rules.iter().map(|r| r.id).collect();
+    let ids: Vec<&str> = config.rules.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, registry.ids().collect::<Vec<_>>());
 }

@@ -1,20 +1,35 @@
-//! A rule that panics becomes an ERROR finding for that rule; the other rules still run and the
-//! reports are written.
+//! A linked rule that panics (while it is built, planned or evaluated) becomes an ERROR finding
+//! for that rule; the other rules still run and the reports are written.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use vigil_engine::prelude::*;
+use vigil_rule_api::prelude::*;
 use vigil_tests::{json_report, puffy_copy, vigil_run};
 
-/// `rules.panicky`: no settings.
+/// The step at which [`Panicky`] panics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum At {
+    Build,
+    Plan,
+    #[default]
+    Evaluate,
+}
+
+/// `rules.panicky`.
 #[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct NoParams {}
+#[serde(deny_unknown_fields, default)]
+struct PanicParams {
+    /// Where to panic.
+    at: At,
+}
 
-/// A test-only rule that panics while it evaluates.
-struct Panicky;
+/// A test-only rule that panics where its params say.
+struct Panicky {
+    at: At,
+}
 
-vigil_engine::register_rule! {
+vigil_rule_api::register_rule! {
     /// Panics on purpose (test only).
     ///
     /// ## What it checks
@@ -25,69 +40,86 @@ vigil_engine::register_rule! {
     Panicky {
         id: "panicky",
         default_severity: Error,
-        example: "{}\n",
+        example: "at: evaluate\n",
     }
 }
 
-impl RuleSpec for Panicky {
-    type Params = NoParams;
+fn out_of_bounds() {
+    let days: Vec<u32> = Vec::new();
+    let _ = days[usize::from(days.is_empty())];
+}
 
-    fn new(_: NoParams) -> Result<Self, String> {
-        Ok(Panicky)
+impl RuleSpec for Panicky {
+    type Params = PanicParams;
+
+    fn new(params: PanicParams) -> Result<Self, ParamsError> {
+        if params.at == At::Build {
+            out_of_bounds();
+        }
+        Ok(Panicky { at: params.at })
     }
 }
 
 impl Rule for Panicky {
-    fn plan(&self, _cx: &RunCtx<'_>) -> Vec<MetricRequest> {
-        vec![MetricRequest::daily("sessions", Measure::Rows)]
+    fn plan(&self, _cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError> {
+        if self.at == At::Plan {
+            out_of_bounds();
+        }
+        Ok(vec![MetricRequest::daily("sessions", Measure::Rows)])
     }
 
-    fn evaluate(&self, _cx: &RunCtx<'_>, _metrics: &Metrics) -> Result<Vec<Finding>, RuleError> {
-        let days: Vec<u32> = Vec::new();
-        let _ = days[usize::from(days.is_empty())];
-        Ok(Vec::new())
+    fn evaluate(&self, _cx: &RunCtx, _metrics: &Metrics) -> Result<Evaluated, RuleError> {
+        out_of_bounds();
+        Ok(Evaluated::default())
     }
 }
 
 #[test]
 fn a_panicking_rule_is_an_error_finding_and_the_run_goes_on() {
-    let copy = puffy_copy();
-    let config = copy.path().join("vigil.yml");
-    std::fs::write(&config, "rules:\n  panicky: {}\n  freshness: {}\n").unwrap();
-    let out = copy.path().join("reports");
-    let warehouse = copy.path().join("warehouse");
-    let result = vigil_run(
-        &warehouse,
-        &config,
-        &out,
-        "2025-03-09",
-        &["--fail_on_error"],
-    );
-    assert_eq!(result.code, 1, "{result:?}");
-    let report = json_report(&out);
-    let checks: Vec<&str> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["check"].as_str().unwrap())
-        .collect();
-    // freshness still ran (the partition of 03-09 is late).
-    assert_eq!(
-        checks,
-        [
-            "freshness:orders_partition",
-            "freshness:sessions_partition",
-            "panicky:evaluate"
-        ]
-    );
-    let panic = &report["findings"][2];
-    assert_eq!(panic["severity"], "ERROR");
-    assert!(
-        panic["message"]
-            .as_str()
+    for step in ["build", "plan", "evaluate"] {
+        let copy = puffy_copy();
+        let config = copy.path().join("vigil.yml");
+        std::fs::write(
+            &config,
+            format!("rules:\n  panicky: {{at: {step}}}\n  freshness: {{}}\n"),
+        )
+        .unwrap();
+        let out = copy.path().join("reports");
+        let warehouse = copy.path().join("warehouse");
+        let result = vigil_run(
+            &warehouse,
+            &config,
+            &out,
+            "2025-03-09",
+            &["--fail_on_error"],
+        );
+        assert_eq!(result.code, 1, "{step}: {result:?}");
+        let report = json_report(&out);
+        let checks: Vec<&str> = report["findings"]
+            .as_array()
             .unwrap()
-            .starts_with("rule `panicky` panicked in evaluate: index out of bounds"),
-        "{panic}"
-    );
-    assert!(out.join("monitoring_report.md").exists());
+            .iter()
+            .map(|f| f["check"].as_str().unwrap())
+            .collect();
+        // freshness still ran (the partition of 03-09 is late).
+        let check = format!("panicky:{step}");
+        assert_eq!(
+            checks,
+            [
+                "freshness:orders_partition",
+                "freshness:sessions_partition",
+                check.as_str()
+            ]
+        );
+        let panic = &report["findings"][2];
+        assert_eq!(panic["severity"], "ERROR");
+        let message = format!("rule `panicky` panicked in {step}: index out of bounds");
+        assert!(
+            panic["message"].as_str().unwrap().starts_with(&message),
+            "{panic}"
+        );
+        for format in ["md", "html", "junit.xml"] {
+            assert!(out.join(format!("monitoring_report.{format}")).exists());
+        }
+    }
 }

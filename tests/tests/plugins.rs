@@ -225,17 +225,31 @@ fn rules_explain_and_schema_include_the_plugin() {
     )
     .unwrap();
     assert!(schema["properties"]["rules"]["properties"]["attribution_coverage"].is_object());
-    assert!(schema["definitions"]["CoverageParams"]["properties"]["models"].is_object());
+    let params = &schema["properties"]["rules"]["properties"]["attribution_coverage"]["anyOf"][0];
+    assert!(params["properties"]["models"].is_object(), "{params}");
 }
 
 #[test]
-fn a_plugin_and_a_rule_with_the_same_id_are_refused() {
+fn the_same_library_twice_is_loaded_once_and_two_with_one_id_are_refused() {
     let plugin = example_plugin();
+    let dir = tempfile::tempdir().unwrap();
+    // On the command line and in `plugins:`: one library, loaded once.
+    let listed = config_with_example(dir.path(), &format!("plugins: [{}]\n", plugin.display()));
+    let once = vigil([
+        "--plugin".as_ref(),
+        plugin.as_os_str(),
+        "validate".as_ref(),
+        listed.as_os_str(),
+    ]);
+    assert_eq!(once.code, 0, "{once:?}");
+    // Another file with the same rule id: refused naming both.
+    let copy = dir.path().join("libcopy.so");
+    std::fs::copy(plugin, &copy).unwrap();
     let twice = vigil([
         "--plugin".as_ref(),
         plugin.as_os_str(),
         "--plugin".as_ref(),
-        plugin.as_os_str(),
+        copy.as_os_str(),
         "rules".as_ref(),
     ]);
     assert_eq!(twice.code, 2);
@@ -246,51 +260,65 @@ fn a_plugin_and_a_rule_with_the_same_id_are_refused() {
         "{}",
         twice.stderr
     );
+    assert!(twice.stderr.contains("libcopy.so"), "{}", twice.stderr);
 }
 
 #[test]
-fn a_library_built_differently_is_refused_with_the_fields_that_differ() {
+fn a_plugin_of_the_previous_protocol_is_refused_naming_both_versions_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let ours = vigil_engine::plugin::fingerprint();
-    let theirs = ours.replace(
-        &format!("engine={}", env!("CARGO_PKG_VERSION")),
-        "engine=0.0.9",
-    );
-    let lib = c_library(
-        dir.path(),
-        "stale_plugin",
-        &format!(
-            "unsigned int vigil_plugin_abi(void) {{ return 1; }}\n\
-             const char *vigil_plugin_fingerprint(void) {{ return \"{theirs}\"; }}\n"
-        ),
-    );
+    let source =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/plugins/protocol1.c")).unwrap();
+    let lib = c_library(dir.path(), "protocol1", &source);
     let out = vigil(["--plugin".as_ref(), lib.as_os_str(), "rules".as_ref()]);
     assert_eq!(out.code, 2);
     let expected = format!(
-        "was built differently from this vigil: engine: plugin `0.0.9`, vigil `{}`; rebuild the plugin",
+        "speaks plugin protocol 1; this vigil speaks protocol 2; rebuild the plugin against \
+         vigil-rule-api {}",
         env!("CARGO_PKG_VERSION")
     );
     assert!(out.stderr.contains(&expected), "{}", out.stderr);
+}
+
+#[test]
+fn a_plugin_of_a_newer_protocol_is_refused_before_anything_else_is_called() {
+    let dir = tempfile::tempdir().unwrap();
+    // Its call function would crash the process: it must never be reached.
+    let lib = c_library(
+        dir.path(),
+        "future_plugin",
+        "unsigned int vigil_plugin_protocol(void) { return 7; }\n\
+         void *vigil_plugin_call(void) { *(volatile int *)0 = 1; return 0; }\n",
+    );
+    let out = vigil(["--plugin".as_ref(), lib.as_os_str(), "rules".as_ref()]);
+    assert_eq!(out.code, 2);
     assert!(
-        !out.stderr.contains("rustc:"),
-        "only the differing fields: {}",
+        out.stderr.contains(
+            "speaks plugin protocol 7; this vigil speaks protocol 2; use a vigil that speaks \
+             that protocol"
+        ),
+        "{}",
         out.stderr
     );
 }
 
 #[test]
-fn another_plugin_abi_is_refused_before_anything_else_is_read() {
+fn a_plugin_that_answers_garbage_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let lib = c_library(
         dir.path(),
-        "future_plugin",
-        "unsigned int vigil_plugin_abi(void) { return 7; }\n",
+        "garbage",
+        "#include <stdlib.h>\n#include <string.h>\n\
+         typedef struct { char *ptr; size_t len; size_t cap; } Buffer;\n\
+         unsigned int vigil_plugin_protocol(void) { return 2; }\n\
+         Buffer vigil_plugin_call(const char *r, size_t n) {\n\
+           Buffer b; b.ptr = malloc(4); memcpy(b.ptr, \"{no\", 3); b.len = 3; b.cap = 4; return b; }\n\
+         void vigil_plugin_free(Buffer b) { free(b.ptr); }\n",
     );
     let out = vigil(["--plugin".as_ref(), lib.as_os_str(), "rules".as_ref()]);
     assert_eq!(out.code, 2);
     assert!(
         out.stderr
-            .contains("was built for plugin ABI 7; this vigil speaks ABI 1"),
+            .contains("answered something this vigil cannot read"),
         "{}",
         out.stderr
     );
@@ -304,7 +332,7 @@ fn a_shared_library_that_is_no_plugin_gets_a_clear_message() {
     assert_eq!(out.code, 2);
     assert!(
         out.stderr
-            .contains("is not a vigil plugin (it exports no `vigil_plugin_abi`)"),
+            .contains("is not a vigil plugin (it exports no `vigil_plugin_protocol`)"),
         "{}",
         out.stderr
     );

@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::legacy::LegacyConfig;
 use crate::registry::{Origin, Registry};
-use crate::rule::{Rule, RunCtx, Scope};
+use crate::rule::{Rule, RunCtx, Scope, TableInfo};
 use crate::timestamp::NaiveTimestamps;
 use yaml::YamlError;
 
@@ -294,7 +294,7 @@ pub enum ConfigFormat {
 /// A rule configured for a run.
 pub struct ConfiguredRule {
     /// The rule id.
-    pub id: &'static str,
+    pub id: String,
     /// Where the rule comes from.
     pub origin: Origin,
     /// The rule, built from its params.
@@ -413,19 +413,22 @@ impl Config {
             let known: Vec<&str> = registry.ids().collect();
             for id in yaml::check_rule_ids(text, &known)? {
                 let entry = registry.get(&id).expect("id checked against the registry");
-                if let Some(rule) = (entry.registration.build)(text)? {
-                    rules.push(ConfiguredRule {
-                        id: entry.registration.meta.id,
-                        origin: entry.origin.clone(),
-                        rule,
-                    });
-                }
+                let params = yaml::rule_section(text, &id)?;
+                let rule = entry
+                    .build(params)
+                    .map_err(|e| yaml::params_error(text, &id, &e))?;
+                rules.push(ConfiguredRule {
+                    id,
+                    origin: entry.origin.clone(),
+                    rule,
+                });
             }
         } else {
             for entry in registry.iter() {
-                let id = entry.registration.meta.id;
-                let rule = (entry.registration.build_default)()
-                    .map_err(|e| unlocated(&format!("rules.{id}"), e))?;
+                let id = entry.info.id.clone();
+                let rule = entry
+                    .build(serde_json::Value::Null)
+                    .map_err(|e| unlocated(&format!("rules.{id}"), e.to_string()))?;
                 rules.push(ConfiguredRule {
                     id,
                     origin: entry.origin.clone(),
@@ -448,16 +451,18 @@ impl Config {
         let legacy: LegacyConfig = yaml::parse(text)?;
         let parts = legacy.into_parts();
         let mut rules = Vec::new();
-        for entry in registry.iter() {
-            let id = entry.registration.meta.id;
-            if let Some(built) = (entry.registration.build_legacy)(&legacy) {
-                let rule = built.map_err(|e| unlocated("", format!("rule `{id}`: {e}")))?;
-                rules.push(ConfiguredRule {
-                    id,
-                    origin: entry.origin.clone(),
-                    rule,
-                });
-            }
+        for (id, params) in legacy.rule_params() {
+            let Some(entry) = registry.get(id) else {
+                continue;
+            };
+            let rule = entry
+                .build(params)
+                .map_err(|e| unlocated("", format!("rule `{id}`: {e}")))?;
+            rules.push(ConfiguredRule {
+                id: id.to_string(),
+                origin: entry.origin.clone(),
+                rule,
+            });
         }
         Ok(Config {
             path: path.to_path_buf(),
@@ -468,6 +473,12 @@ impl Config {
             operations: parts.operations,
             alert_routing: parts.alert_routing,
         })
+    }
+
+    /// What rules are told about the run: the expected partition, the scope and each table's
+    /// date column.
+    pub fn run_ctx(&self, expected_date: NaiveDate, scope: Scope) -> RunCtx {
+        table_ctx(&self.tables, expected_date, scope)
     }
 
     /// Lookups name a configured table without a lookup of its own, with one key per table;
@@ -503,15 +514,13 @@ impl Config {
                 }
             }
         }
-        let observations = std::cell::RefCell::new(Vec::new());
-        let cx = RunCtx {
-            expected_date: NaiveDate::MIN,
-            scope: self.run.scope,
-            tables: &self.tables,
-            observations: &observations,
-        };
+        let cx = self.run_ctx(NaiveDate::MIN, self.run.scope);
         for configured in &self.rules {
-            for request in configured.rule.plan(&cx) {
+            // A rule that fails or panics in `plan` is reported by the run as an ERROR finding.
+            let plan = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                configured.rule.plan(&cx)
+            }));
+            for request in plan.ok().and_then(Result::ok).unwrap_or_default() {
                 if !self.tables.contains_key(&request.table) {
                     let configured_tables: Vec<&str> =
                         self.tables.keys().map(String::as_str).collect();
@@ -529,6 +538,19 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The run context of a set of configured tables.
+pub fn table_ctx(
+    tables: &BTreeMap<String, TableConfig>,
+    expected_date: NaiveDate,
+    scope: Scope,
+) -> RunCtx {
+    let tables = tables
+        .iter()
+        .map(|(name, t)| (name.clone(), TableInfo::dated(t.date_column.as_deref())))
+        .collect();
+    RunCtx::new(expected_date, scope, tables)
 }
 
 fn unlocated(path: &str, message: String) -> YamlError {

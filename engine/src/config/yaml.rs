@@ -6,7 +6,6 @@ use std::marker::PhantomData;
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor,
 };
-use serde::Deserialize;
 
 use crate::suggest::{closest, enrich_serde_message};
 
@@ -117,31 +116,208 @@ pub fn check_rule_ids(text: &str, known: &[&str]) -> Result<Vec<String>, YamlErr
     .map(Option::unwrap_or_default)
 }
 
-/// Deserializes `rules.<id>` with `build`, which may reject the params with a message; errors
-/// point into that section.
-pub fn parse_rule_section<P, R>(
-    text: &str,
-    id: &str,
-    build: impl FnOnce(P) -> Result<R, String>,
-) -> Result<Option<R>, YamlError>
-where
-    P: DeserializeOwned,
-{
-    let section = Build {
-        build,
-        params: PhantomData::<P>,
-    };
+/// The section `rules.<id>` as JSON (`null` when empty or absent).
+pub fn rule_section(text: &str, id: &str) -> Result<serde_json::Value, YamlError> {
     tracked(
         text,
         Focus {
             section: "rules",
             inner: Focus {
                 section: id,
-                inner: section,
+                inner: PhantomData::<serde_json::Value>,
             },
         },
     )
-    .map(|found| found.flatten().flatten())
+    .map(|found| found.flatten().unwrap_or(serde_json::Value::Null))
+}
+
+/// A rule's refusal of its params, located in the text: at the field it names (at the key
+/// itself for an unknown field), else at the rule's key under `rules:`.
+pub fn params_error(
+    text: &str,
+    id: &str,
+    error: &vigil_rule_api::registry::ParamsError,
+) -> YamlError {
+    let mut path = vec![Segment::Key("rules".into()), Segment::Key(id.into())];
+    path.extend(parse_path(&error.path));
+    let at_key = error.at_key || error.path.is_empty();
+    let (line, column) = locate(text, &path, at_key);
+    let shown = if error.path.is_empty() {
+        format!("rules.{id}")
+    } else {
+        format!("rules.{id}.{}", error.path)
+    };
+    YamlError {
+        line,
+        column,
+        path: shown,
+        message: enrich_serde_message(&error.message),
+    }
+}
+
+/// One step of a key path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// Splits `tables.sessions.floor` or `models[1]` into segments.
+fn parse_path(path: &str) -> Vec<Segment> {
+    let mut segments = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, mut rest) = part.split_at(part.find('[').unwrap_or(part.len()));
+        if !key.is_empty() {
+            segments.push(Segment::Key(key.to_string()));
+        }
+        while let Some(open) = rest.strip_prefix('[') {
+            let close = open.find(']').unwrap_or(open.len());
+            if let Ok(i) = open[..close].parse() {
+                segments.push(Segment::Index(i));
+            }
+            rest = open.get(close + 1..).unwrap_or("");
+        }
+    }
+    segments
+}
+
+/// The marker error raised at the located node.
+const HERE: &str = "\u{0}vigil-located";
+
+/// The line and column of the node at `path` (of its key when `at_key`), or of the deepest
+/// existing node on the way.
+fn locate(text: &str, path: &[Segment], at_key: bool) -> (Option<usize>, Option<usize>) {
+    match tracked(text, Locate { path, at_key }) {
+        Err(e) if e.message.contains(HERE) => (e.line, e.column),
+        _ => (None, None),
+    }
+}
+
+/// Walks to a node and fails there, so that the YAML parser names its position.
+struct Locate<'p> {
+    path: &'p [Segment],
+    at_key: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Locate<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Locate<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Some((Segment::Key(want), rest)) = self.path.split_first() else {
+            return Err(de::Error::custom(HERE));
+        };
+        let fail_at_key = rest.is_empty() && self.at_key;
+        while let Some(found) = map.next_key_seed(KeyMatch {
+            want,
+            fail: fail_at_key,
+        })? {
+            if found {
+                return map.next_value_seed(Locate {
+                    path: rest,
+                    at_key: self.at_key,
+                });
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Err(de::Error::custom(HERE))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Some((Segment::Index(want), rest)) = self.path.split_first() else {
+            return Err(de::Error::custom(HERE));
+        };
+        let mut i = 0;
+        loop {
+            if i == *want {
+                return match seq.next_element_seed(Locate {
+                    path: rest,
+                    at_key: self.at_key,
+                })? {
+                    Some(()) => Ok(()),
+                    None => Err(de::Error::custom(HERE)),
+                };
+            }
+            if seq.next_element::<IgnoredAny>()?.is_none() {
+                return Err(de::Error::custom(HERE));
+            }
+            i += 1;
+        }
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Err(E::custom(HERE))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Err(E::custom(HERE))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Err(E::custom(HERE))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Err(E::custom(HERE))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Err(E::custom(HERE))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Err(E::custom(HERE))
+    }
+}
+
+/// A map key: whether it is the one wanted; fails at the key itself when `fail`.
+struct KeyMatch<'w> {
+    want: &'w str,
+    fail: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for KeyMatch<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Visitor<'_> for KeyMatch<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
+        if key == self.want && self.fail {
+            return Err(E::custom(HERE));
+        }
+        Ok(key == self.want)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<bool, E> {
+        self.visit_str(&v.to_string())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
+        self.visit_str(&v.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
 }
 
 /// Deserializes only the value of key `section` of a mapping, skipping the other keys.
@@ -253,34 +429,12 @@ impl Visitor<'_> for KnownId<'_> {
     }
 }
 
-/// Deserializes a rule's params and builds the rule from them.
-struct Build<F, P> {
-    build: F,
-    params: PhantomData<P>,
-}
-
-impl<'de, P, R, F> DeserializeSeed<'de> for Build<F, P>
-where
-    P: DeserializeOwned,
-    F: FnOnce(P) -> Result<R, String>,
-{
-    type Value = Option<R>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        // An empty section (`freshness:`) means "all defaults", like `freshness: {}`.
-        let params = Option::<P>::deserialize(d)?;
-        let params = match params {
-            Some(p) => p,
-            None => serde_json::from_value(serde_json::Value::Object(Default::default()))
-                .map_err(de::Error::custom)?,
-        };
-        (self.build)(params).map(Some).map_err(de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
+
+    use vigil_rule_api::registry::{parse_params, ParamsError};
 
     #[allow(dead_code)]
     #[derive(Debug, Deserialize)]
@@ -292,10 +446,16 @@ mod tests {
         tables: Vec<String>,
     }
 
+    /// Parses `rules.<id>` into `Params` as the registry does, errors located.
+    fn section(text: &str, id: &str) -> Result<Params, YamlError> {
+        let params = rule_section(text, id)?;
+        parse_params::<Params>(params).map_err(|e| params_error(text, id, &e))
+    }
+
     #[test]
     fn locates_unknown_keys_with_path_and_suggestion() {
         let text = "version: 1\nrules:\n  fresh:\n    floor: 1\n    tabels: [a]\n";
-        let err = parse_rule_section::<Params, _>(text, "fresh", Ok).unwrap_err();
+        let err = section(text, "fresh").unwrap_err();
         assert_eq!((err.line, err.column), (Some(5), Some(5)));
         assert_eq!(err.path, "rules.fresh.tabels");
         assert!(err.message.starts_with("unknown field `tabels`"), "{err}");
@@ -303,33 +463,41 @@ mod tests {
     }
 
     #[test]
-    fn locates_type_errors() {
+    fn locates_type_errors_at_the_value() {
         let text = "rules:\n  fresh:\n    floor: lots\n";
-        let err = parse_rule_section::<Params, _>(text, "fresh", Ok).unwrap_err();
+        let err = section(text, "fresh").unwrap_err();
         assert_eq!(
             (err.line, err.column, err.path.as_str()),
             (Some(3), Some(12), "rules.fresh.floor")
         );
         assert_eq!(err.message, "invalid type: string \"lots\", expected u32");
+        let text = "rules:\n  fresh:\n    tables: [a, 3]\n";
+        let err = section(text, "fresh").unwrap_err();
+        assert_eq!(err.path, "rules.fresh.tables[1]");
+        assert_eq!((err.line, err.column), (Some(3), Some(17)));
     }
 
     #[test]
-    fn build_errors_point_at_the_section() {
-        let text = "rules:\n  fresh:\n    floor: 3\n";
-        let err = parse_rule_section::<Params, ()>(text, "fresh", |_| Err("floor too high".into()))
-            .unwrap_err();
+    fn a_rules_own_errors_point_at_its_key_or_at_the_field_it_names() {
+        // Not the first rule: the error must land on `fresh`, not on `other`.
+        let text = "rules:\n  other: {}\n  fresh:\n    floor: 3\n";
+        let err = params_error(text, "fresh", &ParamsError::new("floor too high"));
         assert_eq!(err.path, "rules.fresh");
         assert_eq!(err.message, "floor too high");
-        assert_eq!((err.line, err.column), (Some(2), Some(3)));
+        assert_eq!((err.line, err.column), (Some(3), Some(3)));
+        let err = params_error(text, "fresh", &ParamsError::at("floor", "at most 2"));
+        assert_eq!(err.path, "rules.fresh.floor");
+        assert_eq!((err.line, err.column), (Some(4), Some(12)));
     }
 
     #[test]
-    fn empty_section_means_defaults_and_absent_section_means_none() {
+    fn empty_section_means_defaults_and_absent_section_means_null() {
         let text = "rules:\n  fresh:\n  other: {}\n";
-        let built = parse_rule_section::<Params, _>(text, "fresh", |p| Ok(p.floor)).unwrap();
-        assert_eq!(built, Some(0));
-        let absent = parse_rule_section::<Params, _>(text, "missing", |p| Ok(p.floor)).unwrap();
-        assert_eq!(absent, None);
+        assert_eq!(section(text, "fresh").unwrap().floor, 0);
+        assert_eq!(
+            rule_section(text, "missing").unwrap(),
+            serde_json::Value::Null
+        );
     }
 
     #[test]

@@ -26,8 +26,8 @@ pub struct BoundRequest {
     pub column: Option<usize>,
     /// The dimension cell.
     pub dimension: Option<usize>,
-    /// The filter's cell.
-    pub filter: Option<usize>,
+    /// The cell of each of the filter's conditions.
+    pub filter: Vec<usize>,
 }
 
 /// The key cell and the value cells of an export.
@@ -142,7 +142,7 @@ impl<'a> Plan<'a> {
                     request: request.clone(),
                     column: column.map(&mut cell),
                     dimension: dimension.map(&mut cell),
-                    filter: filter.map(&mut cell),
+                    filter: filter.into_iter().map(&mut cell).collect(),
                 }),
                 Err(reason) => unavailable.push((request.clone(), Err(reason))),
             }
@@ -177,7 +177,7 @@ impl<'a> Plan<'a> {
     }
 }
 
-type Bound = (Option<ColumnRef>, Option<ColumnRef>, Option<ColumnRef>);
+type Bound = (Option<ColumnRef>, Option<ColumnRef>, Vec<ColumnRef>);
 
 /// The cells a request reads (measure, dimension, filter), or why it cannot be computed.
 fn bind(
@@ -209,8 +209,9 @@ fn bind(
     };
     let filter = request
         .filter
-        .as_ref()
-        .map(|f| columns.resolve(&f.column))
-        .transpose()?;
+        .iter()
+        .flat_map(|f| &f.all)
+        .map(|c| columns.resolve(&c.column))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((column, dimension, filter))
 }

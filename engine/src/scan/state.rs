@@ -6,6 +6,7 @@
 //! never by the number of rows. Distinct cells are kept, and dimension values recognised, as
 //! 64-bit hashes.
 
+use crate::metric::parse_number as number;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -43,16 +44,6 @@ impl Cell {
             },
         }
     }
-}
-
-/// Parses a finite number; plain digits (the common case: counts, whole amounts) without the
-/// general float parser.
-fn number(s: &[u8]) -> Option<f64> {
-    if !s.is_empty() && s.len() <= 15 && s.iter().all(u8::is_ascii_digit) {
-        return Some(s.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')) as f64);
-    }
-    let n: f64 = std::str::from_utf8(s).ok()?.parse().ok()?;
-    n.is_finite().then_some(n)
 }
 
 /// An accumulator of one group.

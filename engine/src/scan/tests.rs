@@ -1,5 +1,5 @@
 use super::*;
-use crate::metric::{Cmp, Filter, FilterOp, Measure, Number};
+use crate::metric::{Cmp, Filter, Measure, Number};
 use crate::timestamp::NaiveTimestamps;
 
 fn day(s: &str) -> NaiveDate {
@@ -322,11 +322,7 @@ fn a_lookup_brings_date_and_revenue_and_counts_misses() {
         lookups: vec![crate::config::attribution_lookup("order_ts")],
         ..orders.clone()
     };
-    let last_click = Filter {
-        column: "model".into(),
-        op: FilterOp::ContainsIgnoreCase,
-        text: "last".into(),
-    };
+    let last_click = Filter::contains_ignore_case("model", "last");
     let by_channel = MetricRequest::daily_by(
         "attribution",
         Measure::Sum("orders.revenue".into()),

@@ -260,8 +260,8 @@ impl<'p> Worker<'p> {
             if state.is_derived() {
                 continue;
             }
-            if let (Some(filter), Some(i)) = (&b.request.filter, b.filter) {
-                if !filter.accepts(cells.bytes[i]) {
+            if let Some(filter) = &b.request.filter {
+                if !filter.accepts(|n| cells.bytes[b.filter[n]]) {
                     continue;
                 }
             }

@@ -233,6 +233,6 @@ fn invalid_params_are_refused() {
     .unwrap_err();
     assert_eq!(
         err,
-        "abs_change_threshold is a share change between 0 and 1"
+        ParamsError::at("abs_change_threshold", "is a share change between 0 and 1")
     );
 }

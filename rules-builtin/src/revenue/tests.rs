@@ -189,6 +189,9 @@ fn rates_outside_zero_to_one_are_refused() {
     p.null_rates.max.insert("client_id".into(), 5.0);
     assert_eq!(
         Revenue::new(p).unwrap_err(),
-        "null_rates.max.client_id is 5; a rate is between 0 and 1"
+        ParamsError::at(
+            "null_rates.max.client_id",
+            "is 5; a rate is between 0 and 1"
+        )
     );
 }

@@ -12,8 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::TableConfig;
-use crate::metric::{MetricRequest, Metrics};
+use crate::metric::{MetricError, MetricRequest, Metrics};
+use crate::wire;
 
 /// How serious a finding is. ERROR halts the refresh (with `--fail_on_error`) and quarantines.
 #[derive(
@@ -136,7 +136,8 @@ impl Scope {
 }
 
 /// One problem found in the data (or in running a rule).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Finding {
     /// How serious it is.
     pub severity: Severity,
@@ -149,8 +150,10 @@ pub struct Finding {
     /// One sentence a person can act on.
     pub message: String,
     /// The observed value, if the check measures one.
+    #[serde(with = "wire::opt_f64")]
     pub value: Option<f64>,
     /// The threshold the value was held against.
+    #[serde(with = "wire::opt_f64")]
     pub threshold: Option<f64>,
     /// Extra numbers that explain the finding (baseline, counts, samples).
     pub context: Option<Map<String, Value>>,
@@ -218,33 +221,78 @@ impl Finding {
 }
 
 /// One day of a judged metric's history.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HistoryPoint {
     /// The day.
     pub day: NaiveDate,
     /// Its value.
+    #[serde(with = "wire::f64")]
     pub value: f64,
-    /// Its baseline's center and spread, when it had one.
+    /// Its baseline's center and spread, when it had one (charted as center ± 3 spreads).
+    #[serde(with = "wire::opt_pair")]
     pub baseline: Option<(f64, f64)>,
-    /// Whether it stood out from its baseline.
+    /// Fixed lower and upper bounds the value is held against (a threshold band), when the
+    /// rule judges against fixed limits instead of a baseline. Either may be infinite.
+    #[serde(default, with = "wire::opt_pair")]
+    pub bounds: Option<(f64, f64)>,
+    /// Whether it stood out from its baseline or bounds.
     pub flagged: bool,
+}
+
+impl HistoryPoint {
+    /// A day's value judged against a baseline's center and spread (or none).
+    pub fn new(day: NaiveDate, value: f64, baseline: Option<(f64, f64)>, flagged: bool) -> Self {
+        HistoryPoint {
+            day,
+            value,
+            baseline,
+            bounds: None,
+            flagged,
+        }
+    }
+
+    /// A day's value held against fixed bounds; flagged when outside them.
+    pub fn bounded(day: NaiveDate, value: f64, lower: f64, upper: f64) -> Self {
+        HistoryPoint {
+            day,
+            value,
+            baseline: None,
+            bounds: Some((lower, upper)),
+            flagged: value < lower || value > upper,
+        }
+    }
+
+    /// The band a chart draws: the fixed bounds, else center ± 3 spreads.
+    pub fn band(&self) -> Option<(f64, f64)> {
+        self.bounds
+            .or(self.baseline.map(|(c, s)| (c - 3.0 * s, c + 3.0 * s)))
+    }
 }
 
 /// A daily metric as a rule judged it for the expected partition: what the reports tabulate
 /// and chart, whether or not it was flagged.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Observation {
     /// What was judged, e.g. `anomaly:revenue` or `anomaly:channel_session_share direct`.
     pub metric: String,
     /// The expected partition.
     pub day: NaiveDate,
-    /// Its value.
+    /// Its value (NaN when the expected partition has none).
+    #[serde(with = "wire::f64")]
     pub value: f64,
     /// Its baseline's center and spread, when it had one.
+    #[serde(with = "wire::opt_pair")]
     pub baseline: Option<(f64, f64)>,
+    /// Fixed lower and upper bounds, when the rule judges against fixed limits.
+    #[serde(default, with = "wire::opt_pair")]
+    pub bounds: Option<(f64, f64)>,
     /// Its z-score (`None`: no baseline, or unbounded).
+    #[serde(with = "wire::opt_f64")]
     pub z: Option<f64>,
     /// Its change from the baseline (`None`: no baseline, or unbounded).
+    #[serde(with = "wire::opt_f64")]
     pub pct: Option<f64>,
     /// Whether it was flagged.
     pub flagged: bool,
@@ -252,23 +300,110 @@ pub struct Observation {
     pub history: Vec<HistoryPoint>,
 }
 
-/// What a rule knows about the run when it plans and evaluates.
-#[derive(Clone, Debug)]
-pub struct RunCtx<'a> {
+impl Observation {
+    /// A rule's own daily numbers held against fixed bounds (`lower`/`upper`, either may be
+    /// infinite), for the reports' metrics table and charts. `history` holds the days up to
+    /// `day`; the value of `day` is taken from it (NaN when absent).
+    pub fn bounded(
+        metric: impl Into<String>,
+        day: NaiveDate,
+        history: &crate::metric::DailySeries,
+        lower: f64,
+        upper: f64,
+    ) -> Self {
+        let history: Vec<HistoryPoint> = history
+            .range(..=day)
+            .map(|(d, v)| HistoryPoint::bounded(*d, *v, lower, upper))
+            .collect();
+        let today = history.iter().find(|p| p.day == day);
+        Observation {
+            metric: metric.into(),
+            day,
+            value: today.map_or(f64::NAN, |p| p.value),
+            baseline: None,
+            bounds: Some((lower, upper)),
+            z: None,
+            pct: None,
+            flagged: today.is_some_and(|p| p.flagged),
+            history,
+        }
+    }
+
+    /// A judged metric with a baseline (what [`crate::baseline::flag_days`] records).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_baseline(
+        metric: impl Into<String>,
+        day: NaiveDate,
+        value: f64,
+        baseline: Option<(f64, f64)>,
+        z: Option<f64>,
+        pct: Option<f64>,
+        flagged: bool,
+        history: Vec<HistoryPoint>,
+    ) -> Self {
+        Observation {
+            metric: metric.into(),
+            day,
+            value,
+            baseline,
+            bounds: None,
+            z,
+            pct,
+            flagged,
+            history,
+        }
+    }
+
+    /// The band a chart draws for the expected partition: fixed bounds, else center ± 3
+    /// spreads.
+    pub fn band(&self) -> Option<(f64, f64)> {
+        self.bounds
+            .or(self.baseline.map(|(c, s)| (c - 3.0 * s, c + 3.0 * s)))
+    }
+}
+
+/// What the run tells a rule about one configured table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TableInfo {
+    /// The column that dates its rows (`<table>.<column>` when looked up), if any.
+    pub date_column: Option<String>,
+}
+
+impl TableInfo {
+    /// A table dated by `date_column`.
+    pub fn dated(date_column: Option<&str>) -> Self {
+        TableInfo {
+            date_column: date_column.map(str::to_string),
+        }
+    }
+}
+
+/// What a rule knows about the run when it plans and evaluates. Plain data: it is `Sync` and
+/// crosses the plugin boundary as a message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunCtx {
     /// The partition the run is about (`--expected_run_date`, or today minus the lag).
     pub expected_date: NaiveDate,
     /// Which days are judged.
     pub scope: Scope,
     /// The configured tables, by name.
-    pub tables: &'a BTreeMap<String, TableConfig>,
-    /// The judged metrics of the run, for the reports ([`RunCtx::observe`]).
-    pub observations: &'a std::cell::RefCell<Vec<Observation>>,
+    pub tables: BTreeMap<String, TableInfo>,
 }
 
-impl RunCtx<'_> {
-    /// Records a judged metric for the reports.
-    pub fn observe(&self, observation: Observation) {
-        self.observations.borrow_mut().push(observation);
+impl RunCtx {
+    /// The context of a run about `expected_date` in `scope` over `tables`.
+    pub fn new(
+        expected_date: NaiveDate,
+        scope: Scope,
+        tables: BTreeMap<String, TableInfo>,
+    ) -> Self {
+        RunCtx {
+            expected_date,
+            scope,
+            tables,
+        }
     }
 
     /// Whether findings about `day` should be reported in this run's scope.
@@ -280,26 +415,128 @@ impl RunCtx<'_> {
     }
 }
 
+/// The step of a rule that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    /// Building the rule from its params.
+    Build,
+    /// Planning its metric requests.
+    Plan,
+    /// Evaluating the computed metrics.
+    Evaluate,
+}
+
+impl Step {
+    /// The step's name in check ids (`<rule>:<step>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Build => "build",
+            Step::Plan => "plan",
+            Step::Evaluate => "evaluate",
+        }
+    }
+}
+
 /// Why a rule could not produce findings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuleError(pub String);
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RuleError {
+    /// A metric it needs is not available (or was not planned).
+    Metric {
+        /// Why.
+        message: String,
+    },
+    /// The rule's own failure.
+    Failed {
+        /// Why.
+        message: String,
+    },
+    /// The rule panicked; the run goes on without it.
+    Panicked {
+        /// The step that panicked.
+        step: Step,
+        /// The panic message.
+        message: String,
+    },
+    /// A plugin rule could not be reached or answered something this vigil cannot read.
+    Plugin {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl RuleError {
+    /// The rule's own failure, with a message.
+    pub fn failed(message: impl Into<String>) -> Self {
+        RuleError::Failed {
+            message: message.into(),
+        }
+    }
+}
 
 impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            RuleError::Metric { message } | RuleError::Failed { message } => f.write_str(message),
+            RuleError::Panicked { step, message } => {
+                write!(f, "panicked in {}: {message}", step.as_str())
+            }
+            RuleError::Plugin { message } => write!(f, "plugin error: {message}"),
+        }
     }
 }
 
 impl std::error::Error for RuleError {}
 
+impl From<MetricError> for RuleError {
+    fn from(e: MetricError) -> Self {
+        RuleError::Metric {
+            message: e.to_string(),
+        }
+    }
+}
+
+/// What a rule's evaluation returns: its findings and the metrics it judged (for the reports'
+/// metrics table and charts).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Evaluated {
+    /// The findings.
+    pub findings: Vec<Finding>,
+    /// The judged metrics of the expected partition.
+    pub observations: Vec<Observation>,
+}
+
+impl Evaluated {
+    /// Findings and observations.
+    pub fn new(findings: Vec<Finding>, observations: Vec<Observation>) -> Self {
+        Evaluated {
+            findings,
+            observations,
+        }
+    }
+}
+
+impl From<Vec<Finding>> for Evaluated {
+    fn from(findings: Vec<Finding>) -> Self {
+        Evaluated {
+            findings,
+            observations: Vec::new(),
+        }
+    }
+}
+
 /// A configured rule, ready to run. Built from its typed params by the registry.
 pub trait Rule: Send + Sync {
-    /// The metrics this rule needs, given its params and the run.
-    fn plan(&self, cx: &RunCtx<'_>) -> Vec<MetricRequest>;
+    /// The metrics this rule needs, given its params and the run. The columns they name are
+    /// the columns the rule reads: a column missing from its table is an ERROR finding.
+    fn plan(&self, cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError>;
 
-    /// Findings from the computed metrics. Pure: no I/O.
+    /// Findings (and judged metrics) from the computed metrics. Pure: no I/O.
     ///
     /// A metric that could not be computed (missing column, missing file) is an `Err` in
-    /// `metrics`; a rule reports the checks it must skip as INFO findings and goes on.
-    fn evaluate(&self, cx: &RunCtx<'_>, metrics: &Metrics) -> Result<Vec<Finding>, RuleError>;
+    /// `metrics`; a rule reports the checks it must skip with [`Finding::skipped`] and goes on.
+    fn evaluate(&self, cx: &RunCtx, metrics: &Metrics) -> Result<Evaluated, RuleError>;
 }

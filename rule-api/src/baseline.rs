@@ -382,11 +382,13 @@ pub struct Series<'a> {
 ///
 /// `fires(value, center, score)` decides; unbounded scores (zero spread or center) count as
 /// exceeding any threshold. An `Err` says the expected day has a value but too little history
-/// to be judged.
+/// to be judged. In scope `partition` the judged metric of the expected day is pushed onto
+/// `observations`, for the reports.
 pub fn flag_days(
-    cx: &RunCtx<'_>,
+    cx: &RunCtx,
     series: Series<'_>,
     params: &BaselineParams,
+    observations: &mut Vec<Observation>,
     fires: impl Fn(f64, f64, &Score) -> bool,
 ) -> Result<Vec<Flag>, Insufficient> {
     let Series {
@@ -405,7 +407,7 @@ pub fn flag_days(
                 |value, center, score| fires(value, center, score),
             );
             if judged.iter().any(|(day, _)| *day == cx.expected_date) {
-                cx.observe(observation(metric, cx.expected_date, &judged));
+                observations.push(observation(metric, cx.expected_date, &judged));
             }
             let Some((day, j)) = judged.into_iter().find(|(day, _)| *day == cx.expected_date)
             else {
@@ -469,24 +471,19 @@ fn observation(metric: &str, day: NaiveDate, judged: &[(NaiveDate, Judgement)]) 
             .ok()
             .map(|b| (b.center, b.spread.max(b.noise_floor)))
     };
-    Observation {
-        metric: metric.to_string(),
+    Observation::with_baseline(
+        metric,
         day,
-        value: today.map_or(f64::NAN, |j| j.value),
-        baseline: today.and_then(baseline),
-        z: today.and_then(|j| j.score?.z),
-        pct: today.and_then(|j| j.score?.pct),
-        flagged: today.is_some_and(|j| j.flagged),
-        history: judged
+        today.map_or(f64::NAN, |j| j.value),
+        today.and_then(baseline),
+        today.and_then(|j| j.score?.z),
+        today.and_then(|j| j.score?.pct),
+        today.is_some_and(|j| j.flagged),
+        judged
             .iter()
-            .map(|(d, j)| HistoryPoint {
-                day: *d,
-                value: j.value,
-                baseline: baseline(j),
-                flagged: j.flagged,
-            })
+            .map(|(d, j)| HistoryPoint::new(*d, j.value, baseline(j), j.flagged))
             .collect(),
-    }
+    )
 }
 
 /// The reference monitor's baseline of position `i` of a series (`None` = no value that day):
