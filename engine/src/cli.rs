@@ -72,11 +72,27 @@ enum Command {
         after_help = "Then: vigil run --warehouse_dir OUT/warehouse --rules OUT/vigil.yml --output_dir OUT/reports --expected_run_date END"
     )]
     Demo(DemoArgs),
+    /// Work with rule plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Print the config's JSON schema (draft-07), including every registered rule's params.
     Schema {
         /// Write it to this file instead of stdout.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Load a plugin library and print its protocol version, rules and params schemas; exit 2
+    /// when this vigil would refuse it.
+    Check {
+        /// The shared library (`lib<name>.so`), built with `declare_plugin!()`.
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = DocFormat::Text)]
+        format: DocFormat,
     },
 }
 
@@ -156,6 +172,14 @@ struct ValidateArgs {
     /// The config file (the same flag as `vigil run`).
     #[arg(long = "rules", visible_alias = "config", value_name = "FILE")]
     rules: Option<PathBuf>,
+    /// Also check the tables against a warehouse folder: every table file exists and every
+    /// column a rule reads is in its header (with "did you mean").
+    #[arg(
+        long = "warehouse",
+        visible_alias = "warehouse_dir",
+        value_name = "DIR"
+    )]
+    warehouse: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -231,7 +255,7 @@ where
         Command::Run(args) => run(args, &registry, out, err),
         Command::Validate(args) => {
             let file = args.file.or(args.rules).expect("clap requires one");
-            validate(&file, &registry, out, err)
+            validate(&file, args.warehouse.as_deref(), &registry, out, err)
         }
         Command::Rules { format } => {
             let _ = write!(out, "{}", docs::rules_list(&registry, format));
@@ -250,12 +274,16 @@ where
                 fail(
                     err,
                     &format!(
-                        "unknown rule `{rule_id}`{hint} (registered: {})",
+                        "unknown rule `{rule_id}`{hint} (registered: {}); a plugin's rules need \
+                         its library: `vigil --plugin PATH explain {rule_id}`",
                         known.join(", ")
                     ),
                 )
             }
         },
+        Command::Plugin(PluginCommand::Check { file, format }) => {
+            plugin_check(&file, &registry, format, out, err)
+        }
         Command::Demo(args) => demo(args, out, err),
         Command::Schema { output } => {
             let schema = crate::schema::render(&registry);
@@ -284,6 +312,27 @@ fn registry(cli_plugins: &[PathBuf], config_file: Option<&Path>) -> Result<Regis
         crate::plugin::load(&path, &mut registry).map_err(|e| e.to_string())?;
     }
     Ok(registry)
+}
+
+/// `vigil plugin check FILE`: what the plugin says of itself, and whether this vigil takes it.
+fn plugin_check(
+    file: &Path,
+    registry: &Registry,
+    format: DocFormat,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let plugin = match crate::plugin::Plugin::open(file) {
+        Ok(plugin) => plugin,
+        Err(e) => return fail(err, &e.to_string()),
+    };
+    let mut with = registry.clone();
+    let accepted = crate::plugin::load(file, &mut with).map(|_| ());
+    let _ = write!(out, "{}", docs::plugin_report(&plugin, format));
+    match accepted {
+        Ok(()) => EXIT_OK,
+        Err(e) => fail(err, &e.to_string()),
+    }
 }
 
 fn fail(err: &mut dyn Write, message: &str) -> i32 {
@@ -331,9 +380,24 @@ fn demo(args: DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     }
 }
 
-fn validate(file: &Path, registry: &Registry, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+fn validate(
+    file: &Path,
+    warehouse: Option<&Path>,
+    registry: &Registry,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     match Config::load(file, registry) {
         Ok(config) => {
+            if let Some(dir) = warehouse {
+                let problems = warehouse_problems(&config, dir);
+                if !problems.is_empty() {
+                    for problem in &problems {
+                        let _ = writeln!(err, "vigil: error: {}: {problem}", file.display());
+                    }
+                    return EXIT_USAGE;
+                }
+            }
             let format = match config.format {
                 ConfigFormat::Native => "vigil",
                 ConfigFormat::Reference => "reference monitor",
@@ -355,6 +419,62 @@ fn validate(file: &Path, registry: &Registry, out: &mut dyn Write, err: &mut dyn
         }
         Err(e) => fail(err, &e.to_string()),
     }
+}
+
+/// What `validate --warehouse` finds: table files that cannot be read and columns that rules
+/// read but the headers lack.
+fn warehouse_problems(config: &Config, dir: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut headers = std::collections::BTreeMap::new();
+    for (name, table) in &config.tables {
+        match crate::scan::read_header(table, dir) {
+            Ok(header) => {
+                let missing: Vec<String> = table
+                    .required_columns
+                    .iter()
+                    .chain(table.date_column.iter().filter(|c| !c.contains('.')))
+                    .filter(|c| !header.contains(c))
+                    .cloned()
+                    .collect();
+                for column in &missing {
+                    let hint = closest(column, header.iter().map(String::as_str))
+                        .map(|b| format!("; did you mean `{b}`?"))
+                        .unwrap_or_default();
+                    problems.push(format!(
+                        "tables.{name}: column `{column}` is not in {}{hint}",
+                        dir.join(&table.file).display()
+                    ));
+                }
+                headers.insert(name.as_str(), (header, missing));
+            }
+            Err(problem) => problems.push(format!(
+                "tables.{name}: {} {}",
+                dir.join(&table.file).display(),
+                problem
+            )),
+        }
+    }
+    let cx = config.run_ctx(NaiveDate::MIN, config.run.scope);
+    let plans: Vec<(&str, Vec<crate::metric::MetricRequest>)> = config
+        .rules
+        .iter()
+        .filter_map(|r| Some((r.id.as_str(), r.rule.plan(&cx).ok()?)))
+        .collect();
+    let plans: Vec<(&str, &[crate::metric::MetricRequest])> =
+        plans.iter().map(|(id, p)| (*id, p.as_slice())).collect();
+    let views = headers
+        .iter()
+        .map(|(name, (columns, reported))| (*name, runner::Header { columns, reported }))
+        .collect();
+    for unknown in runner::unknown_columns(&plans, &config.tables, &views) {
+        let file = dir.join(&config.tables[&unknown.table].file);
+        problems.push(format!(
+            "rules.{}: {}",
+            unknown.rule,
+            unknown.message(&file.display().to_string())
+        ));
+    }
+    problems
 }
 
 fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Write) -> i32 {

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde_json::{json, Map, Value};
 
+use crate::plugin::Plugin;
 use crate::registry::{RegisteredRule, Registry};
 
 /// Output format of `rules` and `explain`.
@@ -223,4 +224,52 @@ impl TypeNames<'_> {
             _ => "any".into(),
         }
     }
+}
+
+/// What `vigil plugin check` prints: the library, its protocol and API versions, its rules and
+/// their params schemas.
+pub fn plugin_report(plugin: &Plugin, format: DocFormat) -> String {
+    let rules: Vec<Value> = plugin
+        .rules
+        .iter()
+        .map(|r| {
+            json!({"id": r.id, "default_severity": r.default_severity.label(),
+                   "summary": r.summary(), "package": r.package,
+                   "params_schema": r.params_schema})
+        })
+        .collect();
+    if format == DocFormat::Json {
+        let report = json!({
+            "path": plugin.path.display().to_string(),
+            "protocol": plugin.protocol,
+            "api_version": plugin.api_version,
+            "rules": rules,
+        });
+        return format!("{}\n", serde_json::to_string_pretty(&report).expect("json"));
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "plugin {}", plugin.path.display());
+    let _ = writeln!(
+        out,
+        "protocol {} (this vigil speaks {}), built with vigil-rule-api {}",
+        plugin.protocol,
+        vigil_rule_api::protocol::PROTOCOL_VERSION,
+        plugin.api_version
+    );
+    for rule in &plugin.rules {
+        let _ = writeln!(
+            out,
+            "\nrule `{}` ({}, package {}): {}",
+            rule.id,
+            rule.default_severity.label(),
+            rule.package,
+            rule.summary()
+        );
+        let _ = writeln!(
+            out,
+            "params schema:\n{}",
+            serde_json::to_string_pretty(&rule.params_schema).expect("json")
+        );
+    }
+    out
 }

@@ -146,6 +146,7 @@ impl Plugin {
             Reply::Described { api_version, rules } => {
                 plugin.api_version = api_version;
                 plugin.rules = rules;
+                plugin.rules.sort_by(|a, b| a.id.cmp(&b.id));
             }
             other => return Err(fail(format!("answered `describe` with {}", name(&other)))),
         }

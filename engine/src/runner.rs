@@ -100,14 +100,14 @@ where
     for &(id, rule) in rules {
         match guarded(id, Step::Plan, || rule.plan(&cx)) {
             Ok(plan) => {
-                for request in plan {
+                for request in &plan {
                     if let Some(list) = requests.get_mut(request.table.as_str()) {
-                        if !list.contains(&request) {
-                            list.push(request);
+                        if !list.contains(request) {
+                            list.push(request.clone());
                         }
                     }
                 }
-                planned.push((id, rule));
+                planned.push((id, rule, plan));
             }
             Err(finding) => findings.push(*finding),
         }
@@ -168,13 +168,30 @@ where
     }));
 
     let mut metrics = Metrics::default();
+    let mut headers: BTreeMap<&str, Header<'_>> = BTreeMap::new();
     for scan in &scans {
         findings.extend(table_findings(scan, &tables[&scan.table], &cx));
         for (request, value) in &scan.metrics {
             metrics.insert(request.clone(), value.clone());
         }
+        if let Ok(stats) = &scan.outcome {
+            headers.insert(
+                &scan.table,
+                Header {
+                    columns: &stats.columns,
+                    reported: &stats.missing_columns,
+                },
+            );
+        }
     }
-    for (id, rule) in planned {
+    let plans: Vec<(&str, &[MetricRequest])> = planned
+        .iter()
+        .map(|(id, _, plan)| (*id, plan.as_slice()))
+        .collect();
+    for unknown in unknown_columns(&plans, tables, &headers) {
+        findings.push(unknown.finding(&scans));
+    }
+    for (id, rule, _) in planned {
         match guarded(id, Step::Evaluate, || rule.evaluate(&cx, &metrics)) {
             Ok(evaluated) => {
                 findings.extend(evaluated.findings);
@@ -193,6 +210,108 @@ where
         findings,
         observations,
     }
+}
+
+/// The columns a table offers, and those already reported missing (required columns).
+#[derive(Clone, Copy, Debug)]
+pub struct Header<'a> {
+    /// The header's names.
+    pub columns: &'a [String],
+    /// Required columns already reported as missing (`<table>:required_columns`).
+    pub reported: &'a [String],
+}
+
+/// A column a rule reads that its table does not have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownColumn {
+    /// The rule.
+    pub rule: String,
+    /// The table.
+    pub table: String,
+    /// The column as the rule names it.
+    pub column: String,
+    /// The closest column the table does have, if any is close.
+    pub suggestion: Option<String>,
+}
+
+impl UnknownColumn {
+    /// The message, with "did you mean".
+    pub fn message(&self, file: &str) -> String {
+        let hint = self
+            .suggestion
+            .as_ref()
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        format!(
+            "rule `{}` reads column `{}` of table `{}`, which {file} does not have{hint}",
+            self.rule, self.column, self.table
+        )
+    }
+
+    /// The ERROR finding `<rule>:unknown_column`.
+    fn finding(&self, scans: &[TableScan]) -> Finding {
+        let file = scans
+            .iter()
+            .find(|s| s.table == self.table)
+            .map_or(self.table.clone(), |s| s.path.display().to_string());
+        Finding::new(
+            Severity::Error,
+            &self.rule,
+            format!("{}:unknown_column", self.rule),
+            self.message(&file),
+        )
+        .context(json!({
+            "table": self.table,
+            "column": self.column,
+            "did_you_mean": self.suggestion,
+        }))
+    }
+}
+
+/// The columns that rules read (their plans' measures, dimensions and filters) and that their
+/// tables do not have: own columns against the header, `<table>.<column>` against the table's
+/// lookups. Tables without a header (missing, unreadable) and required columns already
+/// reported are left out; each (rule, table, column) once.
+pub fn unknown_columns(
+    plans: &[(&str, &[MetricRequest])],
+    tables: &BTreeMap<String, TableConfig>,
+    headers: &BTreeMap<&str, Header<'_>>,
+) -> Vec<UnknownColumn> {
+    let mut out: Vec<UnknownColumn> = Vec::new();
+    for (rule, plan) in plans {
+        for request in *plan {
+            let (Some(config), Some(header)) = (
+                tables.get(&request.table),
+                headers.get(request.table.as_str()),
+            ) else {
+                continue;
+            };
+            let looked_up: Vec<String> = config
+                .lookups
+                .iter()
+                .flat_map(|l| l.columns.iter().map(move |c| format!("{}.{c}", l.table)))
+                .collect();
+            for column in request.columns() {
+                let known = header.columns.iter().any(|c| c == column)
+                    || looked_up.iter().any(|c| c == column)
+                    || header.reported.iter().any(|c| c == column);
+                let seen = out
+                    .iter()
+                    .any(|u| u.rule == *rule && u.table == request.table && u.column == column);
+                if known || seen {
+                    continue;
+                }
+                let candidates = header.columns.iter().chain(&looked_up).map(String::as_str);
+                out.push(UnknownColumn {
+                    rule: rule.to_string(),
+                    table: request.table.clone(),
+                    column: column.to_string(),
+                    suggestion: crate::suggest::closest(column, candidates).map(str::to_string),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Hands a table's lookup index to the tables waiting for it when dropped, so that they never

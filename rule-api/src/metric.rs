@@ -153,7 +153,9 @@ pub enum Grouping {
     Total,
     /// One value per day of the table's date column (rows without a date excluded).
     Day,
-    /// One value per day and per value of a dimension column (empty cells grouped under "").
+    /// One value per day and per value of a dimension column (empty cells grouped under
+    /// `""`): every dimension value with a row on the day has a value (possibly 0); every day
+    /// of the table's date span is present (an empty map on a day without such rows).
     DayBy(String),
 }
 
@@ -371,7 +373,8 @@ impl fmt::Display for MetricRequest {
 /// rows; days outside the span are absent.
 pub type DailySeries = BTreeMap<NaiveDate, f64>;
 
-/// A per-day, per-dimension-value series.
+/// A per-day, per-dimension-value series: every day of the table's date span, each with the
+/// dimension values that have rows that day.
 pub type DailyByDimension = BTreeMap<NaiveDate, BTreeMap<String, f64>>;
 
 /// A computed metric.

@@ -137,7 +137,9 @@ impl TestKit {
                 }
             }
             let dim = dimension
-                .and_then(|i| row.get(i).cloned())
+                .and_then(|i| row.get(i))
+                .filter(|c| !is_empty(Some(c.as_bytes())))
+                .cloned()
                 .unwrap_or_default();
             let key = match request.grouping {
                 Grouping::Total => (None, String::new()),
@@ -162,7 +164,10 @@ impl TestKit {
                     group.sum += f64::from(u8::from(text));
                 }
                 Measure::Duplicates(_) => {
-                    let key = value.unwrap_or_default().to_vec();
+                    let key = value
+                        .filter(|v| !is_empty(Some(v)))
+                        .unwrap_or_default()
+                        .to_vec();
                     group.sum += f64::from(u8::from(!seen.insert(key)));
                 }
                 Measure::Where { cmp, value: c, .. } => {
@@ -173,6 +178,10 @@ impl TestKit {
                 }
             }
         }
+        let span_days: Vec<NaiveDate> = match (span.first(), span.last()) {
+            (Some(first), Some(last)) => first.iter_days().take_while(|d| d <= last).collect(),
+            _ => Vec::new(),
+        };
         let value = |g: &Group| match request.measure {
             Measure::Distinct(_) => g.distinct.len() as f64,
             _ => g.sum,
@@ -180,14 +189,7 @@ impl TestKit {
         Ok(match &request.grouping {
             Grouping::Total => MetricValue::Total(groups.values().next().map_or(0.0, value)),
             Grouping::Day => {
-                let mut series: DailySeries = match (span.first(), span.last()) {
-                    (Some(first), Some(last)) => first
-                        .iter_days()
-                        .take_while(|d| d <= last)
-                        .map(|d| (d, 0.0))
-                        .collect(),
-                    _ => DailySeries::new(),
-                };
+                let mut series: DailySeries = span_days.iter().map(|d| (*d, 0.0)).collect();
                 for ((day, _), g) in &groups {
                     if let Some(d) = day {
                         *series.entry(*d).or_default() += value(g);
@@ -196,7 +198,8 @@ impl TestKit {
                 MetricValue::Daily(series)
             }
             _ => {
-                let mut by: BTreeMap<NaiveDate, BTreeMap<String, f64>> = BTreeMap::new();
+                let mut by: BTreeMap<NaiveDate, BTreeMap<String, f64>> =
+                    span_days.iter().map(|d| (*d, BTreeMap::new())).collect();
                 for ((day, dim), g) in &groups {
                     if let Some(d) = day {
                         by.entry(*d).or_default().insert(dim.clone(), value(g));

@@ -44,6 +44,41 @@ fn example_plugin() -> &'static Path {
     })
 }
 
+/// `libteam_rules.so`: the out-of-tree fixture crate `tests/fixtures/plugins/team-rules`, built
+/// with its own lock file (other serde, serde_json and indexmap versions than the host's).
+fn team_plugin() -> &'static Path {
+    static PLUGIN: OnceLock<PathBuf> = OnceLock::new();
+    PLUGIN.get_or_init(|| {
+        let target = target_dir().join("team");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--locked", "--manifest-path"])
+            .arg(repo_root().join("tests/fixtures/plugins/team-rules/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "the team-rules fixture does not build");
+        let name = format!(
+            "{}team_rules{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        );
+        target.join("debug").join(name)
+    })
+}
+
+/// The version of a package in a lock file.
+fn locked_version(lock: &Path, package: &str) -> String {
+    let text = std::fs::read_to_string(lock).unwrap();
+    let marker = format!("name = \"{package}\"\nversion = \"");
+    let start = text
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{package} in {lock:?}"))
+        + marker.len();
+    text[start..].split('"').next().unwrap().to_string()
+}
+
 /// A shared library compiled from C source, for the refusal tests.
 fn c_library(dir: &Path, name: &str, source: &str) -> PathBuf {
     let c = dir.join(format!("{name}.c"));
@@ -131,6 +166,28 @@ fn the_example_plugin_runs_on_the_puffy_warehouse() {
         ),
         (Some("2025-03-08"), Some(1.0))
     );
+
+    // The reports name the rule's origin and chart its missing share against its fixed band.
+    let md = std::fs::read_to_string(out.join("monitoring_report.md")).unwrap();
+    assert!(md.contains("| `attribution_coverage` | plugin /"), "{md}");
+    assert!(
+        md.contains("| `attribution:missing_first_click` | 1 | limits 0 to 0 |"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(out.join("monitoring_report.html")).unwrap();
+    assert!(html.contains("<td><code>attribution_coverage</code></td><td>plugin /"));
+    assert!(html.contains("value 1 · allowed 0 to 0"), "{html}");
+    let observation = report["observations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["metric"] == "attribution:missing_first_click")
+        .unwrap();
+    assert_eq!(
+        observation["bounds"],
+        serde_json::json!({"lower": 0.0, "upper": 0.0})
+    );
+    assert_eq!(observation["flagged"], true);
 
     // The pristine warehouse passes the example rule.
     let clean_out = copy.path().join("clean");
@@ -364,4 +421,245 @@ fn the_example_crate_links_statically_with_the_cli_feature() {
         line.ends_with("[linked crate vigil-rules-example]"),
         "{line}"
     );
+}
+
+/// The paid orders of 2025-03-08 without a marketing source, counted from the CSV by hand.
+fn paid_orders_without_source_on_0308() -> f64 {
+    let text = std::fs::read_to_string(puffy().join("warehouse/fct_orders.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (ts, revenue, source) = (col("order_ts"), col("revenue"), col("marketing_source"));
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|cells| cells[ts].starts_with("2025-03-08"))
+        .filter(|cells| cells[revenue].trim().parse::<f64>().is_ok_and(|r| r > 0.0))
+        .filter(|cells| matches!(cells[source], "" | "NULL" | "null"))
+        .count() as f64
+}
+
+#[test]
+fn a_plugin_built_with_other_dependency_versions_reports_the_right_severities() {
+    let plugin = team_plugin();
+    let fixture_lock = repo_root().join("tests/fixtures/plugins/team-rules/Cargo.lock");
+    let host_lock = repo_root().join("Cargo.lock");
+    for package in ["serde", "serde_json", "indexmap"] {
+        assert_ne!(
+            locked_version(&fixture_lock, package),
+            locked_version(&host_lock, package),
+            "the fixture must be built with another {package} than the host"
+        );
+    }
+    let copy = puffy_copy();
+    let config = copy.path().join("vigil.yml");
+    std::fs::write(&config, "rules:\n  team_severities: {}\n").unwrap();
+    let out = copy.path().join("reports");
+    let plugin = plugin.to_str().unwrap();
+    let result = vigil_run(
+        &copy.path().join("warehouse"),
+        &config,
+        &out,
+        "2025-03-08",
+        &["--plugin", plugin, "--fail_on_error"],
+    );
+    assert_eq!(result.code, 1, "{result:?}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("monitoring_report.json")).unwrap())
+            .unwrap();
+    let expected = paid_orders_without_source_on_0308();
+    let found: Vec<(String, String, f64)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["severity"].as_str().unwrap().to_string(),
+                f["check"].as_str().unwrap().to_string(),
+                f["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("ERROR".to_string(), "team:error".to_string(), expected),
+            ("WARN".to_string(), "team:warn".to_string(), expected),
+            ("INFO".to_string(), "team:info".to_string(), expected),
+        ]
+    );
+    let observation = report["observations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["metric"] == "team:paid_without_source")
+        .unwrap_or_else(|| panic!("{}", report["observations"]));
+    assert_eq!(observation["value"].as_f64(), Some(expected));
+}
+
+#[test]
+fn a_panicking_plugin_is_an_error_finding_and_the_run_goes_on() {
+    let plugin = team_plugin().to_str().unwrap();
+    for step in ["build", "plan", "evaluate"] {
+        let copy = puffy_copy();
+        let config = copy.path().join("vigil.yml");
+        std::fs::write(
+            &config,
+            format!("rules:\n  team_panics: {{at: {step}}}\n  freshness: {{}}\n"),
+        )
+        .unwrap();
+        let out = copy.path().join("reports");
+        let result = vigil_run(
+            &copy.path().join("warehouse"),
+            &config,
+            &out,
+            "2025-03-09",
+            &["--plugin", plugin, "--fail_on_error"],
+        );
+        assert_eq!(result.code, 1, "{step}: {result:?}");
+        let report: Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join("monitoring_report.json")).unwrap(),
+        )
+        .unwrap();
+        let checks: Vec<&str> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["check"].as_str().unwrap())
+            .collect();
+        let check = format!("team_panics:{step}");
+        assert_eq!(
+            checks,
+            [
+                "freshness:orders_partition",
+                "freshness:sessions_partition",
+                check.as_str()
+            ],
+            "{step}"
+        );
+        let finding = &report["findings"][2];
+        assert_eq!(finding["severity"], "ERROR");
+        let message = finding["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "rule `team_panics` panicked in {step}: team_panics panics"
+            )),
+            "{message}"
+        );
+        for format in ["md", "html", "junit.xml"] {
+            assert!(
+                out.join(format!("monitoring_report.{format}")).exists(),
+                "{format}"
+            );
+        }
+    }
+}
+
+#[test]
+fn plugin_check_prints_protocol_rules_and_params_schema() {
+    let plugin = team_plugin();
+    let text = vigil(["plugin".as_ref(), "check".as_ref(), plugin.as_os_str()]);
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(
+        text.stdout.contains(&format!(
+            "protocol 2 (this vigil speaks 2), built with vigil-rule-api {}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout
+            .contains("rule `team_panics` (ERROR, package team-rules): Panics on purpose"),
+        "{}",
+        text.stdout
+    );
+    let json = vigil([
+        "plugin".as_ref(),
+        "check".as_ref(),
+        plugin.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    let report: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["protocol"], 2);
+    let ids: Vec<&str> = report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["team_panics", "team_severities"]);
+    let schema = &report["rules"][0]["params_schema"];
+    assert!(schema["properties"]["at"].is_object(), "{schema}");
+    let at = schema["definitions"]["At"].to_string();
+    for step in ["build", "plan", "evaluate"] {
+        assert!(at.contains(&format!("\"{step}\"")), "{at}");
+    }
+    // A library this vigil refuses: exit 2 with the reason.
+    let dir = tempfile::tempdir().unwrap();
+    let source =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/plugins/protocol1.c")).unwrap();
+    let old = c_library(dir.path(), "protocol1", &source);
+    let refused = vigil(["plugin".as_ref(), "check".as_ref(), old.as_os_str()]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused.stderr.contains("speaks plugin protocol 1"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn explain_of_a_plugin_rule_without_its_library_hints_at_plugin() {
+    let out = vigil(["explain", "team_panics"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains(
+            "a plugin's rules need its library: `vigil --plugin PATH explain team_panics`"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_template_crate_pulls_in_no_runtime() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            "vigil-rules-example",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
+        .current_dir(repo_root())
+        .output()
+        .expect("cargo tree runs");
+    assert!(output.status.success());
+    let tree = String::from_utf8(output.stdout).unwrap();
+    assert!(tree.contains("vigil-rule-api"), "{tree}");
+    let packages: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for banned in [
+        "vigil-engine",
+        "ureq",
+        "csv",
+        "simd-csv",
+        "libloading",
+        "postgres",
+        "tokio-postgres",
+        "rusqlite",
+        "parquet",
+        "clap",
+    ] {
+        assert!(!packages.contains(&banned), "{banned} in:\n{tree}");
+    }
 }

@@ -91,6 +91,16 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
         h.push_str("</div>");
     }
 
+    h.push_str("<h2>Rules</h2><table><tr><th>rule</th><th>origin</th></tr>");
+    for rule in &info.config.rules {
+        let _ = write!(
+            h,
+            "<tr><td><code>{}</code></td><td>{}</td></tr>",
+            escape(&rule.id),
+            escape(&rule.origin.to_string())
+        );
+    }
+    h.push_str("</table>");
     h.push_str("<h2>Tables</h2><table><tr><th>table</th><th>file</th><th>rows</th><th>days</th><th>first day</th><th>last day</th><th>unparsable dates</th></tr>");
     for scan in &eval.scans {
         let file = escape(&scan.path.display().to_string());
@@ -129,9 +139,12 @@ fn chart(o: &Observation) -> String {
     for p in points {
         lo = lo.min(p.value);
         hi = hi.max(p.value);
-        if let Some((c, s)) = p.baseline {
-            lo = lo.min(c - 3.0 * s);
-            hi = hi.max(c + 3.0 * s);
+        if let Some((lower, upper)) = p.band() {
+            // An open side of a fixed band (an infinite bound) does not stretch the chart.
+            for edge in [lower, upper].into_iter().filter(|e| e.is_finite()) {
+                lo = lo.min(edge);
+                hi = hi.max(edge);
+            }
         }
     }
     if !lo.is_finite() || !hi.is_finite() {
@@ -147,11 +160,12 @@ fn chart(o: &Observation) -> String {
         "<svg viewBox=\"0 0 {W} {H}\" width=\"100%\" role=\"img\" aria-label=\"{}\">",
         escape(&o.metric)
     );
-    // The band: upper edge left to right, then lower edge back.
+    // The band (center ± 3 spreads, or fixed bounds clipped to the chart): upper edge left to
+    // right, then lower edge back.
     let band: Vec<(usize, f64, f64)> = points
         .iter()
         .enumerate()
-        .filter_map(|(i, p)| p.baseline.map(|(c, s)| (i, c + 3.0 * s, c - 3.0 * s)))
+        .filter_map(|(i, p)| p.band().map(|(l, u)| (i, u.min(hi), l.max(lo))))
         .collect();
     if band.len() > 1 {
         let upper = band
@@ -167,12 +181,10 @@ fn chart(o: &Observation) -> String {
             "<polygon class=\"band\" points=\"{}\" fill=\"#90caf9\" fill-opacity=\"0.35\"/>",
             polygon.join(" ")
         );
-        let centers: Vec<String> = band
+        let centers: Vec<String> = points
             .iter()
-            .map(|(i, _, _)| {
-                let (c, _) = points[*i].baseline.unwrap_or_default();
-                format!("{:.1},{:.1}", x(*i), y(c))
-            })
+            .enumerate()
+            .filter_map(|(i, p)| p.baseline.map(|(c, _)| format!("{:.1},{:.1}", x(i), y(c))))
             .collect();
         let _ = write!(svg, "<polyline class=\"baseline\" points=\"{}\" fill=\"none\" stroke=\"#1565c0\" stroke-dasharray=\"3 3\"/>", centers.join(" "));
     }
@@ -188,8 +200,14 @@ fn chart(o: &Observation) -> String {
         let _ = write!(svg, "<circle class=\"flag\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#c62828\"><title>{}: {}</title></circle>", x(i), y(p.value), p.day, number(p.value));
     }
     svg.push_str("</svg>");
-    let detail = match o.baseline {
-        Some((c, s)) => format!(
+    let detail = match (o.baseline, o.bounds) {
+        (_, Some((lower, upper))) => format!(
+            "value {} · allowed {} to {}",
+            number(o.value),
+            number(lower),
+            number(upper)
+        ),
+        (Some((c, s)), None) => format!(
             "value {} · baseline {} ± {} · z {} · change {}",
             number(o.value),
             number(c),
@@ -197,7 +215,7 @@ fn chart(o: &Observation) -> String {
             o.z.map_or("∞".into(), |z| format!("{z:.2}")),
             o.pct.map_or("∞".into(), |p| format!("{:+.1}%", p * 100.0))
         ),
-        None => format!(
+        (None, None) => format!(
             "value {} · too little history for a baseline",
             number(o.value)
         ),
@@ -217,6 +235,9 @@ fn chart(o: &Observation) -> String {
 
 /// A number as people read it.
 fn number(v: f64) -> String {
+    if v.is_infinite() {
+        return if v > 0.0 { "∞" } else { "-∞" }.into();
+    }
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{v:.0}")
     } else if v.abs() < 1.0 {

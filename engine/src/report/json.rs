@@ -56,6 +56,11 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
             "value": o.value,
             "baseline_mean": o.baseline.map(|b| b.0),
             "baseline_std": o.baseline.map(|b| b.1),
+            "bounds": o.bounds.map(|(lower, upper)| json!({
+                // JSON has no infinity: an open side is null.
+                "lower": lower.is_finite().then_some(lower),
+                "upper": upper.is_finite().then_some(upper),
+            })),
             "z": o.z,
             "pct_change": o.pct,
             "flagged": o.flagged,

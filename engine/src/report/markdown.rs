@@ -50,9 +50,11 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
             eval.expected_date
         );
         for o in &eval.observations {
-            let baseline = o.baseline.map_or("–".to_string(), |(c, s)| {
-                format!("{} ± {}", short(c), short(s))
-            });
+            let baseline = match (o.bounds, o.baseline) {
+                (Some((lower, upper)), _) => format!("limits {} to {}", short(lower), short(upper)),
+                (None, Some((c, s))) => format!("{} ± {}", short(c), short(s)),
+                (None, None) => "–".to_string(),
+            };
             let z = o.z.map_or("–".to_string(), |z| format!("{z:.2}"));
             let pct = o
                 .pct
@@ -65,6 +67,11 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
                 if o.flagged { "**yes**" } else { "" }
             );
         }
+    }
+
+    let _ = writeln!(md, "\n## Rules\n| rule | origin |\n|---|---|");
+    for rule in &info.config.rules {
+        let _ = writeln!(md, "| `{}` | {} |", rule.id, rule.origin);
     }
 
     let _ = writeln!(md, "\n## Tables\n| table | file | rows | days | first day | last day | unparsable dates |\n|---|---|---:|---:|---|---|---:|");
@@ -125,6 +132,7 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
 /// A number in a table: four significant digits or so.
 fn short(v: f64) -> String {
     match v.abs() {
+        a if a.is_infinite() => if v > 0.0 { "∞" } else { "-∞" }.into(),
         a if a >= 100.0 || v.fract() == 0.0 => format!("{v:.0}"),
         a if a >= 1.0 => format!("{v:.2}"),
         _ => format!("{v:.4}"),

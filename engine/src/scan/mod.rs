@@ -95,6 +95,16 @@ pub enum TableProblem {
     Unreadable(String),
 }
 
+impl std::fmt::Display for TableProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TableProblem::Missing => f.write_str("does not exist"),
+            TableProblem::Empty => f.write_str("is empty: no header row"),
+            TableProblem::Unreadable(e) => write!(f, "cannot be read: {e}"),
+        }
+    }
+}
+
 /// One table's scan: its file, its health and its metrics.
 #[derive(Clone, Debug)]
 pub struct TableScan {
@@ -171,6 +181,15 @@ pub fn scan_table(name: &str, config: &TableConfig, dir: &Path, input: ScanInput
         }
     }
     scan_source(name, config, path, Ok(file), input)
+}
+
+/// The header of `config.file` under `dir` (only the first record is read).
+pub fn read_header(config: &TableConfig, dir: &Path) -> Result<Vec<String>, TableProblem> {
+    let file = File::open(dir.join(&config.file)).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => TableProblem::Missing,
+        _ => TableProblem::Unreadable(e.to_string()),
+    })?;
+    header(&mut reader(file, true))
 }
 
 /// Computes what `input` asks for from an opened table (or the reason it could not be opened),

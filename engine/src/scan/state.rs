@@ -6,7 +6,7 @@
 //! never by the number of rows. Distinct cells are kept, and dimension values recognised, as
 //! 64-bit hashes.
 
-use crate::metric::parse_number as number;
+use crate::metric::{is_empty, parse_number as number};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -65,8 +65,9 @@ pub struct FusedDay {
     first: HashMap<u64, usize, FixedState>,
     /// The rare (cell, dimension) pairs beyond the first dimension of a cell.
     extra: HashSet<(u64, usize), FixedState>,
-    /// Distinct cells per dimension number, kept as cells come in.
-    counts: Vec<usize>,
+    /// Distinct cells per dimension number, kept as cells come in; `None` for a dimension
+    /// value with no row on the day, `Some(0)` for one whose rows all had empty cells.
+    counts: Vec<Option<usize>>,
 }
 
 impl FusedDay {
@@ -78,12 +79,19 @@ impl FusedDay {
             }
             Entry::Occupied(first) => *first.get() != dim && self.extra.insert((cell, dim)),
         };
+        let count = self.touch(dim);
         if new {
-            if self.counts.len() <= dim {
-                self.counts.resize(dim + 1, 0);
-            }
-            self.counts[dim] += 1;
+            *count += 1;
         }
+    }
+
+    /// Records that the dimension value has a row on the day (its count stays 0 without a
+    /// non-empty cell).
+    fn touch(&mut self, dim: usize) -> &mut usize {
+        if self.counts.len() <= dim {
+            self.counts.resize(dim + 1, None);
+        }
+        self.counts[dim].get_or_insert(0)
     }
 
     /// Replaces each dimension number `d` by `renumber[d]`; the cells keep their slots.
@@ -94,7 +102,7 @@ impl FusedDay {
         if !self.extra.is_empty() {
             self.extra = self.extra.drain().map(|(c, d)| (c, renumber[d])).collect();
         }
-        let mut counts = vec![0; renumber.iter().max().map_or(0, |m| m + 1)];
+        let mut counts = vec![None; renumber.iter().max().map_or(0, |m| m + 1)];
         for (d, n) in self.counts.iter().enumerate() {
             counts[renumber[d]] = *n;
         }
@@ -113,6 +121,9 @@ impl Acc {
                 a.extend(b);
             }
             (Acc::Fused(a), Acc::Fused(b)) => {
+                for (dim, _) in b.counts.iter().enumerate().filter(|(_, n)| n.is_some()) {
+                    a.touch(dim);
+                }
                 for (cell, dim) in b.first.into_iter().chain(b.extra) {
                     a.insert(cell, dim);
                 }
@@ -210,8 +221,7 @@ impl Partial {
                         .counts
                         .iter()
                         .zip(dims)
-                        .filter(|(n, _)| **n > 0)
-                        .map(|(n, dim)| (dim.clone(), Acc::Sum(*n as f64)));
+                        .filter_map(|(n, dim)| Some((dim.clone(), Acc::Sum((*n)? as f64))));
                     (*day, counts.collect())
                 })
                 .collect(),
@@ -392,9 +402,12 @@ impl State {
         if self.fused {
             let dim = self.dim_number(dim);
             let acc = self.acc(slot, 0, || Acc::Fused(FusedDay::default()));
-            if let (Acc::Fused(f), Some(b)) = (acc, cell.bytes) {
-                if !b.is_empty() {
-                    f.insert(hash(), dim);
+            if let Acc::Fused(f) = acc {
+                match cell.bytes {
+                    Some(b) if !is_empty(Some(b)) => f.insert(hash(), dim),
+                    _ => {
+                        f.touch(dim);
+                    }
                 }
             }
             return;
@@ -406,7 +419,7 @@ impl State {
             };
             let acc = self.acc(slot, dim, || Acc::Set(HashSet64::with_hasher(HASHER)));
             if let (Acc::Set(set), Some(b)) = (acc, cell.bytes) {
-                if !b.is_empty() {
+                if !is_empty(Some(b)) {
                     set.insert(hash());
                 }
             }
@@ -438,7 +451,11 @@ impl State {
                 f64::from(u8::from(cmp.holds(n, value.0)))
             }
             (Measure::Duplicates(_), _) => {
-                let key = cell.bytes.unwrap_or_default();
+                // Empty cells (absent, empty, NULL, null) count as equal to each other.
+                let key = cell
+                    .bytes
+                    .filter(|b| !is_empty(Some(b)))
+                    .unwrap_or_default();
                 if self.seen.contains(key) {
                     1.0
                 } else {

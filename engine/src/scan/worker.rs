@@ -1,6 +1,7 @@
 //! The hot loop: reads the records of a table (or of segments of it) with `simd-csv`'s
 //! zero-copy reader and folds each into the states of the bound requests.
 
+use crate::metric::is_empty;
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -276,7 +277,11 @@ impl<'p> Worker<'p> {
                 }
                 None => (None, Cell::Null),
             };
-            let dim = dimension.and_then(|i| cells.bytes[i]).unwrap_or_default();
+            // Empty dimension cells (absent, empty, NULL, null) are grouped under "".
+            let dim = dimension
+                .and_then(|i| cells.bytes[i])
+                .filter(|b| !is_empty(Some(b)))
+                .unwrap_or_default();
             let row = RowCell { bytes, cell };
             let hash = || b.column.map_or(0, |i| cells.hash(i));
             state.update(day, &row, hash, dim);

@@ -224,17 +224,33 @@ fn a_missing_purchases_column_skips_only_conversion() {
     let (sessions, order_rows) = warehouse(&ORDERS, &PRICE);
     let sessions = sessions.replace("purchases", "buys");
     let eval = evaluate_last_day(&rule(), &sessions, &order_rows, 10, Scope::Partition);
+    // The column the rule reads is missing: an ERROR naming it, and only conversion skipped.
     assert_eq!(
         summary(&eval),
-        [(
-            "INFO".to_string(),
-            "anomaly:conversion_rate_skipped".to_string(),
-            None,
-            None
-        )]
+        [
+            (
+                "ERROR".to_string(),
+                "anomaly:unknown_column".to_string(),
+                None,
+                None
+            ),
+            (
+                "INFO".to_string(),
+                "anomaly:conversion_rate_skipped".to_string(),
+                None,
+                None
+            )
+        ]
+    );
+    assert!(
+        eval.findings[0]
+            .message
+            .starts_with("rule `anomaly` reads column `purchases` of table `sessions`, which"),
+        "{}",
+        eval.findings[0].message
     );
     assert_eq!(
-        eval.findings[0].message,
+        eval.findings[1].message,
         "Check `anomaly:conversion_rate` skipped: column `purchases` is missing from s.csv"
     );
 }

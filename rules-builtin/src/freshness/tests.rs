@@ -258,13 +258,22 @@ fn a_missing_volume_column_skips_only_the_floor() {
     let found = run(&rule(5), data, "2025-03-05", Scope::Partition);
     assert_eq!(
         found,
-        [(
-            Severity::Info,
-            "volume:sessions_floor_skipped".to_string(),
-            None,
-            None,
-            None
-        )]
+        [
+            (
+                Severity::Error,
+                "freshness:unknown_column".to_string(),
+                None,
+                None,
+                None
+            ),
+            (
+                Severity::Info,
+                "volume:sessions_floor_skipped".to_string(),
+                None,
+                None,
+                None
+            )
+        ]
     );
 }
 

@@ -82,12 +82,20 @@ fn a_missing_purchases_column_is_an_error_not_a_zero() {
     let eval = evaluate_funnel(&rule, &data);
     assert_eq!(
         summary(&eval),
-        [(
-            "ERROR".to_string(),
-            "funnel:missing_column".to_string(),
-            None,
-            None
-        )]
+        [
+            (
+                "ERROR".to_string(),
+                "funnel:missing_column".to_string(),
+                None,
+                None
+            ),
+            (
+                "ERROR".to_string(),
+                "funnel:unknown_column".to_string(),
+                None,
+                None
+            )
+        ]
     );
     assert_eq!(
         eval.findings[0].message,

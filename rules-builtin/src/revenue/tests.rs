@@ -174,12 +174,25 @@ fn a_missing_null_rate_column_is_skipped_with_a_reason() {
     let eval = evaluate_revenue(&orders, &sessions, Scope::Partition);
     assert_eq!(
         summary(&eval),
-        [(
-            "INFO".to_string(),
-            "sessions:null_rate:client_id_skipped".to_string(),
-            None,
-            None
-        )]
+        [
+            (
+                "ERROR".to_string(),
+                "revenue:unknown_column".to_string(),
+                None,
+                None
+            ),
+            (
+                "INFO".to_string(),
+                "sessions:null_rate:client_id_skipped".to_string(),
+                None,
+                None
+            )
+        ]
+    );
+    assert!(
+        eval.findings[0].message.ends_with("does not have"),
+        "no close column for `client_id` among the header: {}",
+        eval.findings[0].message
     );
 }
 
