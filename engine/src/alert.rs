@@ -9,43 +9,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::config::{AlertRouting, Destination};
-use crate::report::{one_line, verdict, RunInfo};
+use crate::report::{one_line, verdict, Delivery, RunInfo};
 use crate::rule::{Finding, Severity};
 use crate::runner::Evaluation;
-
-/// How one destination's delivery ended.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Delivery {
-    /// The destination's name.
-    pub destination: String,
-    /// `slack`, `pagerduty` or `webhook`.
-    pub kind: &'static str,
-    /// `sent`, `failed` or `dry_run`.
-    pub status: &'static str,
-    /// Findings routed to it.
-    pub findings: usize,
-    /// HTTP requests made (PagerDuty sends one event per finding).
-    pub requests: usize,
-    /// Attempts made, retries included.
-    pub attempts: u32,
-    /// Why it failed (no secret in it).
-    pub error: Option<String>,
-}
-
-impl Delivery {
-    /// The JSON form in `routing.deliveries`.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "destination": self.destination,
-            "kind": self.kind,
-            "status": self.status,
-            "findings": self.findings,
-            "requests": self.requests,
-            "attempts": self.attempts,
-            "error": self.error,
-        })
-    }
-}
 
 /// One HTTP request to make.
 #[derive(Clone, Debug, PartialEq)]

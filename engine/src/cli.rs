@@ -306,10 +306,10 @@ fn registry(cli_plugins: &[PathBuf], config_file: Option<&Path>) -> Result<Regis
     let mut registry = Registry::linked().map_err(|e| e.to_string())?;
     let mut plugins = cli_plugins.to_vec();
     if let Some(file) = config_file.filter(|f| f.is_file()) {
-        plugins.extend(crate::config::plugin_paths(file).map_err(|e| e.to_string())?);
+        plugins.extend(crate::loader::plugin_paths(file).map_err(|e| e.to_string())?);
     }
     for path in plugins {
-        crate::plugin::load(&path, &mut registry).map_err(|e| e.to_string())?;
+        registry.load_plugin(&path).map_err(|e| e.to_string())?;
     }
     Ok(registry)
 }
@@ -327,7 +327,7 @@ fn plugin_check(
         Err(e) => return fail(err, &e.to_string()),
     };
     let mut with = registry.clone();
-    let accepted = crate::plugin::load(file, &mut with).map(|_| ());
+    let accepted = with.load_plugin(file).map(|_| ());
     let _ = write!(out, "{}", docs::plugin_report(&plugin, format));
     match accepted {
         Ok(()) => EXIT_OK,

@@ -23,8 +23,8 @@ use vigil_rule_api::protocol::{Buffer, Call, Envelope, Reply, API_VERSION, PROTO
 use vigil_rule_api::registry::{ParamsError, RuleInfo};
 use vigil_rule_api::rule::{Evaluated, Rule, RuleError, RunCtx};
 
+use crate::failed::Failed;
 use crate::metric::{MetricRequest, Metrics};
-use crate::registry::{Broken, Origin, RegisteredRule, Registry};
 
 /// `vigil_plugin_protocol`: the protocol version.
 type ProtocolFn = unsafe extern "C" fn() -> u32;
@@ -193,7 +193,7 @@ impl Plugin {
             rule: id.to_string(),
             params,
         };
-        let broken = |error| Ok(Box::new(Broken(error)) as Box<dyn Rule>);
+        let broken = |error| Ok(Box::new(Failed(error)) as Box<dyn Rule>);
         match self.request(&call) {
             Ok(Reply::Built { instance }) => Ok(Box::new(PluginRule {
                 plugin: Arc::clone(self),
@@ -270,43 +270,13 @@ impl Rule for PluginRule {
     }
 }
 
-/// Loads a plugin library and adds its rules to `registry`; returns their ids. A library
-/// already loaded (the same file named twice, on the command line and in `plugins:`) adds
-/// nothing.
-pub fn load(path: &Path, registry: &mut Registry) -> Result<Vec<String>, PluginError> {
-    if let Ok(canonical) = path.canonicalize() {
-        if registry.plugins.contains(&canonical) {
-            return Ok(Vec::new());
-        }
-    }
-    let plugin = Plugin::open(path)?;
-    let origin = Origin::Plugin(plugin.path.clone());
-    let mut ids = Vec::new();
-    for info in &plugin.rules {
-        ids.push(info.id.clone());
-        registry
-            .add(RegisteredRule::plugin(
-                info.clone(),
-                origin.clone(),
-                Arc::clone(&plugin),
-            ))
-            .map_err(|e| PluginError {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-    }
-    registry.plugins.push(plugin.path.clone());
-    Ok(ids)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_missing_file_is_refused_clearly() {
-        let mut registry = Registry::default();
-        let err = load(Path::new("/nonexistent/libteam.so"), &mut registry).unwrap_err();
+        let err = Plugin::open(Path::new("/nonexistent/libteam.so")).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("plugin /nonexistent/libteam.so: cannot be read:"),

@@ -7,12 +7,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
+use std::path::Path;
+
 use vigil_rule_api::protocol::panic_message;
 use vigil_rule_api::registry::{registered, BuildFn, ParamsError, RuleInfo};
-use vigil_rule_api::rule::{Evaluated, Rule, RuleError, RunCtx, Step};
+use vigil_rule_api::rule::{Rule, RuleError, Step};
 
-use crate::metric::{MetricRequest, Metrics};
-use crate::plugin::Plugin;
+use crate::failed::Failed;
+use crate::plugin::{Plugin, PluginError};
 
 /// Where a rule comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,15 +59,6 @@ impl fmt::Debug for RegisteredRule {
 }
 
 impl RegisteredRule {
-    /// A rule of a loaded plugin.
-    pub(crate) fn plugin(info: RuleInfo, origin: Origin, plugin: Arc<Plugin>) -> Self {
-        RegisteredRule {
-            info,
-            origin,
-            builder: Builder::Plugin(plugin),
-        }
-    }
-
     /// Builds the rule from its params (`null`: defaults). Refused params are a config error;
     /// a rule that panics while it is built becomes a rule that reports an ERROR
     /// `<rule>:build` finding when the run plans it.
@@ -73,27 +66,13 @@ impl RegisteredRule {
         match &self.builder {
             Builder::Linked(build) => match catch_unwind(AssertUnwindSafe(|| build(params))) {
                 Ok(built) => built,
-                Err(panic) => Ok(Box::new(Broken(RuleError::Panicked {
+                Err(panic) => Ok(Box::new(Failed(RuleError::Panicked {
                     step: Step::Build,
                     message: panic_message(panic.as_ref()),
                 }))),
             },
             Builder::Plugin(plugin) => plugin.build(&self.info.id, params),
         }
-    }
-}
-
-/// A rule that could not be built for a reason that is not its params: every step fails with
-/// that error, so the run reports it as an ERROR finding and goes on.
-pub(crate) struct Broken(pub RuleError);
-
-impl Rule for Broken {
-    fn plan(&self, _cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError> {
-        Err(self.0.clone())
-    }
-
-    fn evaluate(&self, _cx: &RunCtx, _metrics: &Metrics) -> Result<Evaluated, RuleError> {
-        Err(self.0.clone())
     }
 }
 
@@ -125,7 +104,7 @@ impl std::error::Error for DuplicateRule {}
 pub struct Registry {
     entries: Vec<RegisteredRule>,
     /// The plugin libraries loaded, canonical paths (each is loaded once).
-    pub(crate) plugins: Vec<PathBuf>,
+    plugins: Vec<PathBuf>,
 }
 
 impl Registry {
@@ -158,6 +137,33 @@ impl Registry {
                 Ok(())
             }
         }
+    }
+
+    /// Loads a plugin library and adds its rules; returns their ids. A library already loaded
+    /// (the same file named twice, on the command line and in `plugins:`) adds nothing.
+    pub fn load_plugin(&mut self, path: &Path) -> Result<Vec<String>, PluginError> {
+        if let Ok(canonical) = path.canonicalize() {
+            if self.plugins.contains(&canonical) {
+                return Ok(Vec::new());
+            }
+        }
+        let plugin = Plugin::open(path)?;
+        let origin = Origin::Plugin(plugin.path.clone());
+        let mut ids = Vec::new();
+        for info in &plugin.rules {
+            ids.push(info.id.clone());
+            self.add(RegisteredRule {
+                info: info.clone(),
+                origin: origin.clone(),
+                builder: Builder::Plugin(Arc::clone(&plugin)),
+            })
+            .map_err(|e| PluginError {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        }
+        self.plugins.push(plugin.path.clone());
+        Ok(ids)
     }
 
     /// The rule with this id.

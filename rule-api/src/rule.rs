@@ -540,3 +540,28 @@ pub trait Rule: Send + Sync {
     /// `metrics`; a rule reports the checks it must skip with [`Finding::skipped`] and goes on.
     fn evaluate(&self, cx: &RunCtx, metrics: &Metrics) -> Result<Evaluated, RuleError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The run context and findings are plain data that threads share.
+    #[test]
+    fn the_run_context_and_findings_are_send_and_sync() {
+        fn shared<T: Send + Sync>() {}
+        shared::<RunCtx>();
+        shared::<Finding>();
+        shared::<Evaluated>();
+    }
+
+    #[test]
+    fn findings_cross_json_with_their_severity_by_name() {
+        let finding = Finding::new(Severity::Error, "r", "r:check", "message")
+            .value(f64::INFINITY)
+            .on(NaiveDate::from_ymd_opt(2025, 3, 8).unwrap());
+        let text = serde_json::to_string(&finding).unwrap();
+        assert!(text.contains("\"severity\":\"error\""), "{text}");
+        assert!(text.contains("\"value\":\"inf\""), "{text}");
+        assert_eq!(serde_json::from_str::<Finding>(&text).unwrap(), finding);
+    }
+}

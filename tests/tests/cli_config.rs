@@ -216,3 +216,92 @@ fn schema_command_prints_the_checked_in_schema() {
         "schema/vigil.schema.json is stale; see tests/tests/generated.rs"
     );
 }
+
+#[test]
+fn a_rules_own_param_check_points_at_that_rules_field() {
+    // `drift` is not the first rule: the error must land on its field, not on `freshness`.
+    let out = validate_text("rules:\n  freshness: {}\n  drift:\n    abs_change_threshold: 1.5\n");
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr.lines().next().unwrap(),
+        "vigil: error: vigil.yml:4:27: rules.drift.abs_change_threshold: is a share change \
+         between 0 and 1"
+    );
+}
+
+#[test]
+fn a_misspelt_column_is_refused_by_validate_with_the_warehouse_and_is_an_error_at_run_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vigil.yml");
+    fs::write(
+        &config,
+        "rules:\n  freshness:\n    tables:\n      sessions: {count_distinct: sesion_id, min_per_day: 1}\n",
+    )
+    .unwrap();
+    // Without data the config is valid: the column can only be checked against a header.
+    let plain = vigil(["validate".as_ref(), config.as_os_str()]);
+    assert_eq!(plain.code, 0, "{plain:?}");
+    let warehouse = puffy().join("warehouse");
+    let checked = vigil([
+        "validate".as_ref(),
+        config.as_os_str(),
+        "--warehouse".as_ref(),
+        warehouse.as_os_str(),
+    ]);
+    assert_eq!(checked.code, 2, "{checked:?}");
+    let sessions = warehouse.join("fct_sessions.csv");
+    assert!(
+        checked.stderr.contains(&format!(
+            "rules.freshness: rule `freshness` reads column `sesion_id` of table `sessions`, \
+             which {} does not have; did you mean `session_id`?",
+            sessions.display()
+        )),
+        "{}",
+        checked.stderr
+    );
+
+    let out = dir.path().join("reports");
+    let run = vigil_tests::vigil_run(
+        &warehouse,
+        &config,
+        &out,
+        "2025-03-08",
+        &["--fail_on_error"],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let report = vigil_tests::json_report(&out);
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "freshness:unknown_column")
+        .unwrap_or_else(|| panic!("{}", report["findings"]));
+    assert_eq!(finding["severity"], "ERROR");
+    assert_eq!(finding["context"]["did_you_mean"], "session_id");
+}
+
+#[test]
+fn validate_with_the_warehouse_names_a_missing_table_file_and_passes_a_good_config() {
+    let warehouse = puffy().join("warehouse");
+    let good = repo_root().join("schema/examples/puffy.yml");
+    let ok = vigil([
+        "validate".as_ref(),
+        good.as_os_str(),
+        "--warehouse".as_ref(),
+        warehouse.as_os_str(),
+    ]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    let empty = tempfile::tempdir().unwrap();
+    let missing = vigil([
+        "validate".as_ref(),
+        good.as_os_str(),
+        "--warehouse".as_ref(),
+        empty.path().as_os_str(),
+    ]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("fct_sessions.csv does not exist"),
+        "{}",
+        missing.stderr
+    );
+}

@@ -5,14 +5,13 @@ pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::legacy::LegacyConfig;
-use crate::registry::{Origin, Registry};
+use crate::registry::Origin;
 use crate::rule::{Rule, RunCtx, Scope, TableInfo};
 use crate::timestamp::NaiveTimestamps;
 use yaml::YamlError;
@@ -350,193 +349,11 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// The plugin libraries a config file lists under `plugins:`, resolved against its folder.
-pub fn plugin_paths(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
-    let located = |error| ConfigError {
-        file: path.to_path_buf(),
-        error,
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| located(unlocated("", format!("cannot read config: {e}"))))?;
-    let base = path.parent().unwrap_or(Path::new(""));
-    Ok(yaml::plugin_list(&text)
-        .map_err(located)?
-        .into_iter()
-        .map(|p| base.join(p))
-        .collect())
-}
-
 impl Config {
-    /// Reads and validates a config file (no data access).
-    pub fn load(path: &Path, registry: &Registry) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            error: unlocated("", format!("cannot read config: {e}")),
-        })?;
-        Config::from_text(path, &text, registry)
-    }
-
-    /// Validates config text that came from `path`.
-    pub fn from_text(path: &Path, text: &str, registry: &Registry) -> Result<Config, ConfigError> {
-        let located = |error| ConfigError {
-            file: path.to_path_buf(),
-            error,
-        };
-        let keys = yaml::top_level_keys(text).map_err(located)?;
-        let Some(keys) = keys else {
-            let what = if text.trim().is_empty() {
-                "the config is empty; start from schema/examples/puffy.yml"
-            } else {
-                "the config must be a mapping of sections (tables, rules, operations, ...)"
-            };
-            return Err(located(unlocated("", what.into())));
-        };
-        let config = if keys.iter().any(|k| k == "schemas") {
-            Config::from_reference(path, text, registry)
-        } else {
-            Config::from_native(path, text, &keys, registry)
-        }
-        .map_err(located)?;
-        config.check_tables().map_err(located)?;
-        Ok(config)
-    }
-
-    fn from_native(
-        path: &Path,
-        text: &str,
-        keys: &[String],
-        registry: &Registry,
-    ) -> Result<Config, YamlError> {
-        let file: ConfigFile = yaml::parse(text)?;
-        let mut rules = Vec::new();
-        if keys.iter().any(|k| k == "rules") {
-            let known: Vec<&str> = registry.ids().collect();
-            for id in yaml::check_rule_ids(text, &known)? {
-                let entry = registry.get(&id).expect("id checked against the registry");
-                let params = yaml::rule_section(text, &id)?;
-                let rule = entry
-                    .build(params)
-                    .map_err(|e| yaml::params_error(text, &id, &e))?;
-                rules.push(ConfiguredRule {
-                    id,
-                    origin: entry.origin.clone(),
-                    rule,
-                });
-            }
-        } else {
-            for entry in registry.iter() {
-                let id = entry.info.id.clone();
-                let rule = entry
-                    .build(serde_json::Value::Null)
-                    .map_err(|e| unlocated(&format!("rules.{id}"), e.to_string()))?;
-                rules.push(ConfiguredRule {
-                    id,
-                    origin: entry.origin.clone(),
-                    rule,
-                });
-            }
-        }
-        Ok(Config {
-            path: path.to_path_buf(),
-            format: ConfigFormat::Native,
-            run: file.run,
-            tables: file.tables,
-            rules,
-            operations: file.operations,
-            alert_routing: file.alert_routing,
-        })
-    }
-
-    fn from_reference(path: &Path, text: &str, registry: &Registry) -> Result<Config, YamlError> {
-        let legacy: LegacyConfig = yaml::parse(text)?;
-        let parts = legacy.into_parts();
-        let mut rules = Vec::new();
-        for (id, params) in legacy.rule_params() {
-            let Some(entry) = registry.get(id) else {
-                continue;
-            };
-            let rule = entry
-                .build(params)
-                .map_err(|e| unlocated("", format!("rule `{id}`: {e}")))?;
-            rules.push(ConfiguredRule {
-                id: id.to_string(),
-                origin: entry.origin.clone(),
-                rule,
-            });
-        }
-        Ok(Config {
-            path: path.to_path_buf(),
-            format: ConfigFormat::Reference,
-            run: parts.run,
-            tables: parts.tables,
-            rules,
-            operations: parts.operations,
-            alert_routing: parts.alert_routing,
-        })
-    }
-
     /// What rules are told about the run: the expected partition, the scope and each table's
     /// date column.
     pub fn run_ctx(&self, expected_date: NaiveDate, scope: Scope) -> RunCtx {
         table_ctx(&self.tables, expected_date, scope)
-    }
-
-    /// Lookups name a configured table without a lookup of its own, with one key per table;
-    /// every table a rule asks for is configured.
-    fn check_tables(&self) -> Result<(), YamlError> {
-        let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
-        for (name, table) in &self.tables {
-            for (n, lookup) in table.lookups.iter().enumerate() {
-                let path = format!("tables.{name}.lookups[{n}]");
-                let problem = match self.tables.get(&lookup.table) {
-                    None => Some(format!(
-                        "looks up table `{}`, which is not configured",
-                        lookup.table
-                    )),
-                    Some(_) if lookup.table == *name => {
-                        Some("a table cannot look itself up".into())
-                    }
-                    Some(other) if !other.lookups.is_empty() => Some(format!(
-                        "looks up `{}`, which has lookups itself; lookups do not chain",
-                        lookup.table
-                    )),
-                    Some(_) => match keys.insert(&lookup.table, lookup.foreign_key()) {
-                        Some(key) if key != lookup.foreign_key() => Some(format!(
-                            "looks up `{}` by `{}`, but another lookup uses `{key}`",
-                            lookup.table,
-                            lookup.foreign_key()
-                        )),
-                        _ => None,
-                    },
-                };
-                if let Some(message) = problem {
-                    return Err(unlocated(&path, message));
-                }
-            }
-        }
-        let cx = self.run_ctx(NaiveDate::MIN, self.run.scope);
-        for configured in &self.rules {
-            // A rule that fails or panics in `plan` is reported by the run as an ERROR finding.
-            let plan = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                configured.rule.plan(&cx)
-            }));
-            for request in plan.ok().and_then(Result::ok).unwrap_or_default() {
-                if !self.tables.contains_key(&request.table) {
-                    let configured_tables: Vec<&str> =
-                        self.tables.keys().map(String::as_str).collect();
-                    return Err(unlocated(
-                        &format!("rules.{}", configured.id),
-                        format!(
-                            "the rule needs table `{}`, which is not configured under `tables` \
-                             (configured: {})",
-                            request.table,
-                            configured_tables.join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 }
 
@@ -553,7 +370,8 @@ pub fn table_ctx(
     RunCtx::new(expected_date, scope, tables)
 }
 
-fn unlocated(path: &str, message: String) -> YamlError {
+/// An error without a position in the file.
+pub fn unlocated(path: &str, message: String) -> YamlError {
     YamlError {
         line: None,
         column: None,

@@ -42,7 +42,7 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
         "routing": {
             "counts": counts,
             "routing_plan": plan,
-            "deliveries": info.deliveries.iter().map(crate::alert::Delivery::to_json).collect::<Vec<_>>(),
+            "deliveries": info.deliveries.iter().map(super::Delivery::to_json).collect::<Vec<_>>(),
         },
         "quarantine_path": quarantine_path,
         "quarantine_error": quarantine_error,

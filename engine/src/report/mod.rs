@@ -10,6 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::rule::{Finding, Severity};
@@ -40,7 +41,7 @@ pub struct RunInfo<'a> {
     /// The quarantine snapshot, or why it failed; `None` when no quarantine was due.
     pub quarantine: Option<Result<PathBuf, String>>,
     /// How the alert deliveries went.
-    pub deliveries: Vec<crate::alert::Delivery>,
+    pub deliveries: Vec<Delivery>,
 }
 
 impl RunInfo<'_> {
@@ -96,4 +97,38 @@ pub fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     std::fs::write(&tmp, contents)?;
     std::fs::rename(&tmp, path)
+}
+
+/// How one destination's delivery ended (the alert module delivers; the reports record it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// The destination's name.
+    pub destination: String,
+    /// `slack`, `pagerduty` or `webhook`.
+    pub kind: &'static str,
+    /// `sent`, `failed` or `dry_run`.
+    pub status: &'static str,
+    /// Findings routed to it.
+    pub findings: usize,
+    /// HTTP requests made (PagerDuty sends one event per finding).
+    pub requests: usize,
+    /// Attempts made, retries included.
+    pub attempts: u32,
+    /// Why it failed (no secret in it).
+    pub error: Option<String>,
+}
+
+impl Delivery {
+    /// The JSON form in `routing.deliveries`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "destination": self.destination,
+            "kind": self.kind,
+            "status": self.status,
+            "findings": self.findings,
+            "requests": self.requests,
+            "attempts": self.attempts,
+            "error": self.error,
+        })
+    }
 }
