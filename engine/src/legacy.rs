@@ -228,6 +228,14 @@ impl LegacyConfig {
 }
 
 impl LegacyConfig {
+    /// The native params the reference gives rule `id`, if it configures it.
+    pub fn params_of(&self, id: &str) -> Option<Value> {
+        self.rule_params()
+            .into_iter()
+            .find(|(rule, _)| *rule == id)
+            .map(|(_, params)| params)
+    }
+
     /// The native params of each builtin rule the reference configures, by rule id.
     pub fn rule_params(&self) -> Vec<(&'static str, Value)> {
         let a = &self.anomaly_detection;

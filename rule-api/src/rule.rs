@@ -265,9 +265,13 @@ impl HistoryPoint {
 
     /// The band a chart draws: the fixed bounds, else center ± 3 spreads.
     pub fn band(&self) -> Option<(f64, f64)> {
-        self.bounds
-            .or(self.baseline.map(|(c, s)| (c - 3.0 * s, c + 3.0 * s)))
+        band(self.bounds, self.baseline)
     }
+}
+
+/// Fixed bounds, else center ± 3 spreads.
+fn band(bounds: Option<(f64, f64)>, baseline: Option<(f64, f64)>) -> Option<(f64, f64)> {
+    bounds.or(baseline.map(|(c, s)| (c - 3.0 * s, c + 3.0 * s)))
 }
 
 /// A daily metric as a rule judged it for the expected partition: what the reports tabulate
@@ -357,8 +361,7 @@ impl Observation {
     /// The band a chart draws for the expected partition: fixed bounds, else center ± 3
     /// spreads.
     pub fn band(&self) -> Option<(f64, f64)> {
-        self.bounds
-            .or(self.baseline.map(|(c, s)| (c - 3.0 * s, c + 3.0 * s)))
+        band(self.bounds, self.baseline)
     }
 }
 

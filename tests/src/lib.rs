@@ -99,3 +99,60 @@ pub fn json_report(out: &Path) -> serde_json::Value {
         std::fs::read_to_string(out.join("monitoring_report.json")).expect("json report written");
     serde_json::from_str(&text).expect("the report is valid JSON")
 }
+
+/// Runs rule `rule` (configured `{at: <step>}`) beside `freshness` on the Puffy warehouse for
+/// 03-09 with `--fail_on_error`, for each step, and checks that its panic is an ERROR finding
+/// `<rule>:<step>` whose message starts with `rule `<rule>` panicked in <step>: <panic>`,
+/// that freshness still reported and that every report was written. `panic(step)` is the
+/// start of the panic message.
+pub fn assert_panics_are_isolated(rule: &str, extra: &[&str], panic: impl Fn(&str) -> String) {
+    for step in ["build", "plan", "evaluate"] {
+        let copy = puffy_copy();
+        let config = copy.path().join("vigil.yml");
+        std::fs::write(
+            &config,
+            format!("rules:\n  {rule}: {{at: {step}}}\n  freshness: {{}}\n"),
+        )
+        .expect("config written");
+        let out = copy.path().join("reports");
+        let mut flags = extra.to_vec();
+        flags.push("--fail_on_error");
+        let result = vigil_run(
+            &copy.path().join("warehouse"),
+            &config,
+            &out,
+            "2025-03-09",
+            &flags,
+        );
+        assert_eq!(result.code, 1, "{step}: {result:?}");
+        let report = json_report(&out);
+        let checks: Vec<&str> = report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter_map(|f| f["check"].as_str())
+            .collect();
+        // freshness still ran (the partition of 03-09 is late).
+        let check = format!("{rule}:{step}");
+        assert_eq!(
+            checks,
+            [
+                "freshness:orders_partition",
+                "freshness:sessions_partition",
+                check.as_str()
+            ],
+            "{step}"
+        );
+        let finding = &report["findings"][2];
+        assert_eq!(finding["severity"], "ERROR");
+        let expected = format!("rule `{rule}` panicked in {step}: {}", panic(step));
+        let message = finding["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(&expected), "{message}");
+        for format in ["md", "html", "junit.xml"] {
+            assert!(
+                out.join(format!("monitoring_report.{format}")).exists(),
+                "{step}: {format}"
+            );
+        }
+    }
+}

@@ -264,12 +264,8 @@ fn the_reference_config_maps_thresholds_and_window() {
     .unwrap();
     let legacy: vigil_engine::legacy::LegacyConfig =
         vigil_engine::config::yaml::parse(&text).unwrap();
-    let (_, section) = legacy
-        .rule_params()
-        .into_iter()
-        .find(|(id, _)| *id == "anomaly")
-        .unwrap();
-    let params: AnomalyParams = vigil_rule_api::registry::parse_params(section).unwrap();
+    let params: AnomalyParams =
+        vigil_rule_api::registry::parse_params(legacy.params_of("anomaly").unwrap()).unwrap();
     assert_eq!((params.z_threshold, params.pct_threshold), (3.0, 0.3));
     assert_eq!(
         (params.baseline.window_days, params.baseline.min_points),

@@ -302,12 +302,8 @@ fn the_reference_config_maps_floors_and_severities() {
     .expect("the shared Puffy data sits next to the project");
     let legacy: vigil_engine::legacy::LegacyConfig =
         vigil_engine::config::yaml::parse(&text).unwrap();
-    let (_, section) = legacy
-        .rule_params()
-        .into_iter()
-        .find(|(id, _)| *id == "freshness")
-        .unwrap();
-    let params: FreshnessParams = vigil_rule_api::registry::parse_params(section).unwrap();
+    let params: FreshnessParams =
+        vigil_rule_api::registry::parse_params(legacy.params_of("freshness").unwrap()).unwrap();
     let sessions = &params.tables["sessions"];
     let orders = &params.tables["orders"];
     assert_eq!(
