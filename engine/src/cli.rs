@@ -22,6 +22,9 @@ use crate::runner::{self, Evaluation};
 use crate::suggest::closest;
 use crate::timestamp::{leading_date, parse_day, NaiveTimestamps};
 
+/// The environment variable that may hold the warehouse location.
+pub const WAREHOUSE_ENV: &str = "VIGIL_WAREHOUSE";
+
 /// Exit code: no ERROR finding, or ERROR findings without `--fail_on_error`.
 pub const EXIT_OK: i32 = 0;
 /// Exit code: ERROR findings with `--fail_on_error`.
@@ -98,13 +101,15 @@ enum PluginCommand {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Folder holding the warehouse tables (CSV files).
+    /// Where the warehouse tables are: a folder (CSV or Parquet files), or a URL such as
+    /// `postgres://user@host:5432/db`. Default: the environment variable VIGIL_WAREHOUSE (so a
+    /// password stays off the command line).
     #[arg(
-        long = "warehouse_dir",
-        visible_alias = "warehouse-dir",
-        value_name = "DIR"
+        long = "warehouse",
+        visible_aliases = ["warehouse_dir", "warehouse-dir"],
+        value_name = "LOCATION"
     )]
-    warehouse_dir: PathBuf,
+    warehouse: Option<String>,
     /// Config file, in vigil's format or the reference monitor's.
     #[arg(
         long = "rules",
@@ -172,14 +177,14 @@ struct ValidateArgs {
     /// The config file (the same flag as `vigil run`).
     #[arg(long = "rules", visible_alias = "config", value_name = "FILE")]
     rules: Option<PathBuf>,
-    /// Also check the tables against a warehouse folder: every table file exists and every
-    /// column a rule reads is in its header (with "did you mean").
+    /// Also check the tables against a warehouse (a folder or a URL): every table exists and
+    /// every column a rule reads is in it (with "did you mean").
     #[arg(
         long = "warehouse",
         visible_alias = "warehouse_dir",
-        value_name = "DIR"
+        value_name = "LOCATION"
     )]
-    warehouse: Option<PathBuf>,
+    warehouse: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -382,15 +387,19 @@ fn demo(args: DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
 
 fn validate(
     file: &Path,
-    warehouse: Option<&Path>,
+    warehouse: Option<&str>,
     registry: &Registry,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
     match Config::load(file, registry) {
         Ok(config) => {
-            if let Some(dir) = warehouse {
-                let problems = warehouse_problems(&config, dir);
+            if let Some(location) = warehouse {
+                let source = match crate::source::open(location) {
+                    Ok(source) => source,
+                    Err(e) => return fail(err, &e.to_string()),
+                };
+                let problems = warehouse_problems(&config, source.as_ref());
                 if !problems.is_empty() {
                     for problem in &problems {
                         let _ = writeln!(err, "vigil: error: {}: {problem}", file.display());
@@ -421,13 +430,17 @@ fn validate(
     }
 }
 
-/// What `validate --warehouse` finds: table files that cannot be read and columns that rules
-/// read but the headers lack.
-fn warehouse_problems(config: &Config, dir: &Path) -> Vec<String> {
+/// What `validate --warehouse` finds: tables that cannot be read and columns that rules read
+/// but the tables lack.
+fn warehouse_problems(config: &Config, source: &dyn crate::source::Source) -> Vec<String> {
     let mut problems = Vec::new();
     let mut headers = std::collections::BTreeMap::new();
+    let place = |table: &crate::config::TableConfig| match source.folder() {
+        Some(dir) => dir.join(&table.file).display().to_string(),
+        None => format!("relation `{}` of {}", table.relation(), source.describe()),
+    };
     for (name, table) in &config.tables {
-        match crate::scan::read_header(table, dir) {
+        match source.header(table) {
             Ok(header) => {
                 let missing: Vec<String> = table
                     .required_columns
@@ -442,16 +455,12 @@ fn warehouse_problems(config: &Config, dir: &Path) -> Vec<String> {
                         .unwrap_or_default();
                     problems.push(format!(
                         "tables.{name}: column `{column}` is not in {}{hint}",
-                        dir.join(&table.file).display()
+                        place(table)
                     ));
                 }
                 headers.insert(name.as_str(), (header, missing));
             }
-            Err(problem) => problems.push(format!(
-                "tables.{name}: {} {}",
-                dir.join(&table.file).display(),
-                problem
-            )),
+            Err(problem) => problems.push(format!("tables.{name}: {} {problem}", place(table))),
         }
     }
     let cx = config.run_ctx(NaiveDate::MIN, config.run.scope);
@@ -467,11 +476,11 @@ fn warehouse_problems(config: &Config, dir: &Path) -> Vec<String> {
         .map(|(name, (columns, reported))| (*name, runner::Header { columns, reported }))
         .collect();
     for unknown in runner::unknown_columns(&plans, &config.tables, &views) {
-        let file = dir.join(&config.tables[&unknown.table].file);
+        let table = &config.tables[&unknown.table];
         problems.push(format!(
             "rules.{}: {}",
             unknown.rule,
-            unknown.message(&file.display().to_string())
+            unknown.message(&place(table))
         ));
     }
     problems
@@ -488,15 +497,20 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         Ok(c) => c,
         Err(e) => return fail(err, &e.to_string()),
     };
-    if !args.warehouse_dir.is_dir() {
+    let Some(location) = args
+        .warehouse
+        .clone()
+        .or_else(|| std::env::var(WAREHOUSE_ENV).ok())
+    else {
         return fail(
             err,
-            &format!(
-                "warehouse folder {} does not exist or is not a folder",
-                args.warehouse_dir.display()
-            ),
+            &format!("give the warehouse with --warehouse LOCATION or in {WAREHOUSE_ENV}"),
         );
-    }
+    };
+    let source = match crate::source::open(&location) {
+        Ok(source) => source,
+        Err(e) => return fail(err, &e.to_string()),
+    };
     let expected_date = args.expected_run_date.unwrap_or_else(|| {
         started
             .date_naive()
@@ -504,15 +518,15 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
             .unwrap_or(NaiveDate::MIN)
     });
     let scope = args.scope.map_or(config.run.scope, Scope::from);
-    let eval = runner::evaluate(&config, &args.warehouse_dir, expected_date, scope);
+    let eval = runner::evaluate(&config, source.as_ref(), expected_date, scope);
 
     let errors = eval.count(Severity::Error);
     let quarantine = (errors > 0 && config.operations.quarantine_on_error)
-        .then(|| quarantine_snapshot(&args, &config, &eval, started));
+        .then(|| quarantine_snapshot(&args, source.as_ref(), &config, &eval, started));
     let mut info = RunInfo {
         started,
         run_id,
-        warehouse_dir: &args.warehouse_dir,
+        warehouse: source.describe(),
         output_dir: &args.output_dir,
         config: &config,
         quarantine,
@@ -557,14 +571,20 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
 
 fn quarantine_snapshot(
     args: &RunArgs,
+    source: &dyn crate::source::Source,
     config: &Config,
     eval: &Evaluation,
     now: chrono::DateTime<Utc>,
 ) -> Result<PathBuf, String> {
     let ops = &config.operations;
-    let target =
-        quarantine::resolve_target(&args.warehouse_dir, Path::new(&ops.quarantine_target_dir))
-            .map_err(|e| format!("cannot resolve {}: {e}", ops.quarantine_target_dir))?;
+    let Some(warehouse_dir) = source.folder() else {
+        return Err(format!(
+            "a snapshot of {} cannot be taken: quarantine copies a warehouse folder",
+            source.describe()
+        ));
+    };
+    let target = quarantine::resolve_target(warehouse_dir, Path::new(&ops.quarantine_target_dir))
+        .map_err(|e| format!("cannot resolve {}: {e}", ops.quarantine_target_dir))?;
     let errors: Vec<String> = eval
         .findings
         .iter()
@@ -578,18 +598,12 @@ fn quarantine_snapshot(
         now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         errors.len(),
         eval.expected_date,
-        args.warehouse_dir.display(),
+        source.describe(),
         args.output_dir.join(report::MD_REPORT).display(),
         errors.join("\n"),
     );
-    quarantine::snapshot(
-        &args.warehouse_dir,
-        &target,
-        &reason,
-        ops.copy_warehouse,
-        now,
-    )
-    .map_err(|e| format!("cannot snapshot into {}: {e}", target.display()))
+    quarantine::snapshot(warehouse_dir, &target, &reason, ops.copy_warehouse, now)
+        .map_err(|e| format!("cannot snapshot into {}: {e}", target.display()))
 }
 
 #[cfg(test)]

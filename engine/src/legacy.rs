@@ -175,6 +175,7 @@ impl LegacyConfig {
         let s = &self.schemas;
         let table = |file: &str, date: Option<String>, required: &[String]| TableConfig {
             file: file.into(),
+            relation: None,
             date_column: date,
             required_columns: required.to_vec(),
             naive_timestamps: NaiveTimestamps::Utc,

@@ -23,6 +23,7 @@ pub mod report;
 pub mod runner;
 pub mod scan;
 pub mod schema;
+pub mod source;
 pub mod suggest;
 pub mod testing;
 pub mod timestamp;

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
 use std::sync::OnceLock;
 
 use chrono::NaiveDate;
@@ -14,7 +13,8 @@ use crate::api::protocol::panic_message;
 use crate::config::{table_ctx, Config, TableConfig};
 use crate::metric::{MetricRequest, Metrics};
 use crate::rule::{Finding, Observation, Rule, RuleError, RunCtx, Scope, Severity, Step};
-use crate::scan::{scan_table, Export, LookupIndex, ScanInput, TableProblem, TableScan};
+use crate::scan::{Export, LookupIndex, ScanInput, TableProblem, TableScan};
+use crate::source::Source;
 
 /// The rule id of findings about the tables themselves.
 pub const ENGINE: &str = "engine";
@@ -44,10 +44,10 @@ impl Evaluation {
     }
 }
 
-/// Runs every configured rule over the warehouse folder.
+/// Runs every configured rule over the warehouse's source.
 pub fn evaluate(
     config: &Config,
-    warehouse: &Path,
+    source: &dyn Source,
     expected_date: NaiveDate,
     scope: Scope,
 ) -> Evaluation {
@@ -56,36 +56,34 @@ pub fn evaluate(
         .iter()
         .map(|r| (r.id.as_str(), r.rule.as_ref()))
         .collect();
-    let total: u64 = config
-        .tables
-        .values()
-        .filter_map(|t| std::fs::metadata(warehouse.join(&t.file)).ok())
-        .map(|m| m.len())
-        .sum();
-    crate::progress::with_progress(total, |progress| {
+    let tables: Vec<&TableConfig> = config.tables.values().collect();
+    crate::progress::with_progress(source.size_hint(&tables), |progress| {
         evaluate_with(
             &rules,
             &config.tables,
             expected_date,
             scope,
+            source.joins_lookups(),
             |name, table, input| {
                 let input = ScanInput {
                     progress: Some(progress),
                     ..input
                 };
-                scan_table(name, table, warehouse, input)
+                source.scan(name, table, input)
             },
         )
     })
 }
 
 /// Runs `rules` over tables read by `scan`: one call per configured table, in parallel; tables
-/// that look up another are read after it.
+/// that look up another are read after it and get its index, unless the source joins lookups
+/// itself (`joins_lookups`).
 pub fn evaluate_with<S>(
     rules: &[(&str, &dyn Rule)],
     tables: &BTreeMap<String, TableConfig>,
     expected_date: NaiveDate,
     scope: Scope,
+    joins_lookups: bool,
     scan: S,
 ) -> Evaluation
 where
@@ -114,7 +112,8 @@ where
     }
 
     let mut exports: BTreeMap<&str, Export> = BTreeMap::new();
-    for lookup in tables.values().flat_map(|t| &t.lookups) {
+    let handed_over = tables.values().filter(|_| !joins_lookups);
+    for lookup in handed_over.flat_map(|t| &t.lookups) {
         let export = exports
             .entry(lookup.table.as_str())
             .or_insert_with(|| Export {
@@ -585,6 +584,7 @@ mod tests {
                     &tables,
                     day("2025-03-02"),
                     Scope::Partition,
+                    false,
                     |name, config, input| {
                         if orders_panics && name == "orders" {
                             panic!("the orders scan fails");

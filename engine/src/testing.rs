@@ -16,6 +16,7 @@ use crate::timestamp::NaiveTimestamps;
 pub fn table(file: &str, date_column: Option<&str>) -> TableConfig {
     TableConfig {
         file: file.into(),
+        relation: None,
         date_column: date_column.map(str::to_string),
         required_columns: Vec::new(),
         naive_timestamps: NaiveTimestamps::Reject,
@@ -39,6 +40,7 @@ pub fn evaluate(
         tables,
         expected_date,
         scope,
+        false,
         |name, config, requests| {
             let source = data
                 .get(name)

@@ -5,6 +5,7 @@ use serde_json::Value;
 use vigil_engine::config::Config;
 use vigil_engine::rule::Scope;
 use vigil_engine::runner::evaluate;
+use vigil_engine::source::FolderSource;
 use vigil_tests::{puffy, registry};
 
 fn close(a: f64, b: f64, tolerance: f64) -> bool {
@@ -16,7 +17,12 @@ fn scope_all_reproduces_the_reference_findings() {
     let puffy = puffy();
     let config = Config::load(&puffy.join("monitoring_rules.reference.yml"), &registry()).unwrap();
     let day = "2025-03-08".parse().unwrap();
-    let eval = evaluate(&config, &puffy.join("warehouse"), day, Scope::All);
+    let eval = evaluate(
+        &config,
+        &FolderSource::new(puffy.join("warehouse")),
+        day,
+        Scope::All,
+    );
 
     let reference: Value = serde_json::from_str(
         &std::fs::read_to_string(puffy.join("../../reference/puffy_reference_report.json"))
@@ -95,7 +101,12 @@ fn the_default_scope_judges_only_the_expected_partition() {
     let puffy = puffy();
     let config = Config::load(&puffy.join("monitoring_rules.reference.yml"), &registry()).unwrap();
     let day = "2025-03-08".parse().unwrap();
-    let eval = evaluate(&config, &puffy.join("warehouse"), day, Scope::Partition);
+    let eval = evaluate(
+        &config,
+        &FolderSource::new(puffy.join("warehouse")),
+        day,
+        Scope::Partition,
+    );
     let found: Vec<(String, String)> = eval
         .findings
         .iter()

@@ -5,7 +5,7 @@ pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use schemars::JsonSchema;
@@ -90,8 +90,14 @@ impl Default for RunConfig {
 #[serde(deny_unknown_fields)]
 pub struct TableConfig {
     /// File name of the table's CSV (header row, comma separated, RFC 4180 quoting), relative
-    /// to the warehouse folder.
+    /// to the warehouse folder. Its stem (`fct_sessions`) also names the table elsewhere: the
+    /// relation in a database, `fct_sessions.parquet` or a `fct_sessions/` Parquet dataset in a
+    /// folder without the CSV file.
     pub file: String,
+    /// The table's name in a database or as a Parquet file or dataset, when it is not the
+    /// file's stem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation: Option<String>,
     /// Column whose date or timestamp assigns each row to a day (its UTC calendar date). Leave
     /// it out for tables without one.
     #[serde(default)]
@@ -131,6 +137,19 @@ pub struct LookupConfig {
     pub columns: Vec<String>,
 }
 
+impl TableConfig {
+    /// The table's name in a database or as a Parquet file or dataset: `relation`, else the
+    /// file name without its extension.
+    pub fn relation(&self) -> &str {
+        self.relation.as_deref().unwrap_or_else(|| {
+            Path::new(&self.file)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or(&self.file)
+        })
+    }
+}
+
 impl LookupConfig {
     /// The key column in the looked-up table.
     pub fn foreign_key(&self) -> &str {
@@ -141,6 +160,7 @@ impl LookupConfig {
 fn default_tables() -> BTreeMap<String, TableConfig> {
     let table = |file: &str, date: Option<&str>, required: &[&str]| TableConfig {
         file: file.into(),
+        relation: None,
         date_column: date.map(str::to_string),
         required_columns: required.iter().map(|c| c.to_string()).collect(),
         naive_timestamps: NaiveTimestamps::Reject,

@@ -48,7 +48,7 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
         info.started.format("%Y-%m-%d %H:%M:%S"),
         escape(&info.run_id),
         env!("CARGO_PKG_VERSION"),
-        escape(&info.warehouse_dir.display().to_string()),
+        escape(&info.warehouse),
         escape(&info.config.path.display().to_string()),
     );
     if let Some(Ok(path)) = &info.quarantine {

@@ -34,7 +34,7 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
             ConfigFormat::Native => "native",
             ConfigFormat::Reference => "reference",
         },
-        "warehouse_dir": info.warehouse_dir.display().to_string(),
+        "warehouse_dir": info.warehouse,
         "expected_partition_date": eval.expected_date.to_string(),
         "scope": eval.scope.as_str(),
         "verdict": verdict(eval),

@@ -23,7 +23,7 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
         info.started.format("%Y-%m-%d %H:%M:%S"),
         info.run_id,
         env!("CARGO_PKG_VERSION"),
-        info.warehouse_dir.display(),
+        info.warehouse,
         info.config.path.display(),
     );
     match &info.quarantine {

@@ -32,8 +32,8 @@ pub struct RunInfo<'a> {
     pub started: DateTime<Utc>,
     /// Unique id of the run (start time and process id).
     pub run_id: String,
-    /// The warehouse folder as given.
-    pub warehouse_dir: &'a Path,
+    /// The warehouse location (a folder, or a URL without its password).
+    pub warehouse: String,
     /// The reports folder as given.
     pub output_dir: &'a Path,
     /// The config used.

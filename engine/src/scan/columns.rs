@@ -167,6 +167,29 @@ impl<'a> Plan<'a> {
         }
     }
 
+    /// The header positions the plan reads (for a columnar reader's projection), ascending.
+    pub fn own_columns(&self) -> Vec<usize> {
+        let mut own: Vec<usize> = self
+            .cells
+            .iter()
+            .chain(self.date.iter())
+            .chain(self.lookups.iter().filter_map(|(_, key)| key.as_ref()))
+            .chain(
+                self.export
+                    .iter()
+                    .filter_map(|(_, refs)| refs.as_ref().ok())
+                    .flat_map(|(key, values)| std::iter::once(key).chain(values)),
+            )
+            .filter_map(|r| match r {
+                ColumnRef::Own(i) => Some(*i),
+                ColumnRef::Looked(..) => None,
+            })
+            .collect();
+        own.sort_unstable();
+        own.dedup();
+        own
+    }
+
     /// Whether the table can be read in parallel segments: no request depends on row order.
     pub fn splittable(&self) -> bool {
         self.export.is_none()

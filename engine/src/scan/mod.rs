@@ -22,6 +22,7 @@ use crate::metric::{MetricRequest, MetricValue};
 use crate::timestamp::{leading_date, DateError, DayParser};
 use columns::Plan;
 pub use lookup::{Row, Rows};
+pub use worker::Record;
 
 /// How the date column of a table parsed.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -208,6 +209,74 @@ pub fn scan_source(
         worker.read(reader, 0, None, input.progress)?;
         let output = worker.finish();
         Ok(finish(name, plan, vec![output]))
+    });
+    table_scan(name, path, outcome, input)
+}
+
+/// Reads one segment of a table: calls the callback with each row in order; the slice is the
+/// projection (the header positions the requests read; other cells may be left absent).
+pub type ReadSegment<'a, S> =
+    dyn Fn(&S, &[usize], &mut dyn FnMut(&dyn Record)) -> Result<(), TableProblem> + Sync + 'a;
+
+/// Computes what `input` asks for from a table of any format read in segments (Parquet row
+/// groups, say): with the same planning, states and merging as the CSV scan, so a value means
+/// the same whatever the format. Segments are read on all cores when no request depends on row
+/// order, else in order on one. `header` is the table's columns (or why it has none).
+pub fn scan_segments<S: Sync>(
+    name: &str,
+    config: &TableConfig,
+    path: PathBuf,
+    header: Result<Vec<String>, TableProblem>,
+    input: ScanInput<'_>,
+    segments: &[S],
+    read: &ReadSegment<'_, S>,
+) -> TableScan {
+    let outcome = header.and_then(|header| {
+        let plan = Plan::new(header, config, input);
+        let projection = plan.own_columns();
+        let workers = if plan.splittable() {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(segments.len())
+                .max(1)
+        } else {
+            1
+        };
+        let next = AtomicU64::new(0);
+        let work = |worker: &mut worker::Worker<'_>| -> Result<(), TableProblem> {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize;
+                let Some(segment) = segments.get(i) else {
+                    return Ok(());
+                };
+                read(segment, &projection, &mut |row| worker.fold_record(row))?;
+                worker.end_segment(i);
+            }
+        };
+        let outputs: Vec<Result<worker::Output, TableProblem>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    let (plan, work) = (&plan, &work);
+                    s.spawn(move || {
+                        let mut worker = worker::Worker::new(plan, config);
+                        work(&mut worker).map(|()| worker.finish())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|panic| {
+                        Err(TableProblem::Unreadable(format!(
+                            "a reader panicked: {}",
+                            crate::api::protocol::panic_message(panic.as_ref())
+                        )))
+                    })
+                })
+                .collect()
+        });
+        let outputs = outputs.into_iter().collect::<Result<Vec<_>, _>>()?;
+        Ok(finish(name, plan, outputs))
     });
     table_scan(name, path, outcome, input)
 }

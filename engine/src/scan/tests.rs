@@ -9,6 +9,7 @@ fn day(s: &str) -> NaiveDate {
 fn orders_config() -> TableConfig {
     TableConfig {
         file: "orders.csv".into(),
+        relation: None,
         date_column: Some("order_ts".into()),
         required_columns: vec!["transaction_id".into(), "revenue".into(), "channel".into()],
         naive_timestamps: NaiveTimestamps::Reject,
@@ -287,6 +288,7 @@ fn a_lookup_brings_date_and_revenue_and_counts_misses() {
     let attribution_text = "transaction_id,model,attributed_source\nA,first_click,google\nA,last_click,direct\nB,Last_Click,google\nZ,last_click,meta\n,last_click,none\n";
     let orders = TableConfig {
         file: "orders.csv".into(),
+        relation: None,
         date_column: Some("order_ts".into()),
         required_columns: vec![],
         naive_timestamps: NaiveTimestamps::Reject,
@@ -374,6 +376,7 @@ fn a_failed_lookup_makes_looked_up_metrics_unavailable() {
     };
     let config = TableConfig {
         file: "attribution.csv".into(),
+        relation: None,
         date_column: None,
         required_columns: vec![],
         naive_timestamps: NaiveTimestamps::Reject,
@@ -418,6 +421,7 @@ fn parallel_segments_give_exactly_the_sequential_result() {
     std::fs::write(dir.path().join("s.csv"), &tables.sessions).unwrap();
     let config = TableConfig {
         file: "s.csv".into(),
+        relation: None,
         date_column: Some("session_start".into()),
         required_columns: vec!["session_id".into()],
         naive_timestamps: NaiveTimestamps::Reject,

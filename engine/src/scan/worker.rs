@@ -86,16 +86,40 @@ impl RowCells<'_, '_> {
     }
 }
 
-/// A cell of the record or of a looked-up row, without its surrounding quotes. Doubled quotes
-/// inside stay doubled: valid CSV writes a value one way, so equal values stay equal, and no
-/// cell that holds a number or a date has quotes inside.
-fn fetch<'r>(
-    record: &'r ZeroCopyByteRecord<'_>,
+/// One row of a table as text cells, whatever the file format: a CSV record, or a row of a
+/// Parquet batch whose typed values are written as the CSV would hold them.
+pub trait Record {
+    /// The number of fields of the row.
+    fn len(&self) -> usize;
+    /// Whether the row has no field.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The field at a header position (`None`: absent).
+    fn cell(&self, i: usize) -> Option<&[u8]>;
+}
+
+/// A CSV record's cells come without their surrounding quotes. Doubled quotes inside stay
+/// doubled: valid CSV writes a value one way, so equal values stay equal, and no cell that
+/// holds a number or a date has quotes inside.
+impl Record for ZeroCopyByteRecord<'_> {
+    fn len(&self) -> usize {
+        ZeroCopyByteRecord::len(self)
+    }
+
+    fn cell(&self, i: usize) -> Option<&[u8]> {
+        self.unquote(i)
+    }
+}
+
+/// A cell of the record or of a looked-up row.
+fn fetch<'r, R: Record + ?Sized>(
+    record: &'r R,
     looked: &[Option<Row<'r>>],
     r: ColumnRef,
 ) -> Option<&'r [u8]> {
     match r {
-        ColumnRef::Own(i) => record.unquote(i),
+        ColumnRef::Own(i) => record.cell(i),
         ColumnRef::Looked(l, j) => looked.get(l).copied().flatten()?.value(j),
     }
 }
@@ -211,8 +235,19 @@ impl<'p> Worker<'p> {
         Ok(stopped_at)
     }
 
+    /// Folds one row of any format (a Parquet row, say) into the states.
+    pub fn fold_record(&mut self, record: &dyn Record) {
+        self.fold(record);
+    }
+
+    /// Ends segment number `segment` of rows given to [`Worker::fold_record`].
+    pub fn end_segment(&mut self, segment: usize) {
+        let samples = std::mem::take(&mut self.segment_samples);
+        self.samples.push((segment, samples));
+    }
+
     /// Folds one record into the states.
-    fn fold(&mut self, record: &ZeroCopyByteRecord<'_>) {
+    fn fold<R: Record + ?Sized>(&mut self, record: &R) {
         let plan = self.plan;
         self.rows += 1;
         if record.len() != plan.header.len() {
