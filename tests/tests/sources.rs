@@ -1,0 +1,274 @@
+//! Sources: the same rows as CSV files, as Parquet files and as a hive-partitioned Parquet
+//! dataset give identical findings (severity, check, date, message; numbers within 1e-9
+//! relative), on the Puffy warehouse with the native and the reference config (both scopes)
+//! and on demo warehouses with each fault. And bad Parquet input is a finding, never a crash.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use vigil_source_parquet::convert::{csv_to_parquet, Options};
+use vigil_tests::{puffy, repo_root, vigil};
+
+/// How a CSV warehouse is rewritten.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    /// `fct_x.parquet` files.
+    Files,
+    /// `fct_x/` datasets, partitioned by the day of the table's date column when it has one.
+    Partitioned,
+}
+
+/// The date column each Puffy/demo table is partitioned by.
+fn partition_column(stem: &str) -> Option<(&'static str, &'static str)> {
+    match stem {
+        "fct_sessions" => Some(("session_date", "session_start")),
+        "fct_orders" => Some(("order_date", "order_ts")),
+        _ => None,
+    }
+}
+
+/// Rewrites every CSV table of `csv_dir` into `out` as Parquet.
+fn to_parquet(csv_dir: &Path, out: &Path, layout: Layout) {
+    std::fs::create_dir_all(out).unwrap();
+    for entry in std::fs::read_dir(csv_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "csv") {
+            continue;
+        }
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let options = Options {
+            // Small row groups: several per file, read in parallel.
+            row_group_rows: 3000,
+            partition: match layout {
+                Layout::Partitioned => {
+                    partition_column(&stem).map(|(k, c)| (k.to_string(), c.to_string()))
+                }
+                Layout::Files => None,
+            },
+        };
+        let target = match (&layout, &options.partition) {
+            (Layout::Partitioned, Some(_)) => out.join(&stem),
+            _ => out.join(format!("{stem}.parquet")),
+        };
+        csv_to_parquet(&path, &target, &options).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    }
+}
+
+/// Runs vigil and returns its exit code and JSON report.
+fn run(warehouse: &Path, config: &Path, out: &Path, date: &str, extra: &[&str]) -> (i32, Value) {
+    let result = vigil_tests::vigil_run(warehouse, config, out, date, extra);
+    assert!(result.code <= 1, "{result:?}");
+    (result.code, vigil_tests::json_report(out))
+}
+
+/// Two messages are the same: equal text, numbers within 1e-9 relative.
+fn same_message(a: &str, b: &str) -> bool {
+    fn split(s: &str) -> Vec<(bool, String)> {
+        let mut parts: Vec<(bool, String)> = Vec::new();
+        for c in s.chars() {
+            let numeric = c.is_ascii_digit() || c == '.';
+            match parts.last_mut() {
+                Some((n, text)) if *n == numeric => text.push(c),
+                _ => parts.push((numeric, c.to_string())),
+            }
+        }
+        parts
+    }
+    let (a, b) = (split(a), split(b));
+    a.len() == b.len()
+        && a.iter().zip(&b).all(|((na, ta), (_, tb))| {
+            ta == tb
+                || (*na
+                    && match (ta.parse::<f64>(), tb.parse::<f64>()) {
+                        (Ok(x), Ok(y)) => close(x, y),
+                        _ => false,
+                    })
+        })
+}
+
+fn close(x: f64, y: f64) -> bool {
+    x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
+}
+
+/// A message with the warehouse folder and the table files' extensions left out: the one
+/// difference between sources is where a table is.
+fn located(message: &str, warehouse: &Path) -> String {
+    message
+        .replace(&format!("{}/", warehouse.display()), "")
+        .replace(".csv", "")
+        .replace(".parquet", "")
+}
+
+/// The findings of two reports agree (the tables' locations aside); `what` names the
+/// comparison in failures.
+fn assert_same_findings(csv: (&Value, &Path), other: (&Value, &Path), what: &str) {
+    let ((csv, csv_dir), (other, other_dir)) = (csv, other);
+    let a = csv["findings"].as_array().unwrap();
+    let b = other["findings"].as_array().unwrap();
+    let show = |fs: &[Value]| {
+        fs.iter()
+            .map(|f| {
+                format!(
+                    "{} {} {} {}",
+                    f["severity"], f["check"], f["partition_date"], f["message"]
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "{what}: CSV\n{}\nvs\n{}",
+        show(a),
+        show(b)
+    );
+    for (x, y) in a.iter().zip(b) {
+        let key = |f: &Value| {
+            (
+                f["severity"].clone(),
+                f["check"].clone(),
+                f["partition_date"].clone(),
+            )
+        };
+        assert_eq!(key(x), key(y), "{what}: CSV\n{}\nvs\n{}", show(a), show(b));
+        let mx = located(x["message"].as_str().unwrap(), csv_dir);
+        let my = located(y["message"].as_str().unwrap(), other_dir);
+        assert!(same_message(&mx, &my), "{what}: {mx}\nvs\n{my}");
+        match (x["value"].as_f64(), y["value"].as_f64()) {
+            (Some(vx), Some(vy)) => assert!(close(vx, vy), "{what}: {x} vs {y}"),
+            (vx, vy) => assert_eq!(vx, vy, "{what}: {x} vs {y}"),
+        }
+    }
+}
+
+/// Runs `config` on the CSV warehouse and on both Parquet layouts of it; the findings agree.
+/// Returns the CSV report.
+fn assert_equivalent(csv_dir: &Path, config: &Path, date: &str, extra: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, csv) = run(csv_dir, config, &dir.path().join("csv"), date, extra);
+    for layout in [Layout::Files, Layout::Partitioned] {
+        let warehouse = dir.path().join(format!("{layout:?}"));
+        to_parquet(csv_dir, &warehouse, layout);
+        let out = dir.path().join(format!("{layout:?}-reports"));
+        let (parquet_code, parquet) = run(&warehouse, config, &out, date, extra);
+        let what = format!("{layout:?} {} {date} {extra:?}", config.display());
+        assert_eq!(code, parquet_code, "{what}");
+        assert_same_findings((&csv, csv_dir), (&parquet, &warehouse), &what);
+        let rows = |report: &Value| -> Vec<(Value, Value)> {
+            report["tables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| (t["table"].clone(), t["rows"].clone()))
+                .collect()
+        };
+        assert_eq!(rows(&csv), rows(&parquet), "{what}: rows read");
+    }
+    csv
+}
+
+#[test]
+fn puffy_as_parquet_gives_the_csv_findings_with_the_native_and_reference_configs() {
+    let warehouse = puffy().join("warehouse");
+    let native = repo_root().join("schema/examples/puffy.yml");
+    let reference = puffy().join("monitoring_rules.reference.yml");
+    let report = assert_equivalent(&warehouse, &native, "2025-03-08", &[]);
+    assert!(!report["findings"].as_array().unwrap().is_empty());
+    assert_equivalent(&warehouse, &reference, "2025-03-08", &[]);
+    let all = assert_equivalent(&warehouse, &reference, "2025-03-08", &["--scope", "all"]);
+    // The reference's 14 findings, reproduced on every source.
+    assert_eq!(all["findings"].as_array().unwrap().len(), 14);
+}
+
+/// Writes a demo warehouse with `faults` into `dir`.
+fn demo(dir: &Path, faults: &str) -> PathBuf {
+    let mut args = vec![
+        "demo".to_string(),
+        "--out".into(),
+        dir.display().to_string(),
+        "--days".into(),
+        "60".into(),
+        "--sessions-per-day".into(),
+        "400".into(),
+        "--end-date".into(),
+        "2025-03-31".into(),
+    ];
+    if !faults.is_empty() {
+        args.extend(["--faults".into(), faults.into()]);
+    }
+    let out = vigil(&args);
+    assert_eq!(out.code, 0, "{out:?}");
+    dir.join("warehouse")
+}
+
+#[test]
+fn demo_warehouses_with_each_fault_give_the_same_findings_as_parquet() {
+    let faults = [
+        "",
+        "missing-day",
+        "partial-load",
+        "duplicates",
+        "negative-revenue",
+        "zero-revenue-spike",
+        "conversion-drop",
+        "revenue-spike",
+        "channel-shift-to-direct",
+        "channel-disappearing",
+        "null-spike",
+        "unparsable-timestamps",
+        "renamed-column",
+    ];
+    let listed = vigil(["demo", "--help"]).stdout;
+    for fault in faults.iter().filter(|f| !f.is_empty()) {
+        assert!(
+            listed.contains(fault),
+            "demo has no fault `{fault}`:\n{listed}"
+        );
+    }
+    for fault in faults {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = demo(dir.path(), fault);
+        let config = dir.path().join("vigil.yml");
+        assert_equivalent(&warehouse, &config, "2025-03-31", &[]);
+    }
+}
+
+#[test]
+fn bad_parquet_input_is_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = dir.path().join("warehouse");
+    to_parquet(&puffy().join("warehouse"), &warehouse, Layout::Partitioned);
+    let config = repo_root().join("schema/examples/puffy.yml");
+    // A truncated file, a file that is not Parquet, a folder that is not a partition.
+    let attribution = warehouse.join("fct_attribution.parquet");
+    let bytes = std::fs::read(&attribution).unwrap();
+    std::fs::write(&attribution, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(
+        warehouse.join("fct_sessions/session_date=2025-03-01/extra.parquet"),
+        "not parquet",
+    )
+    .unwrap();
+    std::fs::create_dir(warehouse.join("fct_sessions/backup")).unwrap();
+    let out = dir.path().join("reports");
+    let (_, report) = run(&warehouse, &config, &out, "2025-03-08", &[]);
+    let finding = |check: &str| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == check)
+            .unwrap_or_else(|| panic!("no {check}: {}", report["findings"]))
+            .clone()
+    };
+    let truncated = finding("attribution:unreadable_file");
+    assert_eq!(truncated["severity"], "ERROR");
+    let sessions = finding("sessions:unreadable_file");
+    let message = sessions["message"].as_str().unwrap();
+    assert!(message.contains("2 part(s) cannot be read"), "{message}");
+    assert!(message.contains("extra.parquet"), "{message}");
+    assert!(
+        message.contains("folder `backup` is not a partition (`key=value`)"),
+        "{message}"
+    );
+}
