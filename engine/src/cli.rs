@@ -145,6 +145,10 @@ struct RunArgs {
     /// Send no alert: print what would be sent to each destination instead.
     #[arg(long = "no-alerts", visible_alias = "dry-run")]
     no_alerts: bool,
+    /// Also write every metric the rules asked for, as computed (per table: the request and
+    /// its value per day, or why it is unavailable), as JSON to this file.
+    #[arg(long = "metrics-out", value_name = "FILE")]
+    metrics_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -519,6 +523,11 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
     });
     let scope = args.scope.map_or(config.run.scope, Scope::from);
     let eval = runner::evaluate(&config, source.as_ref(), expected_date, scope);
+    if let Some(path) = &args.metrics_out {
+        if let Err(e) = std::fs::write(path, report::json::metrics(&eval)) {
+            return fail(err, &format!("cannot write {}: {e}", path.display()));
+        }
+    }
 
     let errors = eval.count(Severity::Error);
     let quarantine = (errors > 0 && config.operations.quarantine_on_error)

@@ -76,6 +76,29 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
     text
 }
 
+/// Every computed metric, per table: each request with its value, or why it is unavailable
+/// (`vigil run --metrics-out`).
+pub fn metrics(eval: &Evaluation) -> String {
+    let tables: Map<String, Value> = eval
+        .scans
+        .iter()
+        .map(|scan| {
+            let metrics: Vec<Value> = scan
+                .metrics
+                .iter()
+                .map(|(request, value)| match value {
+                    Ok(v) => json!({"request": request, "value": v}),
+                    Err(reason) => json!({"request": request, "unavailable": reason}),
+                })
+                .collect();
+            (scan.table.clone(), Value::Array(metrics))
+        })
+        .collect();
+    let mut text = serde_json::to_string_pretty(&tables).expect("metrics serialize");
+    text.push('\n');
+    text
+}
+
 fn table(scan: &TableScan) -> Value {
     let mut out = json!({
         "table": scan.table,
