@@ -7,6 +7,7 @@ use vigil_rules_builtin as _;
 #[cfg(feature = "example")]
 use vigil_rules_example as _;
 use vigil_source_parquet as _;
+use vigil_source_postgres as _;
 
 fn main() -> std::process::ExitCode {
     vigil_engine::cli::main()

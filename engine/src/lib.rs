@@ -24,6 +24,7 @@ pub mod runner;
 pub mod scan;
 pub mod schema;
 pub mod source;
+pub mod sql;
 pub mod suggest;
 pub mod testing;
 pub mod timestamp;

@@ -159,6 +159,7 @@ where
                 export,
                 lookups: &lookups,
                 progress: None,
+                tables: Some(tables),
             };
             let mut scanned = scan(name, table, input);
             handover.index = scanned.index.take();

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 // Naming the crate keeps its `inventory` registrations linked into every test binary.
 use vigil_rules_builtin as _;
 use vigil_source_parquet as _;
+use vigil_source_postgres as _;
+
+pub mod pg;
 
 /// The workspace root.
 pub fn repo_root() -> PathBuf {

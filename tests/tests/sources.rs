@@ -1,5 +1,6 @@
-//! Sources: the same rows as CSV files, as Parquet files and as a hive-partitioned Parquet
-//! dataset give identical findings (severity, check, date, message; numbers within 1e-9
+//! Sources: the same rows as CSV files, as Parquet files, as a hive-partitioned Parquet
+//! dataset and in a real PostgreSQL server (typed tables loaded with COPY) give identical
+//! findings (severity, check, date, message; numbers within 1e-9
 //! relative), on the Puffy warehouse with the native and the reference config (both scopes)
 //! and on demo warehouses with each fault. And bad Parquet input is a finding, never a crash.
 
@@ -7,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use vigil_source_parquet::convert::{csv_to_parquet, Options};
+use vigil_tests::pg::Server;
 use vigil_tests::{puffy, repo_root, vigil};
 
 /// How a CSV warehouse is rewritten.
@@ -142,15 +144,44 @@ fn assert_same_findings(csv: (&Value, &Path), other: (&Value, &Path), what: &str
     }
 }
 
-/// Runs `config` on the CSV warehouse and on both Parquet layouts of it; the findings agree.
-/// Returns the CSV report.
-fn assert_equivalent(csv_dir: &Path, config: &Path, date: &str, extra: &[&str]) -> Value {
+/// Where the same rows are read from.
+#[derive(Clone, Debug)]
+enum Copy {
+    Parquet(Layout),
+    /// A database of the server, named.
+    Postgres(String),
+}
+
+/// Runs `config` on the CSV warehouse, on both Parquet layouts of it and on its copy in
+/// database `db` of `pg`; the findings agree. Returns the CSV report.
+fn assert_equivalent(
+    csv_dir: &Path,
+    config: &Path,
+    date: &str,
+    extra: &[&str],
+    pg: (&Server, &str),
+) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let (code, csv) = run(csv_dir, config, &dir.path().join("csv"), date, extra);
-    for layout in [Layout::Files, Layout::Partitioned] {
-        let warehouse = dir.path().join(format!("{layout:?}"));
-        to_parquet(csv_dir, &warehouse, layout);
-        let out = dir.path().join(format!("{layout:?}-reports"));
+    let (server, db) = pg;
+    let copies = [
+        Copy::Parquet(Layout::Files),
+        Copy::Parquet(Layout::Partitioned),
+        Copy::Postgres(db.to_string()),
+    ];
+    for copy in copies {
+        let warehouse = match &copy {
+            Copy::Parquet(layout) => {
+                let warehouse = dir.path().join(format!("{layout:?}"));
+                to_parquet(csv_dir, &warehouse, *layout);
+                warehouse
+            }
+            Copy::Postgres(db) => PathBuf::from(server.url(db)),
+        };
+        let layout = &copy;
+        let out = dir
+            .path()
+            .join(format!("{layout:?}-reports").replace(['"', '(', ')'], ""));
         let (parquet_code, parquet) = run(&warehouse, config, &out, date, extra);
         let what = format!("{layout:?} {} {date} {extra:?}", config.display());
         assert_eq!(code, parquet_code, "{what}");
@@ -169,14 +200,23 @@ fn assert_equivalent(csv_dir: &Path, config: &Path, date: &str, extra: &[&str]) 
 }
 
 #[test]
-fn puffy_as_parquet_gives_the_csv_findings_with_the_native_and_reference_configs() {
+fn puffy_as_parquet_and_in_postgres_gives_the_csv_findings_with_the_native_and_reference_configs() {
     let warehouse = puffy().join("warehouse");
+    let server = Server::start();
+    server.load_warehouse("puffy", &warehouse);
+    let pg = (&server, "puffy");
     let native = repo_root().join("schema/examples/puffy.yml");
     let reference = puffy().join("monitoring_rules.reference.yml");
-    let report = assert_equivalent(&warehouse, &native, "2025-03-08", &[]);
+    let report = assert_equivalent(&warehouse, &native, "2025-03-08", &[], pg);
     assert!(!report["findings"].as_array().unwrap().is_empty());
-    assert_equivalent(&warehouse, &reference, "2025-03-08", &[]);
-    let all = assert_equivalent(&warehouse, &reference, "2025-03-08", &["--scope", "all"]);
+    assert_equivalent(&warehouse, &reference, "2025-03-08", &[], pg);
+    let all = assert_equivalent(
+        &warehouse,
+        &reference,
+        "2025-03-08",
+        &["--scope", "all"],
+        pg,
+    );
     // The reference's 14 findings, reproduced on every source.
     assert_eq!(all["findings"].as_array().unwrap().len(), 14);
 }
@@ -226,11 +266,14 @@ fn demo_warehouses_with_each_fault_give_the_same_findings_as_parquet() {
             "demo has no fault `{fault}`:\n{listed}"
         );
     }
-    for fault in faults {
+    let server = Server::start();
+    for (n, fault) in faults.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         let warehouse = demo(dir.path(), fault);
         let config = dir.path().join("vigil.yml");
-        assert_equivalent(&warehouse, &config, "2025-03-31", &[]);
+        let db = format!("demo{n}");
+        server.load_warehouse(&db, &warehouse);
+        assert_equivalent(&warehouse, &config, "2025-03-31", &[], (&server, &db));
     }
 }
 
@@ -271,4 +314,80 @@ fn bad_parquet_input_is_a_finding() {
         message.contains("folder `backup` is not a partition (`key=value`)"),
         "{message}"
     );
+}
+
+/// The hostile text: an identifier and values that would end a quoted string and run SQL.
+const HOSTILE_COLUMN: &str = "src\"); DROP TABLE fct_orders; --";
+const HOSTILE_CHANNEL: &str = "x'); DROP TABLE fct_sessions; --";
+
+#[test]
+fn hostile_column_and_channel_names_are_data_not_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = dir.path().join("warehouse");
+    std::fs::create_dir(&warehouse).unwrap();
+    for entry in std::fs::read_dir(puffy().join("warehouse")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, warehouse.join(path.file_name().unwrap())).unwrap();
+    }
+    // Sessions: the channel column gets a hostile name, a third of its values a hostile text.
+    let sessions = warehouse.join("fct_sessions.csv");
+    let mut reader = csv::Reader::from_path(&sessions).unwrap();
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            if h == "marketing_source" {
+                HOSTILE_COLUMN.to_string()
+            } else {
+                h.to_string()
+            }
+        })
+        .collect();
+    let channel = header.iter().position(|h| h == HOSTILE_COLUMN).unwrap();
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let mut writer = csv::Writer::from_path(&sessions).unwrap();
+    writer.write_record(&header).unwrap();
+    for (n, record) in records.iter().enumerate() {
+        let cells: Vec<&str> = record
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == channel && n % 3 == 0 {
+                    HOSTILE_CHANNEL
+                } else {
+                    c
+                }
+            })
+            .collect();
+        writer.write_record(cells).unwrap();
+    }
+    writer.flush().unwrap();
+    drop(writer);
+    let config = dir.path().join("vigil.yml");
+    let quoted = HOSTILE_COLUMN.replace('"', "\\\"");
+    std::fs::write(
+        &config,
+        format!(
+            "tables:\n  sessions: {{file: fct_sessions.csv, date_column: session_start}}\n  \
+             orders: {{file: fct_orders.csv, date_column: order_ts}}\n  attribution:\n    \
+             file: fct_attribution.csv\n    date_column: orders.order_ts\n    lookups:\n      \
+             - {{table: orders, key: transaction_id, columns: [order_ts, revenue]}}\n\
+             rules:\n  drift:\n    weightings: [sessions, revenue]\n    \
+             sessions: {{channel_column: \"{quoted}\"}}\n    \
+             attribution: {{model: \"last'); DROP TABLE fct_orders; --\"}}\n    \
+             baseline: {{window_days: 7, min_points: 3}}\n  revenue:\n    \
+             null_rates: {{table: sessions, max: {{\"{quoted}\": 0.01}}}}\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start();
+    server.load_warehouse("hostile", &warehouse);
+    let report = assert_equivalent(&warehouse, &config, "2025-03-08", &[], (&server, "hostile"));
+    // The hostile channel is a channel like any other, and every table is still there.
+    let text = report.to_string();
+    assert!(text.contains("null_rate"), "{text}");
+    for table in ["fct_sessions", "fct_orders", "fct_attribution"] {
+        server.sql("hostile", &format!("SELECT 1 FROM \"{table}\" LIMIT 1"));
+    }
 }

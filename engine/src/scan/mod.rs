@@ -3,6 +3,7 @@
 
 mod columns;
 mod lookup;
+pub mod pushed;
 mod state;
 mod worker;
 
@@ -155,6 +156,9 @@ pub struct ScanInput<'a> {
     pub lookups: &'a [(&'a LookupIndex, &'a str)],
     /// Counts the bytes read, for a progress display.
     pub progress: Option<&'a AtomicU64>,
+    /// Every configured table, by name (a source that joins lookups finds the looked-up
+    /// tables' relations here).
+    pub tables: Option<&'a BTreeMap<String, TableConfig>>,
 }
 
 /// Files smaller than this are read by one thread.
@@ -559,7 +563,7 @@ fn table_scan(
 }
 
 /// Unparsable date cells kept as samples.
-const SAMPLES: usize = 5;
+pub const SAMPLES: usize = 5;
 
 /// Parses one date cell, recording an empty or unparsable one in the stats, and the first
 /// unparsable ones in `samples` (the caller counts the rows of each day).

@@ -40,13 +40,54 @@ impl Default for Options {
 
 /// The type a column's cells fit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub enum Kind {
+    /// 64-bit integers.
     Int,
+    /// Finite floats.
     Float,
+    /// Timestamps with a UTC offset.
     Zoned,
+    /// Timestamps without one.
     Naive,
+    /// Dates.
     Date,
+    /// Anything else.
     Text,
+}
+
+/// Whether a cell is empty as vigil reads it (typed columns hold it as null).
+pub fn is_empty_cell(cell: &str) -> bool {
+    empty(cell)
+}
+
+/// The header of a CSV table and the type each column's cells fit.
+pub fn infer_columns(csv_path: &Path) -> Result<Vec<(String, Kind)>, String> {
+    let (header, records) = read_csv(csv_path)?;
+    let all: Vec<&csv::StringRecord> = records.iter().collect();
+    Ok(header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.clone(), infer(all.iter().map(|r| r.get(i).unwrap_or("")))))
+        .collect())
+}
+
+/// A CSV table's header (byte order mark dropped) and records.
+fn read_csv(csv_path: &Path) -> Result<(Vec<String>, Vec<csv::StringRecord>), String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(csv_path)
+        .map_err(|e| e.to_string())?;
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_string())
+        .collect();
+    let records: Vec<csv::StringRecord> = reader
+        .records()
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    Ok((header, records))
 }
 
 /// Whether a cell is empty as vigil reads it.
@@ -188,20 +229,7 @@ fn data_type(kind: Kind) -> DataType {
 /// Writes the CSV table at `csv` as Parquet at `out` (a file, or with `options.partition` a
 /// dataset folder); returns the number of rows.
 pub fn csv_to_parquet(csv_path: &Path, out: &Path, options: &Options) -> Result<u64, String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(csv_path)
-        .map_err(|e| e.to_string())?;
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_string())
-        .collect();
-    let records: Vec<csv::StringRecord> = reader
-        .records()
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+    let (header, records) = read_csv(csv_path)?;
     let all: Vec<&csv::StringRecord> = records.iter().collect();
     let kinds: Vec<Kind> = (0..header.len())
         .map(|i| infer(all.iter().map(|r| r.get(i).unwrap_or(""))))

@@ -1,0 +1,761 @@
+//! SQL pushdown planning: the metric requests of one table as **one query** that a database
+//! computes, returning only aggregates (per day, per day and dimension value, per table).
+//!
+//! The query keeps the CSV scan's meaning of every cell: empty cells (absent, empty, `NULL`,
+//! `null`), the strict number grammar of text cells, the strict date and timestamp grammar of
+//! text date columns (with the unparsable cells counted per day and sampled), the UTC date of a
+//! `timestamptz`, `naive_timestamps` for a `timestamp`, lookups as joins with the first row of
+//! each key. Identifiers are quoted and constants are bound as parameters. The text is written
+//! for PostgreSQL; what differs in another engine goes through [`Dialect`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::NaiveDate;
+
+use crate::config::TableConfig;
+use crate::metric::{Cmp, FilterOp, Grouping, Measure};
+use crate::scan::pushed::{Binding, Bound, Computed, Grouped};
+use crate::scan::{DateStats, SAMPLES};
+use crate::timestamp::NaiveTimestamps;
+
+/// A column's type, as far as the meaning of its cells goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Text: read with the CSV grammars.
+    Text,
+    /// Whole numbers.
+    Integer,
+    /// Floating-point numbers (NaN and infinities are not numbers).
+    Float,
+    /// Exact decimals.
+    Decimal,
+    /// A timestamp with time zone: its UTC date.
+    TimestampTz,
+    /// A timestamp without time zone: naive, per `naive_timestamps`.
+    Timestamp,
+    /// A date, taken as is.
+    Date,
+    /// Anything else (booleans, intervals...): text that is neither a number nor a date.
+    Other,
+}
+
+/// What differs between SQL engines.
+pub trait Dialect {
+    /// A quoted identifier.
+    fn quote(&self, name: &str) -> String;
+    /// An expression that orders a table's rows as stored (for "an earlier row").
+    fn row_order(&self, alias: &str) -> String;
+    /// The `n`-th bound parameter (1-based) of a text constant.
+    fn text_param(&self, n: usize) -> String;
+    /// The `n`-th bound parameter (1-based) of a number constant.
+    fn number_param(&self, n: usize) -> String;
+}
+
+/// PostgreSQL.
+pub struct Postgres;
+
+impl Dialect for Postgres {
+    fn quote(&self, name: &str) -> String {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+
+    fn row_order(&self, alias: &str) -> String {
+        format!("{alias}.ctid")
+    }
+
+    fn text_param(&self, n: usize) -> String {
+        format!("CAST(${n} AS TEXT)")
+    }
+
+    fn number_param(&self, n: usize) -> String {
+        format!("CAST(${n} AS DOUBLE PRECISION)")
+    }
+}
+
+/// A relation: its name (possibly `schema.table`) and typed columns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Relation {
+    /// The name as configured (`fct_sessions`, `analytics.fct_sessions`).
+    pub name: String,
+    /// Its columns in order.
+    pub columns: Vec<(String, Kind)>,
+}
+
+impl Relation {
+    fn kind(&self, column: &str) -> Option<Kind> {
+        self.columns
+            .iter()
+            .find(|(c, _)| c == column)
+            .map(|(_, k)| *k)
+    }
+}
+
+/// A table's lookup joined into its query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Join {
+    /// The looked-up table's config name (`orders`).
+    pub table: String,
+    /// The looked-up relation.
+    pub relation: Relation,
+    /// The key column of this table.
+    pub key: String,
+    /// The key column of the looked-up relation.
+    pub foreign_key: String,
+    /// The columns taken (those the looked-up relation has).
+    pub columns: Vec<String>,
+}
+
+/// A constant bound to the query.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Param {
+    /// Text.
+    Text(String),
+    /// A number.
+    Number(f64),
+}
+
+/// A value of a result row.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// A date.
+    Date(NaiveDate),
+    /// A text array (the unparsable samples).
+    TextArray(Vec<Option<String>>),
+}
+
+impl Value {
+    fn number(&self) -> f64 {
+        match self {
+            Value::Int(i) => *i as f64,
+            Value::Float(f) => *f,
+            _ => 0.0,
+        }
+    }
+
+    fn date(&self) -> Option<NaiveDate> {
+        match self {
+            Value::Date(d) => Some(*d),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> Option<&str> {
+        match self {
+            Value::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// The header a pushed-down table offers: its own columns, then `<table>.<column>` for each
+/// joined column.
+pub fn header(relation: &Relation, joins: &[Join]) -> Vec<String> {
+    relation
+        .columns
+        .iter()
+        .map(|(c, _)| c.clone())
+        .chain(
+            joins
+                .iter()
+                .flat_map(|j| j.columns.iter().map(move |c| format!("{}.{c}", j.table))),
+        )
+        .collect()
+}
+
+/// One table's query, its parameters and how to read its rows.
+#[derive(Clone, Debug)]
+pub struct TableQuery {
+    /// The SQL text.
+    pub sql: String,
+    /// The bound constants, `$1` first.
+    pub params: Vec<Param>,
+    layout: Layout,
+}
+
+/// Where things are in a result row.
+#[derive(Clone, Debug)]
+struct Layout {
+    /// Dimension columns grouped (header positions), in order.
+    dimensions: Vec<usize>,
+    /// Per bound request: its grouping, its value's column and, for a per-dimension one, its
+    /// presence count's column and its dimension's number.
+    requests: Vec<(Grouping, usize, Option<(usize, usize)>)>,
+    /// The lookups' tables, for their miss counts.
+    lookups: Vec<String>,
+    /// Whether the table has a date column bound.
+    dated: bool,
+    date_column: String,
+}
+
+const GS: usize = 0;
+const DAY: usize = 1;
+const LEADING_DAY: usize = 2;
+const FIRST_DIMENSION: usize = 3;
+
+/// Plans the one query of a table.
+pub fn plan(
+    dialect: &dyn Dialect,
+    table: &TableConfig,
+    relation: &Relation,
+    joins: &[Join],
+    binding: &Binding,
+) -> TableQuery {
+    let q = |name: &str| dialect.quote(name);
+    let relation_sql = |name: &str| {
+        name.split('.')
+            .map(|part| dialect.quote(part))
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    // Each header column: its expression in the base and its kind.
+    let own = relation.columns.len();
+    let source = |h: usize| -> (String, Kind) {
+        if h < own {
+            (
+                format!("t.{}", q(&relation.columns[h].0)),
+                relation.columns[h].1,
+            )
+        } else {
+            let mut rest = h - own;
+            for (l, join) in joins.iter().enumerate() {
+                if rest < join.columns.len() {
+                    let column = &join.columns[rest];
+                    let kind = join.relation.kind(column).unwrap_or(Kind::Other);
+                    return (format!("j{l}.v{rest}"), kind);
+                }
+                rest -= join.columns.len();
+            }
+            unreachable!("a header position is an own or a joined column")
+        }
+    };
+    let mut params: Vec<Param> = Vec::new();
+    let mut sql = String::from("WITH ");
+    // The joins: the first row of each non-empty key.
+    for (l, join) in joins.iter().enumerate() {
+        let values: Vec<String> = join
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("f.{} AS v{i}", q(c)))
+            .collect();
+        let _ = write!(
+            sql,
+            "j{l} AS (SELECT DISTINCT ON (k) CAST(f.{fk} AS TEXT) AS k{comma}{values} FROM {rel} f \
+             WHERE f.{fk} IS NOT NULL ORDER BY k, {order}), ",
+            fk = q(&join.foreign_key),
+            comma = if values.is_empty() { "" } else { ", " },
+            values = values.join(", "),
+            rel = relation_sql(&join.relation.name),
+            order = dialect.row_order("f"),
+        );
+    }
+    // b0: the columns read, the lookups' keys and matches, the trimmed date text.
+    let used: Vec<usize> = {
+        let mut used: Vec<usize> = binding
+            .bound
+            .iter()
+            .flat_map(|b| {
+                b.column
+                    .into_iter()
+                    .chain(b.dimension)
+                    .chain(b.filter.iter().copied())
+            })
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        used
+    };
+    let mut b0 = vec![format!("{} AS o", dialect.row_order("t"))];
+    for h in &used {
+        b0.push(format!("{} AS c{h}", source(*h).0));
+    }
+    let mut from = format!("{} t", relation_sql(&relation.name));
+    for (l, join) in joins.iter().enumerate() {
+        let key = format!("CAST(t.{} AS TEXT)", q(&join.key));
+        b0.push(format!("{key} AS lk{l}"));
+        b0.push(format!("(j{l}.k IS NOT NULL) AS lf{l}"));
+        let _ = write!(from, " LEFT JOIN j{l} ON j{l}.k = {key} AND {key} <> ''");
+    }
+    // The date cell: its expression, kind, and the lookup it depends on.
+    let date = binding.date.map(|h| {
+        let (expr, kind) = source(h);
+        let lookup = (h >= own).then(|| {
+            let mut rest = h - own;
+            joins
+                .iter()
+                .position(|j| {
+                    let here = rest < j.columns.len();
+                    rest = rest.saturating_sub(j.columns.len());
+                    here
+                })
+                .unwrap_or(0)
+        });
+        (expr, kind, lookup)
+    });
+    if let Some((expr, kind, _)) = &date {
+        b0.push(format!("{expr} AS dv"));
+        if *kind == Kind::Text {
+            b0.push(format!("btrim({expr}, E' \\t\\n\\r\\f') AS ds"));
+        }
+    }
+    if date.is_none() {
+        b0.push("CAST(NULL AS TEXT) AS dv".into());
+    }
+    let _ = write!(sql, "b0 AS (SELECT {} FROM {from}), ", b0.join(", "));
+    // b1: the day, and whether the date cell is empty, unparsable, naive; its leading day.
+    let found = match &date {
+        Some((_, _, Some(l))) => format!("lf{l}"),
+        _ => "TRUE".into(),
+    };
+    let (day, empty_date, unparsable, naive, leading) = match &date {
+        None => (
+            "CAST(NULL AS DATE)".to_string(),
+            "FALSE".to_string(),
+            "FALSE".to_string(),
+            "FALSE".to_string(),
+            "CAST(NULL AS DATE)".to_string(),
+        ),
+        Some((_, kind, _)) => date_parts(*kind, table.naive_timestamps),
+    };
+    let _ = write!(
+        sql,
+        "b1 AS (SELECT b0.*, {m} FROM b0), ",
+        m = match date.as_ref().map(|d| d.1) {
+            Some(Kind::Text) => format!(
+                "regexp_match(ds, '{TIMESTAMP}') AS m, regexp_match(ltrim(CAST(dv AS TEXT), E' \\t\\n\\r\\f'), '^(\\d{{4}})-(\\d{{2}})-(\\d{{2}})') AS ml"
+            ),
+            _ => "CAST(NULL AS TEXT[]) AS m, CAST(NULL AS TEXT[]) AS ml".into(),
+        }
+    );
+    let _ = write!(
+        sql,
+        "b2 AS (SELECT b1.*, CASE WHEN {found} THEN {day} END AS d, ({found} AND {empty_date}) AS de, \
+         ({found} AND {unparsable}) AS du, ({found} AND {naive}) AS dn, \
+         CASE WHEN {found} AND {unparsable} THEN {leading} END AS dl FROM b1), "
+    );
+    // b3: each request's filter and duplicate flags.
+    let mut b3 = vec!["b2.*".to_string()];
+    let text_param = |text: &str, params: &mut Vec<Param>| {
+        params.push(Param::Text(text.to_string()));
+        dialect.text_param(params.len())
+    };
+    let kinds: BTreeMap<usize, Kind> = used.iter().map(|h| (*h, source(*h).1)).collect();
+    let col = |h: usize| Cell {
+        expr: format!("c{h}"),
+        kind: kinds[&h],
+    };
+    for (i, b) in binding.bound.iter().enumerate() {
+        let mut conditions = Vec::new();
+        if let Some(filter) = &b.request.filter {
+            for (condition, h) in filter.all.iter().zip(&b.filter) {
+                let cell = col(*h);
+                let test = match &condition.op {
+                    FilterOp::Equals(text) => {
+                        format!("{} = {}", cell.text(), text_param(text, &mut params))
+                    }
+                    FilterOp::ContainsIgnoreCase(text) => format!(
+                        "position(lower({}) IN lower({})) > 0",
+                        text_param(text, &mut params),
+                        cell.text()
+                    ),
+                    FilterOp::Empty => cell.empty(),
+                    FilterOp::NotEmpty => format!("NOT ({})", cell.empty()),
+                    FilterOp::Compare(cmp, value) => {
+                        params.push(Param::Number(value.0));
+                        format!(
+                            "{} {} {}",
+                            cell.number(),
+                            cmp_sql(*cmp),
+                            dialect.number_param(params.len())
+                        )
+                    }
+                };
+                conditions.push(format!("COALESCE({test}, FALSE)"));
+            }
+        }
+        let filter = if conditions.is_empty() {
+            "TRUE".to_string()
+        } else {
+            conditions.join(" AND ")
+        };
+        b3.push(format!("({filter}) AS f{i}"));
+        if let (Measure::Duplicates(_), Some(h)) = (&b.request.measure, b.column) {
+            let cell = col(h);
+            let dated = if b.request.grouping == Grouping::Total {
+                "TRUE".to_string()
+            } else {
+                "d IS NOT NULL".to_string()
+            };
+            b3.push(format!(
+                "(ROW_NUMBER() OVER (PARTITION BY ({filter}), ({dated}), CASE WHEN {} THEN '' ELSE {} END ORDER BY o) > 1) AS u{i}",
+                cell.empty(),
+                cell.text()
+            ));
+        }
+    }
+    // The dimension values, empty cells under ''.
+    let mut dimensions: Vec<usize> = binding.bound.iter().filter_map(|b| b.dimension).collect();
+    dimensions.sort_unstable();
+    dimensions.dedup();
+    for h in &dimensions {
+        let cell = col(*h);
+        b3.push(format!(
+            "CASE WHEN {} THEN '' ELSE {} END AS g{h}",
+            cell.empty(),
+            cell.text()
+        ));
+    }
+    let _ = write!(sql, "b3 AS (SELECT {} FROM b2) ", b3.join(", "));
+    // The aggregates, per grouping set.
+    let mut select = vec![String::new(), "d".to_string(), "dl".to_string()];
+    select.extend(dimensions.iter().map(|h| format!("g{h}")));
+    let grouped: Vec<String> = std::iter::once("d".to_string())
+        .chain(std::iter::once("dl".to_string()))
+        .chain(dimensions.iter().map(|h| format!("g{h}")))
+        .collect();
+    select[GS] = format!("GROUPING({}) AS gs", grouped.join(", "));
+    // Table stats.
+    select.push("COUNT(*) AS n".into());
+    select.push("COUNT(*) FILTER (WHERE de) AS nd".into());
+    select.push("COUNT(*) FILTER (WHERE du) AS nu".into());
+    select.push("COUNT(*) FILTER (WHERE dn) AS nn".into());
+    select.push(format!(
+        "(ARRAY_AGG(CAST(dv AS TEXT) ORDER BY o) FILTER (WHERE du))[1:{SAMPLES}] AS samples"
+    ));
+    for l in 0..joins.len() {
+        select.push(format!(
+            "COUNT(*) FILTER (WHERE lk{l} IS NOT NULL AND lk{l} <> '' AND NOT lf{l}) AS miss{l}"
+        ));
+    }
+    let mut requests = Vec::new();
+    for (i, b) in binding.bound.iter().enumerate() {
+        let value = aggregate(b, i, &col);
+        select.push(format!("CAST({value} AS DOUBLE PRECISION) AS r{i}"));
+        let value_at = select.len() - 1;
+        let presence = b.dimension.map(|h| {
+            select.push(format!("COUNT(*) FILTER (WHERE f{i}) AS p{i}"));
+            let j = dimensions.iter().position(|x| *x == h).unwrap_or(0);
+            (select.len() - 1, j)
+        });
+        requests.push((b.request.grouping.clone(), value_at, presence));
+    }
+    let mut sets = vec!["()".to_string(), "(d)".to_string(), "(dl)".to_string()];
+    sets.extend(dimensions.iter().map(|h| format!("(d, g{h})")));
+    let _ = write!(
+        sql,
+        "SELECT {} FROM b3 GROUP BY GROUPING SETS ({})",
+        select.join(", "),
+        sets.join(", ")
+    );
+    TableQuery {
+        sql,
+        params,
+        layout: Layout {
+            dimensions,
+            requests,
+            lookups: joins.iter().map(|j| j.table.clone()).collect(),
+            dated: binding.date.is_some(),
+            date_column: table.date_column.clone().unwrap_or_default(),
+        },
+    }
+}
+
+/// The strict timestamp grammar of the CSV scan: date, optional time (seconds and fraction
+/// optional), optional zone. Groups: 1-3 date, 4-6 time, 7 zone, 8 sign, 9-10 offset.
+const TIMESTAMP: &str = "^(\\d{4})-(\\d{2})-(\\d{2})(?:[Tt ](\\d{2}):(\\d{2})(?::(\\d{2})(?:[.,]\\d+)?)?([Zz]|([+-])(\\d{2})(?::?(\\d{2}))?)?)?$";
+
+/// A valid date from three text captures of `array` at `y`, `m`, `d` (1-based), else NULL.
+fn valid_date(array: &str, y: usize, m: usize, d: usize) -> String {
+    let (y, m, d) = (
+        format!("CAST({array}[{y}] AS INTEGER)"),
+        format!("CAST({array}[{m}] AS INTEGER)"),
+        format!("CAST({array}[{d}] AS INTEGER)"),
+    );
+    format!(
+        "CASE WHEN {y} >= 1 AND {m} BETWEEN 1 AND 12 AND {d} >= 1 AND \
+         {d} <= EXTRACT(DAY FROM make_date({y}, {m}, 1) + INTERVAL '1 month - 1 day') \
+         THEN make_date({y}, {m}, {d}) END"
+    )
+}
+
+/// The day, empty, unparsable, naive and leading-day expressions of a date cell `dv` (and
+/// `ds`, `m`, `ml` for text).
+fn date_parts(kind: Kind, naive: NaiveTimestamps) -> (String, String, String, String, String) {
+    let null_date = "CAST(NULL AS DATE)".to_string();
+    let typed_empty = "(dv IS NULL)".to_string();
+    let not_empty = |empty: &str| format!("(NOT {empty})");
+    match kind {
+        Kind::TimestampTz => (
+            "CAST(dv AT TIME ZONE 'UTC' AS DATE)".into(),
+            typed_empty,
+            "FALSE".into(),
+            "FALSE".into(),
+            null_date,
+        ),
+        Kind::Timestamp => match naive {
+            NaiveTimestamps::Utc => (
+                "CAST(dv AS DATE)".into(),
+                typed_empty,
+                "FALSE".into(),
+                "FALSE".into(),
+                null_date,
+            ),
+            NaiveTimestamps::Reject => (
+                null_date,
+                typed_empty.clone(),
+                not_empty(&typed_empty),
+                not_empty(&typed_empty),
+                "CAST(dv AS DATE)".into(),
+            ),
+        },
+        Kind::Date => (
+            "dv".into(),
+            typed_empty,
+            "FALSE".into(),
+            "FALSE".into(),
+            null_date,
+        ),
+        Kind::Text => {
+            let empty = "(dv IS NULL OR ds = '')".to_string();
+            let date = valid_date("m", 1, 2, 3);
+            let int = |i: usize| format!("COALESCE(CAST(m[{i}] AS INTEGER), 0)");
+            let time_ok = format!(
+                "{} <= 23 AND {} <= 59 AND {} <= 59 AND {} <= 23 AND {} <= 59",
+                int(4),
+                int(5),
+                int(6),
+                int(9),
+                int(10)
+            );
+            let ok = format!("(m IS NOT NULL AND {date} IS NOT NULL AND {time_ok})");
+            let naive_cell = format!("({ok} AND m[4] IS NOT NULL AND m[7] IS NULL)");
+            let offset = format!(
+                "(CASE WHEN m[8] = '-' THEN -1 ELSE 1 END) * ({} * 3600 + {} * 60)",
+                int(9),
+                int(10)
+            );
+            let seconds = format!(
+                "({} * 3600 + {} * 60 + {} - {offset})",
+                int(4),
+                int(5),
+                int(6)
+            );
+            let shifted = format!(
+                "{date} + (CASE WHEN {seconds} < 0 THEN -1 WHEN {seconds} >= 86400 THEN 1 ELSE 0 END)"
+            );
+            let (parsed, naive_rejected) = match naive {
+                NaiveTimestamps::Utc => (ok.clone(), "FALSE".to_string()),
+                NaiveTimestamps::Reject => (format!("({ok} AND NOT {naive_cell})"), naive_cell),
+            };
+            (
+                format!("CASE WHEN {parsed} THEN {shifted} END"),
+                empty.clone(),
+                format!("(NOT {empty} AND NOT {parsed})"),
+                format!("(NOT {empty} AND {naive_rejected})"),
+                valid_date("ml", 1, 2, 3),
+            )
+        }
+        Kind::Integer | Kind::Float | Kind::Decimal | Kind::Other => (
+            null_date.clone(),
+            typed_empty.clone(),
+            not_empty(&typed_empty),
+            "FALSE".into(),
+            null_date,
+        ),
+    }
+}
+
+/// A cell of the base, with its kind.
+struct Cell {
+    expr: String,
+    kind: Kind,
+}
+
+impl Cell {
+    /// Whether the cell is empty: absent, empty, `NULL` or `null`.
+    fn empty(&self) -> String {
+        match self.kind {
+            Kind::Text => format!("({0} IS NULL OR {0} IN ('', 'NULL', 'null'))", self.expr),
+            _ => format!("({} IS NULL)", self.expr),
+        }
+    }
+
+    /// The cell as text.
+    fn text(&self) -> String {
+        match self.kind {
+            Kind::Text => self.expr.clone(),
+            _ => format!("CAST({} AS TEXT)", self.expr),
+        }
+    }
+
+    /// The number the cell holds (NULL when none), with the CSV scan's grammar for text.
+    fn number(&self) -> String {
+        let e = &self.expr;
+        match self.kind {
+            Kind::Integer => format!("CAST({e} AS DOUBLE PRECISION)"),
+            Kind::Float => format!(
+                "CASE WHEN {e} IN ('NaN', 'Infinity', '-Infinity') THEN NULL ELSE CAST({e} AS DOUBLE PRECISION) END"
+            ),
+            Kind::Decimal => format!(
+                "CASE WHEN {e} IN ('NaN', 'Infinity', '-Infinity') THEN NULL ELSE CAST({e} AS DOUBLE PRECISION) END"
+            ),
+            Kind::Text => {
+                let t = format!("btrim({e}, E' \\t\\n\\r\\f')");
+                let n = format!("CAST({t} AS NUMERIC)");
+                format!(
+                    "CASE WHEN {t} ~ '^[+-]?(\\d+\\.?\\d*|\\.\\d+)([eE][+-]?\\d{{1,4}})?$' THEN \
+                     CASE WHEN abs({n}) >= 1.7976931348623157e308 THEN NULL \
+                     WHEN abs({n}) < 1e-300 THEN CAST(0 AS DOUBLE PRECISION) \
+                     ELSE CAST({n} AS DOUBLE PRECISION) END END"
+                )
+            }
+            Kind::TimestampTz | Kind::Timestamp | Kind::Date | Kind::Other => {
+                "CAST(NULL AS DOUBLE PRECISION)".into()
+            }
+        }
+    }
+}
+
+fn cmp_sql(cmp: Cmp) -> &'static str {
+    cmp.symbol()
+}
+
+/// The aggregate of request `i`.
+fn aggregate(b: &Bound, i: usize, col: &dyn Fn(usize) -> Cell) -> String {
+    let f = format!("f{i}");
+    let cell = b.column.map(col);
+    match (&b.request.measure, cell) {
+        (Measure::Rows, _) => format!("COUNT(*) FILTER (WHERE {f})"),
+        (Measure::Distinct(_), Some(c)) => format!(
+            "COUNT(DISTINCT {}) FILTER (WHERE {f} AND NOT {})",
+            c.text(),
+            c.empty()
+        ),
+        (Measure::Sum(_), Some(c)) => {
+            format!("COALESCE(SUM({}) FILTER (WHERE {f}), 0)", c.number())
+        }
+        (Measure::Numeric(_), Some(c)) => format!("COUNT({}) FILTER (WHERE {f})", c.number()),
+        (Measure::Nulls(_), Some(c)) => format!("COUNT(*) FILTER (WHERE {f} AND {})", c.empty()),
+        (Measure::NonNumeric(_), Some(c)) => format!(
+            "COUNT(*) FILTER (WHERE {f} AND NOT {} AND {} IS NULL)",
+            c.empty(),
+            c.number()
+        ),
+        (Measure::Duplicates(_), Some(_)) => format!("COUNT(*) FILTER (WHERE {f} AND u{i})"),
+        (Measure::Where { cmp, value, .. }, Some(c)) => format!(
+            "COUNT(*) FILTER (WHERE {f} AND {} {} {})",
+            c.number(),
+            cmp_sql(*cmp),
+            // A constant of the request itself, not user text: a literal is safe.
+            if value.0.is_finite() {
+                format!("CAST({:e} AS DOUBLE PRECISION)", value.0)
+            } else {
+                "CAST('NaN' AS DOUBLE PRECISION)".into()
+            }
+        ),
+        (_, None) => "0".into(),
+    }
+}
+
+impl TableQuery {
+    /// Reads the result rows into the table's computed metrics and date stats.
+    pub fn decode(&self, rows: &[Vec<Value>]) -> Computed {
+        let layout = &self.layout;
+        let k = layout.dimensions.len();
+        // GROUPING(d, dl, g...) bits: 1 for an argument not grouped in the row's set.
+        let bits = k + 2;
+        let all = (1u64 << bits) - 1;
+        let d_bit = 1u64 << (bits - 1);
+        let dl_bit = 1u64 << (bits - 2);
+        let dim_bit = |j: usize| 1u64 << (bits - 3 - j);
+        let total_set = all;
+        let day_set = all & !d_bit;
+        let leading_set = all & !dl_bit;
+        let dim_set = |j: usize| all & !d_bit & !dim_bit(j);
+        let stats_at = FIRST_DIMENSION + k;
+        let mut computed = Computed {
+            rows: 0,
+            lookup_misses: BTreeMap::new(),
+            dates: layout.dated.then(|| DateStats {
+                column: layout.date_column.clone(),
+                ..DateStats::default()
+            }),
+            values: layout
+                .requests
+                .iter()
+                .map(|(g, _, _)| match g {
+                    Grouping::Total => Grouped::Total(0.0),
+                    Grouping::Day => Grouped::Daily(BTreeMap::new()),
+                    Grouping::DayBy(_) => Grouped::DailyBy(BTreeMap::new()),
+                })
+                .collect(),
+        };
+        for row in rows {
+            let gs = row[GS].number() as u64;
+            if gs == total_set {
+                computed.rows = row[stats_at].number() as u64;
+                if let Some(dates) = computed.dates.as_mut() {
+                    dates.nulls = row[stats_at + 1].number() as u64;
+                    dates.naive = row[stats_at + 3].number() as u64;
+                    if let Value::TextArray(samples) = &row[stats_at + 4] {
+                        dates.samples = samples.iter().flatten().cloned().collect();
+                    }
+                }
+                for (l, table) in layout.lookups.iter().enumerate() {
+                    computed
+                        .lookup_misses
+                        .insert(table.clone(), row[stats_at + 5 + l].number() as u64);
+                }
+            }
+            if gs == leading_set {
+                let count = row[stats_at + 2].number() as u64;
+                if let (Some(dates), true) = (computed.dates.as_mut(), count > 0) {
+                    *dates.unparsable.entry(row[LEADING_DAY].date()).or_default() += count;
+                }
+            }
+            if gs == day_set {
+                if let (Some(day), Some(dates)) = (row[DAY].date(), computed.dates.as_mut()) {
+                    dates.rows_by_day.insert(day, row[stats_at].number() as u64);
+                }
+            }
+            for ((grouping, at, presence), value) in
+                layout.requests.iter().zip(computed.values.iter_mut())
+            {
+                match (grouping, value) {
+                    (Grouping::Total, Grouped::Total(v)) if gs == total_set => {
+                        *v = row[*at].number();
+                    }
+                    (Grouping::Day, Grouped::Daily(series)) if gs == day_set => {
+                        if let Some(day) = row[DAY].date() {
+                            series.insert(day, row[*at].number());
+                        }
+                    }
+                    (Grouping::DayBy(_), Grouped::DailyBy(series)) => {
+                        let Some((p, j)) = *presence else { continue };
+                        let Some(day) = row[DAY].date().filter(|_| gs == dim_set(j)) else {
+                            continue;
+                        };
+                        if row[p].number() > 0.0 {
+                            let dim = row[FIRST_DIMENSION + j].text().unwrap_or("").to_string();
+                            series
+                                .entry(day)
+                                .or_default()
+                                .insert(dim, row[*at].number());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        computed
+    }
+}
