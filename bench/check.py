@@ -85,13 +85,14 @@ def compare(vigil: dict, other: dict) -> tuple[int, list[tuple[dict, list[str]]]
     return compared, problems
 
 
-def check(vigil_path: str, other_path: str, label: str, show: int = 8) -> bool:
+def check(vigil_path: str, other_path: str, label: str, show: int = 8) -> dict | None:
+    """Prints the outcome; returns {"metrics", "values"} compared when all are equal, else None."""
     vigil, other = entries(vigil_path), entries(other_path)
     compared, problems = compare(vigil, other)
     if not problems:
         print(f"check {label}: {len(vigil)} metrics, {compared:,} values equal "
               f"(counts exactly, sums within {RELATIVE:g} relative)", flush=True)
-        return True
+        return {"metrics": len(vigil), "values": compared}
     print(f"CHECK FAILED {label}: {len(problems)} of {len(vigil)} metrics differ "
           f"({vigil_path} vs {other_path})", file=sys.stderr)
     for request, diffs in problems:
@@ -100,7 +101,7 @@ def check(vigil_path: str, other_path: str, label: str, show: int = 8) -> bool:
             print(f"    {d}", file=sys.stderr)
         if len(diffs) > show:
             print(f"    ... {len(diffs) - show} more", file=sys.stderr)
-    return False
+    return None
 
 
 def main() -> None:
@@ -110,7 +111,7 @@ def main() -> None:
     parser.add_argument("--label", default="")
     parser.add_argument("--show", type=int, default=8, help="differences shown per metric")
     args = parser.parse_args()
-    sys.exit(0 if check(args.vigil, args.other, args.label or args.other, args.show) else 1)
+    sys.exit(0 if check(args.vigil, args.other, args.label or args.other, args.show) is not None else 1)
 
 
 if __name__ == "__main__":

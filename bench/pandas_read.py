@@ -1,5 +1,6 @@
 """What people use today: pandas reading the three warehouse CSVs (the reference monitor's
-first step), with the per-day aggregates of sessions and orders.
+first step), with the per-day aggregates of sessions and orders. Only part of what vigil
+computes (a lower bound of pandas' time), so its values are not checked.
 
 Usage: python3 pandas_read.py WAREHOUSE_DIR
 """

@@ -181,6 +181,10 @@ pub struct TableQuery {
     layout: Layout,
 }
 
+/// A request's grouping, its value's column, and for a per-dimension one its presence
+/// count's column and its dimension's number.
+type RequestAt = (Grouping, usize, Option<(usize, usize)>);
+
 /// Where things are in a result row.
 #[derive(Clone, Debug)]
 struct Layout {
@@ -188,7 +192,7 @@ struct Layout {
     dimensions: Vec<usize>,
     /// Per bound request: its grouping, its value's column and, for a per-dimension one, its
     /// presence count's column and its dimension's number.
-    requests: Vec<(Grouping, usize, Option<(usize, usize)>)>,
+    requests: Vec<RequestAt>,
     /// The lookups' tables, for their miss counts.
     lookups: Vec<String>,
     /// Whether the table has a date column bound.

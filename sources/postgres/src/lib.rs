@@ -234,7 +234,7 @@ impl PostgresSource {
         let mut tx = client.build_transaction().read_only(true).start()?;
         tx.batch_execute(&format!(
             "SET LOCAL statement_timeout = {}",
-            self.statement_timeout.as_millis()
+            self.statement_timeout.as_millis().max(1)
         ))?;
         Ok(tx)
     }
