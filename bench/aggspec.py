@@ -155,6 +155,32 @@ def columns(request: dict) -> list[str]:
     return out
 
 
+def computable(requests: list[dict], cells, date: str, name: str) -> tuple[dict, list[dict]]:
+    """Splits requests into those a table's cells can answer and, by key, the reasons the
+    others cannot (a missing column, or no date column for a per-day request)."""
+    results: dict[str, object] = {}
+    todo = []
+    for r in requests:
+        missing = [c for c in columns(r) if c not in cells]
+        if missing:
+            results[key(r)] = f"no column {', '.join(missing)} in {name}"
+        elif grouping(r)[0] != "total" and date not in cells:
+            results[key(r)] = f"no date column {date} in {name}"
+        else:
+            todo.append(r)
+    return results, todo
+
+
+def dimensions(requests: list[dict]) -> list[str]:
+    """The dimension columns of the per-day-and-dimension requests, in first-seen order."""
+    dims: list[str] = []
+    for r in requests:
+        g, dim = grouping(r)
+        if g == "day_by" and dim not in dims:
+            dims.append(dim)
+    return dims
+
+
 def span_days(first: dt.date | None, last: dt.date | None) -> list[dt.date]:
     if first is None or last is None:
         return []

@@ -155,24 +155,11 @@ def table_metrics(con, warehouse: str, layout: dict, name: str, requests: list[d
     date = table["date_column"]
     day = cells[date].day(table["naive_timestamps"]) if date in cells else "CAST(NULL AS DATE)"
 
-    results: dict[str, object] = {}
-    todo = []
-    for r in requests:
-        missing = [c for c in aggspec.columns(r) if c not in cells]
-        if missing:
-            results[aggspec.key(r)] = f"no column {', '.join(missing)} in {name}"
-        elif aggspec.grouping(r)[0] != "total" and date not in cells:
-            results[aggspec.key(r)] = f"no date column {date} in {name}"
-        else:
-            todo.append(r)
+    results, todo = aggspec.computable(requests, cells, date, name)
     if not todo:
         return results
 
-    dims: list[str] = []
-    for r in todo:
-        g, dim = aggspec.grouping(r)
-        if g == "day_by" and dim not in dims:
-            dims.append(dim)
+    dims = aggspec.dimensions(todo)
     totals = any(aggspec.grouping(r)[0] == "total" for r in todo)
 
     # The cells the requests read, projected once as __c<j> (and whether a looked-up cell's row

@@ -137,25 +137,12 @@ def table_metrics(warehouse: str, layout: dict, name: str, requests: list[dict])
             cells[n] = Cell(n, ltypes[c], found)
 
     date = table["date_column"]
-    results: dict[str, object] = {}
-    todo = []
-    for r in requests:
-        missing = [c for c in aggspec.columns(r) if c not in cells]
-        if missing:
-            results[aggspec.key(r)] = f"no column {', '.join(missing)} in {name}"
-        elif aggspec.grouping(r)[0] != "total" and date not in cells:
-            results[aggspec.key(r)] = f"no date column {date} in {name}"
-        else:
-            todo.append(r)
+    results, todo = aggspec.computable(requests, cells, date, name)
     if not todo:
         return results
 
     day = cells[date].day(table["naive_timestamps"]) if date in cells else pl.lit(None, dtype=pl.Date)
-    dims: list[str] = []
-    for r in todo:
-        g, dim = aggspec.grouping(r)
-        if g == "day_by" and dim not in dims:
-            dims.append(dim)
+    dims = aggspec.dimensions(todo)
     prepared = [day.alias("__day")]
     for k, d in enumerate(dims):
         prepared.append(pl.when(cells[d].empty()).then(pl.lit("")).otherwise(cells[d].text()).alias(f"__d{k}"))
