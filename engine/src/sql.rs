@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use chrono::NaiveDate;
 
 use crate::config::TableConfig;
-use crate::metric::{Cmp, FilterOp, Grouping, Measure};
+use crate::metric::{FilterOp, Grouping, Measure};
 use crate::scan::pushed::{Binding, Bound, Computed, Grouped};
 use crate::scan::{DateStats, SAMPLES};
 use crate::timestamp::NaiveTimestamps;
@@ -378,7 +378,7 @@ pub fn plan(
                         format!(
                             "{} {} {}",
                             cell.number(),
-                            cmp_sql(*cmp),
+                            cmp.symbol(),
                             dialect.number_param(params.len())
                         )
                     }
@@ -629,10 +629,6 @@ impl Cell {
     }
 }
 
-fn cmp_sql(cmp: Cmp) -> &'static str {
-    cmp.symbol()
-}
-
 /// The aggregate of request `i`.
 fn aggregate(b: &Bound, i: usize, col: &dyn Fn(usize) -> Cell) -> String {
     let f = format!("f{i}");
@@ -658,7 +654,7 @@ fn aggregate(b: &Bound, i: usize, col: &dyn Fn(usize) -> Cell) -> String {
         (Measure::Where { cmp, value, .. }, Some(c)) => format!(
             "COUNT(*) FILTER (WHERE {f} AND {} {} {})",
             c.number(),
-            cmp_sql(*cmp),
+            cmp.symbol(),
             // A constant of the request itself, not user text: a literal is safe.
             if value.0.is_finite() {
                 format!("CAST({:e} AS DOUBLE PRECISION)", value.0)
