@@ -531,7 +531,7 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
 
     let errors = eval.count(Severity::Error);
     let quarantine = (errors > 0 && config.operations.quarantine_on_error)
-        .then(|| quarantine_snapshot(&args, source.as_ref(), &config, &eval, started));
+        .then(|| quarantine_snapshot(&args, source.as_ref(), &config, &eval, started, err));
     let mut info = RunInfo {
         started,
         run_id,
@@ -584,15 +584,10 @@ fn quarantine_snapshot(
     config: &Config,
     eval: &Evaluation,
     now: chrono::DateTime<Utc>,
+    err: &mut dyn Write,
 ) -> Result<PathBuf, String> {
     let ops = &config.operations;
-    let Some(warehouse_dir) = source.folder() else {
-        return Err(format!(
-            "a snapshot of {} cannot be taken: quarantine copies a warehouse folder",
-            source.describe()
-        ));
-    };
-    let target = quarantine::resolve_target(warehouse_dir, Path::new(&ops.quarantine_target_dir))
+    let target = quarantine::resolve_target(source.folder(), Path::new(&ops.quarantine_target_dir))
         .map_err(|e| format!("cannot resolve {}: {e}", ops.quarantine_target_dir))?;
     let errors: Vec<String> = eval
         .findings
@@ -600,19 +595,50 @@ fn quarantine_snapshot(
         .filter(|f| f.severity == Severity::Error)
         .map(|f| format!("- ERROR {}", report::one_line(f)))
         .collect();
-    let reason = format!(
-        "Quarantined by vigil {} at {} because of {} ERROR finding(s) for partition {}.\n\
-         Warehouse: {}\nReport: {}\n\n{}\n",
-        env!("CARGO_PKG_VERSION"),
-        now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        errors.len(),
-        eval.expected_date,
-        source.describe(),
-        args.output_dir.join(report::MD_REPORT).display(),
-        errors.join("\n"),
-    );
-    quarantine::snapshot(warehouse_dir, &target, &reason, ops.copy_warehouse, now)
-        .map_err(|e| format!("cannot snapshot into {}: {e}", target.display()))
+    let mut left_out = Vec::new();
+    let fill = |dir: &Path| -> std::io::Result<String> {
+        let mut budget = quarantine::Budget::new(ops.quarantine_max_bytes);
+        let contents = if !ops.copy_warehouse {
+            quarantine::Contents {
+                lines: vec!["no data: operations.copy_warehouse is off".into()],
+                left_out: Vec::new(),
+            }
+        } else if let Some(folder) = source.folder() {
+            let files: Vec<PathBuf> = config
+                .tables
+                .values()
+                .filter_map(|t| source.table_files(t))
+                .collect();
+            quarantine::copy_folder(folder, &files, dir, &mut budget)?
+        } else {
+            let day = (eval.scope == crate::rule::Scope::Partition).then_some(eval.expected_date);
+            quarantine::export_tables(source, &config.tables, day, dir, &mut budget)?
+        };
+        left_out = contents.left_out;
+        Ok(format!(
+            "Quarantined by vigil {} at {} because of {} ERROR finding(s) for partition {}.\n\
+             Warehouse: {}\nReport: {}\n\n{}\n\nSnapshot:\n{}\n",
+            env!("CARGO_PKG_VERSION"),
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            errors.len(),
+            eval.expected_date,
+            source.describe(),
+            args.output_dir.join(report::MD_REPORT).display(),
+            errors.join("\n"),
+            contents
+                .lines
+                .iter()
+                .map(|l| format!("- {l}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ))
+    };
+    let snapshot = quarantine::snapshot(&target, now, fill)
+        .map_err(|e| format!("cannot snapshot into {}: {e}", target.display()))?;
+    for line in left_out {
+        let _ = writeln!(err, "vigil: warning: quarantine: {line}");
+    }
+    Ok(snapshot)
 }
 
 #[cfg(test)]

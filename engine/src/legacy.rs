@@ -222,6 +222,7 @@ impl LegacyConfig {
                 quarantine_on_error: self.operations.quarantine_on_error,
                 quarantine_target_dir: self.operations.quarantine_target_dir.clone(),
                 copy_warehouse: self.operations.warehouse_copy_on_quarantine,
+                ..Operations::default()
             },
             alert_routing: self.alert_routing.clone(),
         }

@@ -1,36 +1,46 @@
-//! The quarantine snapshot: on ERROR, a copy of the warehouse's CSV files (mtimes kept) and a
-//! `REASON.txt`, built in a hidden temporary folder and renamed into place, so a half-written
-//! snapshot never exists and an earlier snapshot is never overwritten. The warehouse itself is
-//! only read.
+//! The quarantine snapshot: on ERROR, what the run judged, kept aside with a `REASON.txt`. A
+//! folder warehouse's CSV files (mtimes kept) and its tables' Parquet data are copied; a
+//! database's tables export the judged partition's rows as CSV. Everything is bounded by one size
+//! limit: what would exceed it is left out and listed. The snapshot is built in a hidden
+//! temporary folder and renamed into place, so a half-written snapshot never exists and an
+//! earlier one is never overwritten. The warehouse itself is only read.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io;
+use std::io::{self, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::config::TableConfig;
+use crate::source::{RowSink, Source};
 
 /// File in the reports folder that holds the path of the run's snapshot.
 pub const PATH_FILE: &str = "quarantine_path.txt";
 
 /// Where snapshots go: an absolute target as is, a relative one under the warehouse folder's
-/// parent (as the reference monitor resolves it).
-pub fn resolve_target(warehouse: &Path, target: &Path) -> io::Result<PathBuf> {
+/// parent (as the reference monitor resolves it), or under the working folder for a warehouse
+/// that is not a folder.
+pub fn resolve_target(warehouse: Option<&Path>, target: &Path) -> io::Result<PathBuf> {
     if target.is_absolute() {
         return Ok(target.to_path_buf());
     }
+    let Some(warehouse) = warehouse else {
+        return std::path::absolute(target);
+    };
     let warehouse = std::path::absolute(warehouse)?;
     let parent = warehouse.parent().unwrap_or(&warehouse);
     Ok(parent.join(target))
 }
 
-/// Writes a snapshot of `warehouse` under `target` and returns its folder,
+/// Writes a snapshot under `target` and returns its folder,
 /// `warehouse_quarantine_<UTC %Y%m%dT%H%M%SZ>` (with `_2`, `_3`, ... when that name is taken).
+/// `fill` writes the contents into the folder it is given and returns the text of `REASON.txt`.
 pub fn snapshot(
-    warehouse: &Path,
     target: &Path,
-    reason: &str,
-    copy_files: bool,
     now: DateTime<Utc>,
+    fill: impl FnOnce(&Path) -> io::Result<String>,
 ) -> io::Result<PathBuf> {
     fs::create_dir_all(target)?;
     let stamp = now.format("%Y%m%dT%H%M%SZ");
@@ -39,7 +49,9 @@ pub fn snapshot(
         std::process::id(),
         now.timestamp_subsec_nanos()
     ));
-    let built = build(warehouse, &tmp, reason, copy_files)
+    let built = fs::create_dir(&tmp)
+        .and_then(|()| fill(&tmp))
+        .and_then(|reason| fs::write(tmp.join("REASON.txt"), reason))
         .and_then(|()| place(&tmp, target, &stamp.to_string()));
     if built.is_err() {
         let _ = fs::remove_dir_all(&tmp);
@@ -47,28 +59,225 @@ pub fn snapshot(
     built
 }
 
-fn build(warehouse: &Path, tmp: &Path, reason: &str, copy_files: bool) -> io::Result<()> {
-    fs::create_dir(tmp)?;
-    if copy_files {
-        let mut entries: Vec<_> = fs::read_dir(warehouse)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
-            let is_csv = path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-            if is_csv && entry.file_type()?.is_file() {
-                let dest = tmp.join(entry.file_name());
-                fs::copy(&path, &dest)?;
-                let modified = entry.metadata()?.modified()?;
-                fs::File::options()
-                    .write(true)
-                    .open(&dest)?
-                    .set_modified(modified)?;
-            }
+/// The bytes a snapshot may still take.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    limit: u64,
+    used: u64,
+}
+
+impl Budget {
+    /// A snapshot of at most `limit` bytes.
+    pub fn new(limit: u64) -> Self {
+        Budget { limit, used: 0 }
+    }
+
+    /// Takes `bytes` if they fit.
+    fn take(&mut self, bytes: u64) -> bool {
+        let fits = self.used.saturating_add(bytes) <= self.limit;
+        if fits {
+            self.used += bytes;
+        }
+        fits
+    }
+
+    fn left_out(&self, what: &str, bytes: u64) -> String {
+        format!(
+            "{what}: left out: {} would exceed the snapshot limit of {} bytes \
+             (operations.quarantine_max_bytes; {} used)",
+            if bytes == u64::MAX {
+                "its rows".to_string()
+            } else {
+                format!("its {bytes} bytes")
+            },
+            self.limit,
+            self.used
+        )
+    }
+}
+
+/// What a snapshot holds, one line per item (for `REASON.txt`), and the items left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Contents {
+    /// One line per item copied or exported.
+    pub lines: Vec<String>,
+    /// The items not in the snapshot, with why (also in `lines`).
+    pub left_out: Vec<String>,
+}
+
+impl Contents {
+    fn leave_out(&mut self, line: String) {
+        self.lines.push(line.clone());
+        self.left_out.push(line);
+    }
+}
+
+/// Copies a warehouse folder into `dir`: every CSV file in it (as the reference monitor does),
+/// then the files and dataset folders of `tables` that are not CSV files there, mtimes kept.
+pub fn copy_folder(
+    warehouse: &Path,
+    tables: &[PathBuf],
+    dir: &Path,
+    budget: &mut Budget,
+) -> io::Result<Contents> {
+    let mut entries: Vec<_> = fs::read_dir(warehouse)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    let mut items: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let path = entry.path();
+        let is_csv = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        if is_csv && entry.file_type()?.is_file() {
+            items.push(path);
         }
     }
-    fs::write(tmp.join("REASON.txt"), reason)
+    let csv: BTreeSet<PathBuf> = items.iter().cloned().collect();
+    items.extend(tables.iter().filter(|t| !csv.contains(*t)).cloned());
+    let mut contents = Contents::default();
+    for path in items {
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        let name_shown = name.to_string_lossy().into_owned();
+        let bytes = size(&path)?;
+        if !budget.take(bytes) {
+            contents.leave_out(budget.left_out(&name_shown, bytes));
+            continue;
+        }
+        copy(&path, &dir.join(name))?;
+        contents
+            .lines
+            .push(format!("{name_shown}: copied ({bytes} bytes)"));
+    }
+    Ok(contents)
+}
+
+/// A file's size, or the total size of the files in a folder.
+fn size(path: &Path) -> io::Result<u64> {
+    let meta = fs::metadata(path)?;
+    if !meta.is_dir() {
+        return Ok(meta.len());
+    }
+    fs::read_dir(path)?.try_fold(0, |total, entry| Ok(total + size(&entry?.path())?))
+}
+
+/// Copies a file (mtime kept) or a folder, recursively.
+fn copy(from: &Path, to: &Path) -> io::Result<()> {
+    let meta = fs::metadata(from)?;
+    if meta.is_dir() {
+        fs::create_dir(to)?;
+        for entry in fs::read_dir(from)? {
+            let entry = entry?;
+            copy(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        return Ok(());
+    }
+    fs::copy(from, to)?;
+    fs::File::options()
+        .write(true)
+        .open(to)?
+        .set_modified(meta.modified()?)
+}
+
+/// Exports each table's rows dated `day` (all rows for `None`) from a source without a folder
+/// into `dir` as `<file>` (the table's CSV file name), header first. A table whose rows would
+/// exceed the budget, or that cannot be read, is left out and listed.
+pub fn export_tables(
+    source: &dyn Source,
+    tables: &BTreeMap<String, TableConfig>,
+    day: Option<NaiveDate>,
+    dir: &Path,
+    budget: &mut Budget,
+) -> io::Result<Contents> {
+    let mut contents = Contents::default();
+    let partition = match day {
+        Some(day) => format!("rows of {day}"),
+        None => "all rows".to_string(),
+    };
+    for (name, table) in tables {
+        let file = dir.join(&table.file);
+        let mut sink = CsvSink {
+            out: io::BufWriter::new(fs::File::create(&file)?),
+            record: Vec::new(),
+            budget: *budget,
+            rows: 0,
+            over: false,
+            error: None,
+        };
+        let exported = source.export_rows(table, tables, day, &mut sink);
+        let CsvSink {
+            out,
+            budget: after,
+            rows,
+            over,
+            error,
+            ..
+        } = sink;
+        let flushed = out.into_inner().map_err(|e| e.into_error());
+        if let Some(e) = error {
+            return Err(e);
+        }
+        flushed?;
+        let rows = rows.saturating_sub(1);
+        let what = format!("{name} ({})", table.relation());
+        let line = match exported {
+            Ok(()) if !over => {
+                let bytes = after.used - budget.used;
+                *budget = after;
+                contents.lines.push(format!(
+                    "{what}: {rows} {partition} exported to {} ({bytes} bytes)",
+                    table.file
+                ));
+                continue;
+            }
+            Ok(()) => budget.left_out(&what, u64::MAX),
+            Err(problem) => format!("{what}: left out: the table {problem}"),
+        };
+        fs::remove_file(&file)?;
+        contents.leave_out(line);
+    }
+    Ok(contents)
+}
+
+/// Writes exported rows as CSV within a budget.
+struct CsvSink {
+    out: io::BufWriter<fs::File>,
+    /// One record at a time, to know its size before it is written.
+    record: Vec<u8>,
+    budget: Budget,
+    /// Rows written, the header included.
+    rows: u64,
+    over: bool,
+    error: Option<io::Error>,
+}
+
+impl RowSink for CsvSink {
+    fn row(&mut self, cells: &[Option<&str>]) -> ControlFlow<()> {
+        self.record.clear();
+        let mut record = csv::WriterBuilder::new()
+            .buffer_capacity(1024)
+            .from_writer(&mut self.record);
+        let written = record
+            .write_record(cells.iter().map(|c| c.unwrap_or("")))
+            .and_then(|()| record.flush().map_err(csv::Error::from));
+        drop(record);
+        if let Err(e) = written {
+            self.error = Some(io::Error::other(e));
+            return ControlFlow::Break(());
+        }
+        let bytes = &self.record;
+        if !self.budget.take(bytes.len() as u64) {
+            self.over = true;
+            return ControlFlow::Break(());
+        }
+        if let Err(e) = self.out.write_all(bytes) {
+            self.error = Some(e);
+            return ControlFlow::Break(());
+        }
+        self.rows += 1;
+        ControlFlow::Continue(())
+    }
 }
 
 /// Renames the finished snapshot to the first free name. A snapshot folder is never empty, so
@@ -121,14 +330,28 @@ mod tests {
         dir
     }
 
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn copy_all<'a>(
+        wh: &'a Path,
+        extra: &[PathBuf],
+        limit: u64,
+    ) -> impl FnOnce(&Path) -> io::Result<String> + 'a {
+        let extra = extra.to_vec();
+        move |dir| {
+            let contents = copy_folder(wh, &extra, dir, &mut Budget::new(limit))?;
+            Ok(contents.lines.join("\n"))
+        }
+    }
+
     #[test]
     fn copies_csv_files_byte_for_byte_with_mtimes_and_a_reason() {
         let wh = warehouse();
         let target = tempfile::tempdir().unwrap();
-        let now = DateTime::parse_from_rfc3339("2025-03-09T06:00:00Z")
-            .unwrap()
-            .to_utc();
-        let snap = snapshot(wh.path(), target.path(), "because", true, now).unwrap();
+        let now = at("2025-03-09T06:00:00Z");
+        let snap = snapshot(target.path(), now, copy_all(wh.path(), &[], u64::MAX)).unwrap();
         assert_eq!(
             snap,
             target.path().join("warehouse_quarantine_20250309T060000Z")
@@ -142,7 +365,7 @@ mod tests {
         assert_eq!(fs::read(snap.join("fct_a.csv")).unwrap(), b"a,b\n1,2\n");
         assert_eq!(
             fs::read_to_string(snap.join("REASON.txt")).unwrap(),
-            "because"
+            "fct_a.csv: copied (8 bytes)\nfct_b.CSV: copied (2 bytes)"
         );
         let mtime = |p: &Path| fs::metadata(p).unwrap().modified().unwrap();
         assert_eq!(
@@ -155,37 +378,76 @@ mod tests {
     }
 
     #[test]
-    fn same_second_runs_get_distinct_folders() {
+    fn dataset_folders_are_copied_and_the_limit_leaves_out_what_does_not_fit() {
         let wh = warehouse();
+        let dataset = wh.path().join("fct_c");
+        fs::create_dir_all(dataset.join("day=2025-03-01")).unwrap();
+        fs::write(
+            dataset.join("day=2025-03-01/part-0.parquet"),
+            "PAR1 data PAR1",
+        )
+        .unwrap();
         let target = tempfile::tempdir().unwrap();
-        let now = DateTime::parse_from_rfc3339("2025-03-09T06:00:00Z")
-            .unwrap()
-            .to_utc();
-        let first = snapshot(wh.path(), target.path(), "1", true, now).unwrap();
-        let second = snapshot(wh.path(), target.path(), "2", false, now).unwrap();
+        // 8 + 2 bytes of CSV fit in 12, the 14-byte dataset does not.
+        let snap = snapshot(
+            target.path(),
+            at("2025-03-09T06:00:00Z"),
+            copy_all(wh.path(), std::slice::from_ref(&dataset), 12),
+        )
+        .unwrap();
+        let reason = fs::read_to_string(snap.join("REASON.txt")).unwrap();
+        assert!(
+            reason.ends_with(
+                "fct_c: left out: its 14 bytes would exceed the snapshot limit of 12 bytes \
+                 (operations.quarantine_max_bytes; 10 used)"
+            ),
+            "{reason}"
+        );
+        assert!(!snap.join("fct_c").exists());
+        let snap = snapshot(
+            target.path(),
+            at("2025-03-09T06:00:00Z"),
+            copy_all(wh.path(), std::slice::from_ref(&dataset), 100),
+        )
+        .unwrap();
+        assert_eq!(
+            fs::read(snap.join("fct_c/day=2025-03-01/part-0.parquet")).unwrap(),
+            b"PAR1 data PAR1"
+        );
+    }
+
+    #[test]
+    fn same_second_runs_get_distinct_folders() {
+        let target = tempfile::tempdir().unwrap();
+        let now = at("2025-03-09T06:00:00Z");
+        let first = snapshot(target.path(), now, |_| Ok("1".into())).unwrap();
+        let second = snapshot(target.path(), now, |_| Ok("2".into())).unwrap();
         assert_ne!(first, second);
         assert!(second.ends_with("warehouse_quarantine_20250309T060000Z_2"));
         assert_eq!(fs::read_to_string(first.join("REASON.txt")).unwrap(), "1");
-        assert!(!second.join("fct_a.csv").exists());
     }
 
     #[test]
-    fn relative_targets_resolve_under_the_warehouse_parent() {
-        let resolved = resolve_target(Path::new("/data/wh"), Path::new("quarantine")).unwrap();
+    fn relative_targets_resolve_under_the_warehouse_parent_or_the_working_folder() {
+        let wh = Some(Path::new("/data/wh"));
+        let resolved = resolve_target(wh, Path::new("quarantine")).unwrap();
         assert_eq!(resolved, Path::new("/data/quarantine"));
-        let absolute = resolve_target(Path::new("/data/wh"), Path::new("/q")).unwrap();
+        let absolute = resolve_target(wh, Path::new("/q")).unwrap();
         assert_eq!(absolute, Path::new("/q"));
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(
+            resolve_target(None, Path::new("q")).unwrap(),
+            here.join("q")
+        );
     }
 
     #[test]
-    fn a_missing_warehouse_leaves_no_partial_snapshot() {
+    fn a_failure_leaves_no_partial_snapshot() {
         let target = tempfile::tempdir().unwrap();
         let err = snapshot(
-            Path::new("/nonexistent/wh"),
             target.path(),
-            "r",
-            true,
             Utc::now(),
+            copy_all(Path::new("/nonexistent/wh"), &[], u64::MAX),
         );
         assert!(err.is_err());
         assert_eq!(fs::read_dir(target.path()).unwrap().count(), 0);

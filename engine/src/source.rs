@@ -7,8 +7,12 @@
 //! - a folder: per table, its CSV file, else a registered [`FolderFormat`] (Parquet);
 //! - a URL (`postgres://...`): the source registered for its scheme ([`SchemeRegistration`]).
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
 
 use crate::config::TableConfig;
 use crate::scan::{read_header, scan_table, ScanInput, TableProblem, TableScan};
@@ -35,11 +39,41 @@ pub trait Source: Sync {
         None
     }
 
+    /// The files or dataset folders that hold a table in the source's folder (quarantine copies
+    /// them); `None` when the table is not a file here.
+    fn table_files(&self, table: &TableConfig) -> Option<PathBuf> {
+        let _ = table;
+        None
+    }
+
+    /// Sends a table's own columns, then its rows dated `day` (every row for `None` or a table
+    /// without a date column) as text cells, `None` for NULL, to `sink` until it breaks. For a
+    /// source without a folder, whose quarantine exports rows instead of copying files.
+    fn export_rows(
+        &self,
+        table: &TableConfig,
+        tables: &BTreeMap<String, TableConfig>,
+        day: Option<NaiveDate>,
+        sink: &mut dyn RowSink,
+    ) -> Result<(), TableProblem> {
+        let _ = (table, tables, day, sink);
+        Err(TableProblem::Unreadable(format!(
+            "{} cannot export rows",
+            self.describe()
+        )))
+    }
+
     /// Bytes the scan of these tables will read, for the progress line (0: unknown).
     fn size_hint(&self, tables: &[&TableConfig]) -> u64 {
         let _ = tables;
         0
     }
+}
+
+/// Takes exported rows, the header first.
+pub trait RowSink {
+    /// Takes one row; `Break` when no more are wanted.
+    fn row(&mut self, cells: &[Option<&str>]) -> ControlFlow<()>;
 }
 
 /// A table format read from a warehouse folder beside CSV (Parquet, say).
@@ -169,6 +203,13 @@ impl Source for FolderSource {
 
     fn folder(&self) -> Option<&Path> {
         Some(&self.dir)
+    }
+
+    fn table_files(&self, table: &TableConfig) -> Option<PathBuf> {
+        match self.locate(table) {
+            Some((path, _)) => Some(path),
+            None => Some(self.dir.join(&table.file)).filter(|p| p.exists()),
+        }
     }
 
     fn size_hint(&self, tables: &[&TableConfig]) -> u64 {

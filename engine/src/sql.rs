@@ -205,46 +205,69 @@ const DAY: usize = 1;
 const LEADING_DAY: usize = 2;
 const FIRST_DIMENSION: usize = 3;
 
-/// Plans the one query of a table.
-pub fn plan(
-    dialect: &dyn Dialect,
-    table: &TableConfig,
-    relation: &Relation,
-    joins: &[Join],
-    binding: &Binding,
-) -> TableQuery {
-    let q = |name: &str| dialect.quote(name);
-    let relation_sql = |name: &str| {
-        name.split('.')
-            .map(|part| dialect.quote(part))
-            .collect::<Vec<_>>()
-            .join(".")
-    };
-    // Each header column: its expression in the base and its kind.
-    let own = relation.columns.len();
-    let source = |h: usize| -> (String, Kind) {
+/// The expression and kind of each header position: the relation's own columns (`t.<col>`),
+/// then the joined columns (`j<l>.v<i>`).
+struct Sources<'a> {
+    dialect: &'a dyn Dialect,
+    relation: &'a Relation,
+    joins: &'a [Join],
+}
+
+impl Sources<'_> {
+    fn at(&self, h: usize) -> (String, Kind) {
+        let own = self.relation.columns.len();
         if h < own {
-            (
-                format!("t.{}", q(&relation.columns[h].0)),
-                relation.columns[h].1,
-            )
-        } else {
-            let mut rest = h - own;
-            for (l, join) in joins.iter().enumerate() {
-                if rest < join.columns.len() {
-                    let column = &join.columns[rest];
-                    let kind = join.relation.kind(column).unwrap_or(Kind::Other);
-                    return (format!("j{l}.v{rest}"), kind);
-                }
-                rest -= join.columns.len();
-            }
-            unreachable!("a header position is an own or a joined column")
+            let (name, kind) = &self.relation.columns[h];
+            return (format!("t.{}", self.dialect.quote(name)), *kind);
         }
-    };
-    let mut params: Vec<Param> = Vec::new();
+        let mut rest = h - own;
+        for (l, join) in self.joins.iter().enumerate() {
+            if rest < join.columns.len() {
+                let kind = join
+                    .relation
+                    .kind(&join.columns[rest])
+                    .unwrap_or(Kind::Other);
+                return (format!("j{l}.v{rest}"), kind);
+            }
+            rest -= join.columns.len();
+        }
+        unreachable!("a header position is an own or a joined column")
+    }
+
+    /// The lookup a joined header position comes from.
+    fn lookup(&self, h: usize) -> Option<usize> {
+        let mut rest = h.checked_sub(self.relation.columns.len())?;
+        self.joins.iter().position(|j| {
+            let here = rest < j.columns.len();
+            rest = rest.saturating_sub(j.columns.len());
+            here
+        })
+    }
+}
+
+/// A relation's name as SQL: each dotted part quoted.
+fn relation_sql(dialect: &dyn Dialect, name: &str) -> String {
+    name.split('.')
+        .map(|part| dialect.quote(part))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The common table expressions every query of a table starts with, ending in `b2`: per row,
+/// its storage order `o`, the header positions `used` as `c<h>`, each lookup's key `lk<l>` and
+/// whether it was found `lf<l>`, the date cell `dv`, its day `d`, and whether it is empty `de`,
+/// unparsable `du` or naive `dn`, with the leading day `dl` of an unparsable cell.
+fn base(
+    sources: &Sources<'_>,
+    table: &TableConfig,
+    used: &[usize],
+    date_at: Option<usize>,
+) -> String {
+    let dialect = sources.dialect;
+    let q = |name: &str| dialect.quote(name);
     let mut sql = String::from("WITH ");
     // The joins: the first row of each non-empty key.
-    for (l, join) in joins.iter().enumerate() {
+    for (l, join) in sources.joins.iter().enumerate() {
         let values: Vec<String> = join
             .columns
             .iter()
@@ -258,61 +281,35 @@ pub fn plan(
             fk = q(&join.foreign_key),
             comma = if values.is_empty() { "" } else { ", " },
             values = values.join(", "),
-            rel = relation_sql(&join.relation.name),
+            rel = relation_sql(dialect, &join.relation.name),
             order = dialect.row_order("f"),
         );
     }
     // b0: the columns read, the lookups' keys and matches, the trimmed date text.
-    let used: Vec<usize> = {
-        let mut used: Vec<usize> = binding
-            .bound
-            .iter()
-            .flat_map(|b| {
-                b.column
-                    .into_iter()
-                    .chain(b.dimension)
-                    .chain(b.filter.iter().copied())
-            })
-            .collect();
-        used.sort_unstable();
-        used.dedup();
-        used
-    };
     let mut b0 = vec![format!("{} AS o", dialect.row_order("t"))];
-    for h in &used {
-        b0.push(format!("{} AS c{h}", source(*h).0));
+    for h in used {
+        b0.push(format!("{} AS c{h}", sources.at(*h).0));
     }
-    let mut from = format!("{} t", relation_sql(&relation.name));
-    for (l, join) in joins.iter().enumerate() {
+    let mut from = format!("{} t", relation_sql(dialect, &sources.relation.name));
+    for (l, join) in sources.joins.iter().enumerate() {
         let key = format!("CAST(t.{} AS TEXT)", q(&join.key));
         b0.push(format!("{key} AS lk{l}"));
         b0.push(format!("(j{l}.k IS NOT NULL) AS lf{l}"));
         let _ = write!(from, " LEFT JOIN j{l} ON j{l}.k = {key} AND {key} <> ''");
     }
     // The date cell: its expression, kind, and the lookup it depends on.
-    let date = binding.date.map(|h| {
-        let (expr, kind) = source(h);
-        let lookup = (h >= own).then(|| {
-            let mut rest = h - own;
-            joins
-                .iter()
-                .position(|j| {
-                    let here = rest < j.columns.len();
-                    rest = rest.saturating_sub(j.columns.len());
-                    here
-                })
-                .unwrap_or(0)
-        });
-        (expr, kind, lookup)
+    let date = date_at.map(|h| {
+        let (expr, kind) = sources.at(h);
+        (expr, kind, sources.lookup(h))
     });
-    if let Some((expr, kind, _)) = &date {
-        b0.push(format!("{expr} AS dv"));
-        if *kind == Kind::Text {
-            b0.push(format!("btrim({expr}, E' \\t\\n\\r\\f') AS ds"));
+    match &date {
+        Some((expr, kind, _)) => {
+            b0.push(format!("{expr} AS dv"));
+            if *kind == Kind::Text {
+                b0.push(format!("btrim({expr}, E' \\t\\n\\r\\f') AS ds"));
+            }
         }
-    }
-    if date.is_none() {
-        b0.push("CAST(NULL AS TEXT) AS dv".into());
+        None => b0.push("CAST(NULL AS TEXT) AS dv".into()),
     }
     let _ = write!(sql, "b0 AS (SELECT {} FROM {from}), ", b0.join(", "));
     // b1: the day, and whether the date cell is empty, unparsable, naive; its leading day.
@@ -346,13 +343,88 @@ pub fn plan(
          ({found} AND {unparsable}) AS du, ({found} AND {naive}) AS dn, \
          CASE WHEN {found} AND {unparsable} THEN {leading} END AS dl FROM b1), "
     );
+    sql
+}
+
+/// The rows of a table's own columns as text, in storage order: those dated `day` (with the
+/// run's meaning of its date column), every row for `None` or a table without a date column.
+/// For quarantine exports; the one parameter is the day.
+pub fn partition_rows(
+    dialect: &dyn Dialect,
+    table: &TableConfig,
+    relation: &Relation,
+    joins: &[Join],
+    day: Option<NaiveDate>,
+) -> (String, Vec<Param>) {
+    let sources = Sources {
+        dialect,
+        relation,
+        joins,
+    };
+    let own: Vec<usize> = (0..relation.columns.len()).collect();
+    let date_at = table
+        .date_column
+        .as_ref()
+        .and_then(|c| header(relation, joins).iter().position(|h| h == c));
+    let mut sql = base(&sources, table, &own, date_at);
+    // `base` ends with ", " before the final SELECT; drop the trailing comma.
+    sql.truncate(sql.len() - 2);
+    let columns: Vec<String> = own.iter().map(|h| format!("CAST(c{h} AS TEXT)")).collect();
+    let _ = write!(
+        sql,
+        " SELECT {} FROM b2",
+        if columns.is_empty() {
+            "1".to_string()
+        } else {
+            columns.join(", ")
+        }
+    );
+    let mut params = Vec::new();
+    if let (Some(day), Some(_)) = (day, date_at) {
+        params.push(Param::Text(day.format("%Y-%m-%d").to_string()));
+        let _ = write!(sql, " WHERE d = CAST({} AS DATE)", dialect.text_param(1));
+    }
+    sql.push_str(" ORDER BY o");
+    (sql, params)
+}
+
+/// Plans the one query of a table.
+pub fn plan(
+    dialect: &dyn Dialect,
+    table: &TableConfig,
+    relation: &Relation,
+    joins: &[Join],
+    binding: &Binding,
+) -> TableQuery {
+    let sources = Sources {
+        dialect,
+        relation,
+        joins,
+    };
+    let used: Vec<usize> = {
+        let mut used: Vec<usize> = binding
+            .bound
+            .iter()
+            .flat_map(|b| {
+                b.column
+                    .into_iter()
+                    .chain(b.dimension)
+                    .chain(b.filter.iter().copied())
+            })
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        used
+    };
+    let mut sql = base(&sources, table, &used, binding.date);
+    let mut params: Vec<Param> = Vec::new();
     // b3: each request's filter and duplicate flags.
     let mut b3 = vec!["b2.*".to_string()];
     let text_param = |text: &str, params: &mut Vec<Param>| {
         params.push(Param::Text(text.to_string()));
         dialect.text_param(params.len())
     };
-    let kinds: BTreeMap<usize, Kind> = used.iter().map(|h| (*h, source(*h).1)).collect();
+    let kinds: BTreeMap<usize, Kind> = used.iter().map(|h| (*h, sources.at(*h).1)).collect();
     let col = |h: usize| Cell {
         expr: format!("c{h}"),
         kind: kinds[&h],

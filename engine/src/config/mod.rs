@@ -215,10 +215,15 @@ pub struct Operations {
     /// Snapshot the warehouse into `quarantine_target_dir` when any ERROR is found.
     pub quarantine_on_error: bool,
     /// Folder for snapshots. A relative path is resolved against the warehouse folder's parent,
-    /// as the reference monitor does.
+    /// as the reference monitor does (against the working folder for a database).
     pub quarantine_target_dir: String,
-    /// Copy the warehouse's CSV files into the snapshot (otherwise only `REASON.txt`).
+    /// Put the warehouse's data into the snapshot (otherwise only `REASON.txt`): a folder's CSV
+    /// files and its tables' Parquet data are copied; a database's tables export the judged
+    /// partition's rows (every row with `scope: all`) as CSV files.
     pub copy_warehouse: bool,
+    /// Most bytes a snapshot's data may take. A file, dataset or table that would go beyond is
+    /// left out and listed in `REASON.txt`.
+    pub quarantine_max_bytes: u64,
 }
 
 impl Default for Operations {
@@ -227,6 +232,7 @@ impl Default for Operations {
             quarantine_on_error: false,
             quarantine_target_dir: "quarantine".into(),
             copy_warehouse: true,
+            quarantine_max_bytes: 1 << 30,
         }
     }
 }

@@ -7,16 +7,19 @@
 //! parameter the `postgres` crate reads (`connect_timeout`, default 10 s; `sslmode`, ...). A
 //! password comes from the URL, `PGPASSWORD` or `VIGIL_WAREHOUSE`, and is never printed.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::NaiveDate;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::Type;
 use postgres::{Client, NoTls, Row};
 use vigil_engine::config::TableConfig;
 use vigil_engine::scan::pushed::{assemble, bind, FailedLookup};
 use vigil_engine::scan::{ScanInput, TableProblem, TableScan};
-use vigil_engine::source::{redact, SchemeRegistration, Source};
+use vigil_engine::source::{redact, RowSink, SchemeRegistration, Source};
 use vigil_engine::sql::{self, Join, Kind, Param, Relation, Value};
 
 inventory::submit! {
@@ -357,6 +360,61 @@ impl Source for PostgresSource {
 
     fn joins_lookups(&self) -> bool {
         true
+    }
+
+    fn export_rows(
+        &self,
+        table: &TableConfig,
+        tables: &BTreeMap<String, TableConfig>,
+        day: Option<NaiveDate>,
+        sink: &mut dyn RowSink,
+    ) -> Result<(), TableProblem> {
+        let failed = |e: postgres::Error| {
+            TableProblem::Unreadable(format!("{}: {}", self.whereabouts(), explain(&e)))
+        };
+        let mut client = self.client().map_err(TableProblem::Unreadable)?;
+        let cancel = client.cancel_token();
+        let mut tx = self.transaction(&mut client).map_err(failed)?;
+        // Timestamps with time zone as text in UTC, which the CSV grammar reads back.
+        tx.batch_execute("SET LOCAL TimeZone = 'UTC'")
+            .map_err(failed)?;
+        let input = ScanInput {
+            tables: Some(tables),
+            ..ScanInput::default()
+        };
+        let Some(found) = Self::tables(&mut tx, table, &input).map_err(failed)? else {
+            return Err(TableProblem::Missing);
+        };
+        let (query, params) =
+            sql::partition_rows(&sql::Postgres, table, &found.relation, &found.joins, day);
+        let header: Vec<Option<&str>> = found
+            .relation
+            .columns
+            .iter()
+            .map(|(c, _)| Some(c.as_str()))
+            .collect();
+        if sink.row(&header).is_break() {
+            return Ok(());
+        }
+        let params: Vec<String> = params
+            .into_iter()
+            .map(|p| match p {
+                Param::Text(t) => t,
+                Param::Number(n) => n.to_string(),
+            })
+            .collect();
+        let mut rows = tx.query_raw(&query, &params).map_err(failed)?;
+        while let Some(row) = rows.next().map_err(failed)? {
+            let cells: Vec<Option<&str>> = (0..row.len()).map(|i| row.get(i)).collect();
+            if sink.row(&cells).is_break() {
+                // Stop the server rather than read the rest of the rows.
+                let _ = cancel.cancel_query(NoTls);
+                return Ok(());
+            }
+        }
+        drop(rows);
+        let _ = tx.rollback();
+        Ok(())
     }
 }
 
