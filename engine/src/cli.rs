@@ -587,8 +587,12 @@ fn quarantine_snapshot(
     err: &mut dyn Write,
 ) -> Result<PathBuf, String> {
     let ops = &config.operations;
-    let target = quarantine::resolve_target(source.folder(), Path::new(&ops.quarantine_target_dir))
-        .map_err(|e| format!("cannot resolve {}: {e}", ops.quarantine_target_dir))?;
+    let target = quarantine::resolve_target(
+        source.folder(),
+        &args.output_dir,
+        Path::new(&ops.quarantine_target_dir),
+    )
+    .map_err(|e| format!("cannot resolve {}: {e}", ops.quarantine_target_dir))?;
     let errors: Vec<String> = eval
         .findings
         .iter()

@@ -20,17 +20,18 @@ use crate::source::{RowSink, Source};
 pub const PATH_FILE: &str = "quarantine_path.txt";
 
 /// Where snapshots go: an absolute target as is, a relative one under the warehouse folder's
-/// parent (as the reference monitor resolves it), or under the working folder for a warehouse
-/// that is not a folder.
-pub fn resolve_target(warehouse: Option<&Path>, target: &Path) -> io::Result<PathBuf> {
+/// parent (as the reference monitor resolves it) or, for a warehouse that is not a folder,
+/// under the config file's folder.
+pub fn resolve_target(
+    warehouse: Option<&Path>,
+    config: &Path,
+    target: &Path,
+) -> io::Result<PathBuf> {
     if target.is_absolute() {
         return Ok(target.to_path_buf());
     }
-    let Some(warehouse) = warehouse else {
-        return std::path::absolute(target);
-    };
-    let warehouse = std::path::absolute(warehouse)?;
-    let parent = warehouse.parent().unwrap_or(&warehouse);
+    let base = std::path::absolute(warehouse.unwrap_or(config))?;
+    let parent = base.parent().unwrap_or(&base);
     Ok(parent.join(target))
 }
 
@@ -428,16 +429,16 @@ mod tests {
     }
 
     #[test]
-    fn relative_targets_resolve_under_the_warehouse_parent_or_the_working_folder() {
+    fn relative_targets_resolve_under_the_warehouse_parent_or_beside_the_reports() {
         let wh = Some(Path::new("/data/wh"));
-        let resolved = resolve_target(wh, Path::new("quarantine")).unwrap();
+        let config = Path::new("/var/vigil/reports");
+        let resolved = resolve_target(wh, config, Path::new("quarantine")).unwrap();
         assert_eq!(resolved, Path::new("/data/quarantine"));
-        let absolute = resolve_target(wh, Path::new("/q")).unwrap();
+        let absolute = resolve_target(wh, config, Path::new("/q")).unwrap();
         assert_eq!(absolute, Path::new("/q"));
-        let here = std::env::current_dir().unwrap();
         assert_eq!(
-            resolve_target(None, Path::new("q")).unwrap(),
-            here.join("q")
+            resolve_target(None, config, Path::new("q")).unwrap(),
+            Path::new("/var/vigil/q")
         );
     }
 

@@ -291,6 +291,26 @@ fn quarantine_exports_the_judged_partitions_rows_within_the_size_limit() {
         "{}",
         run.stderr
     );
+    // A relative target is beside the reports folder (a database has no folder of its own).
+    let relative = dir.path().join("relative.yml");
+    std::fs::write(
+        &relative,
+        config_text.replace(
+            "quarantine_target_dir: quarantine",
+            "quarantine_target_dir: snaps",
+        ),
+    )
+    .unwrap();
+    let run = vigil_run(
+        server.url("demo").as_ref(),
+        &relative,
+        &out,
+        day,
+        &["--no-alerts"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let snapshot = PathBuf::from(std::fs::read_to_string(out.join("quarantine_path.txt")).unwrap());
+    assert_eq!(snapshot.parent().unwrap(), dir.path().join("snaps"));
     // Nothing partial in the snapshot folder.
     for entry in std::fs::read_dir(&target).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();

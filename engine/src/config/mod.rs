@@ -215,7 +215,7 @@ pub struct Operations {
     /// Snapshot the warehouse into `quarantine_target_dir` when any ERROR is found.
     pub quarantine_on_error: bool,
     /// Folder for snapshots. A relative path is resolved against the warehouse folder's parent,
-    /// as the reference monitor does (against the working folder for a database).
+    /// as the reference monitor does (for a database, beside the reports folder).
     pub quarantine_target_dir: String,
     /// Put the warehouse's data into the snapshot (otherwise only `REASON.txt`): a folder's CSV
     /// files and its tables' Parquet data are copied; a database's tables export the judged
