@@ -6,7 +6,7 @@
 //! A null is an absent cell. Nested types (lists, structs, maps) have no text form: their cells
 //! are absent, and the reason is given by [`unsupported`].
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -16,7 +16,7 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, PrimitiveArray};
 use arrow_schema::{DataType, TimeUnit};
-use chrono::{DateTime, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike};
 
 /// One column of a batch as text cells.
 pub enum Text<'a> {
@@ -281,14 +281,53 @@ impl Written {
 
 /// A value of a primitive type, as `Display` writes it (the shortest exact form for floats).
 fn display(out: &mut Vec<u8>, value: impl std::fmt::Display) {
-    let mut text = String::new();
-    let _ = write!(text, "{value}");
-    out.extend_from_slice(text.as_bytes());
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{value}");
+}
+
+/// `value` in exactly `width` decimal digits (it has at most that many).
+fn digits(out: &mut Vec<u8>, mut value: u32, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for at in (start..start + width).rev() {
+        out[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+/// A date as `YYYY-MM-DD`, as chrono's `%Y-%m-%d` writes it.
+fn ymd(out: &mut Vec<u8>, day: NaiveDate) {
+    match u32::try_from(day.year()) {
+        Ok(year) if year <= 9999 => {
+            digits(out, year, 4);
+            out.push(b'-');
+            digits(out, day.month(), 2);
+            out.push(b'-');
+            digits(out, day.day(), 2);
+        }
+        _ => display(out, day.format("%Y-%m-%d")),
+    }
 }
 
 /// An integer in decimal.
 fn integer(out: &mut Vec<u8>, value: i128) {
-    display(out, value);
+    let Ok(mut left) = u64::try_from(value.unsigned_abs()) else {
+        return display(out, value);
+    };
+    if value < 0 {
+        out.push(b'-');
+    }
+    let mut buffer = [0u8; 20];
+    let mut at = buffer.len();
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (left % 10) as u8;
+        left /= 10;
+        if left == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buffer[at..]);
 }
 
 /// An unscaled decimal's digits with `scale` digits after the point (`12345`, 2: `123.45`).
@@ -318,7 +357,7 @@ fn date(out: &mut Vec<u8>, days: i64) {
         .and_then(|d| d.checked_add(719_163))
         .and_then(NaiveDate::from_num_days_from_ce_opt);
     match day {
-        Some(day) => display(out, day.format("%Y-%m-%d")),
+        Some(day) => ymd(out, day),
         None => out.extend_from_slice(format!("{days} days since 1970-01-01").as_bytes()),
     }
 }
@@ -336,8 +375,32 @@ fn timestamp(out: &mut Vec<u8>, value: i64, nanos: i64, zoned: bool) {
         out.extend_from_slice(format!("{value} units since 1970-01-01").as_bytes());
         return;
     };
+    // As chrono's `%Y-%m-%dT%H:%M:%S%.f`: a fraction of 0, 3, 6 or 9 digits, as needed.
     let naive = instant.naive_utc();
-    display(out, naive.format("%Y-%m-%dT%H:%M:%S%.f"));
+    ymd(out, naive.date());
+    out.push(b'T');
+    let time = naive.time();
+    digits(out, time.hour(), 2);
+    out.push(b':');
+    digits(out, time.minute(), 2);
+    out.push(b':');
+    digits(out, time.second(), 2);
+    let nanos = time.nanosecond();
+    match nanos {
+        0 => {}
+        n if n % 1_000_000 == 0 => {
+            out.push(b'.');
+            digits(out, n / 1_000_000, 3);
+        }
+        n if n % 1_000 == 0 => {
+            out.push(b'.');
+            digits(out, n / 1_000, 6);
+        }
+        n => {
+            out.push(b'.');
+            digits(out, n, 9);
+        }
+    }
     if zoned {
         out.push(b'Z');
     }
@@ -404,6 +467,69 @@ mod tests {
             texts(Arc::new(naive)),
             some(&["2025-03-01T11:40:00.000001", "1969-12-31T23:59:59.999999"])
         );
+    }
+
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        for value in [
+            0,
+            7,
+            -7,
+            10,
+            -10,
+            i128::from(i64::MIN),
+            i128::from(u64::MAX),
+            i128::MIN,
+            i128::MAX,
+        ]
+        .into_iter()
+        .chain((0..1000).map(|i| i * 7919 - 3_000_000))
+        {
+            let mut fast = Vec::new();
+            integer(&mut fast, value);
+            assert_eq!(String::from_utf8(fast).unwrap(), value.to_string());
+        }
+    }
+
+    #[test]
+    fn dates_and_timestamps_are_written_as_chrono_formats_them() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut cases: Vec<i64> = vec![0, -1, 1, 999, 1_000, 1_000_000, -86_400_000_000_000];
+        // Nanoseconds from year 1678 to 2261, with every precision of fraction.
+        for _ in 0..20_000 {
+            let value = rng.i64(..);
+            cases.push(match rng.u8(0..4) {
+                0 => value - value % 1_000_000_000,
+                1 => value - value % 1_000_000,
+                2 => value - value % 1_000,
+                _ => value,
+            });
+        }
+        for nanos in cases {
+            let mut fast = Vec::new();
+            timestamp(&mut fast, nanos, 1, true);
+            let instant = DateTime::from_timestamp_nanos(nanos).naive_utc();
+            let expected = format!("{}Z", instant.format("%Y-%m-%dT%H:%M:%S%.f"));
+            assert_eq!(String::from_utf8(fast).unwrap(), expected, "{nanos}");
+        }
+        for days in [
+            -719_162i64,
+            -1,
+            0,
+            1,
+            10_000,
+            2_932_896,
+            -800_000,
+            3_000_000,
+        ] {
+            let mut fast = Vec::new();
+            date(&mut fast, days);
+            let expected = NaiveDate::from_num_days_from_ce_opt(days as i32 + 719_163)
+                .unwrap()
+                .format("%Y-%m-%d")
+                .to_string();
+            assert_eq!(String::from_utf8(fast).unwrap(), expected, "{days}");
+        }
     }
 
     #[test]
