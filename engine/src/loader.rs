@@ -54,6 +54,7 @@ impl Config {
             };
             return Err(located(unlocated("", what.into())));
         };
+        yaml::check_finite(text).map_err(located)?;
         let config = if keys.iter().any(|k| k == "schemas") {
             Config::from_reference(path, text, registry)
         } else {
@@ -61,6 +62,9 @@ impl Config {
         }
         .map_err(located)?;
         config.check_tables().map_err(located)?;
+        if let Some((path, message)) = config.alert_routing.out_of_range() {
+            return Err(located(yaml::error_at(text, path, message)));
+        }
         Ok(config)
     }
 

@@ -101,6 +101,28 @@ impl std::fmt::Display for Insufficient {
 }
 
 impl BaselineParams {
+    /// Refuses settings under which no day could ever be judged (a zero window, more points
+    /// than the window has days), naming the field under `baseline`.
+    pub fn check(&self) -> Result<(), crate::registry::ParamsError> {
+        use crate::registry::ParamsError;
+        if self.window_days == 0 {
+            return Err(ParamsError::at(
+                "baseline.window_days",
+                "must be at least 1: a window of 0 days never holds a baseline",
+            ));
+        }
+        if self.min_points > self.window_days {
+            return Err(ParamsError::at(
+                "baseline.min_points",
+                format!(
+                    "is {} but the window has only {} day(s): no day could ever be judged",
+                    self.min_points, self.window_days
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The baseline of `day` from the values of `series` on earlier days of the window, leaving
     /// out `flagged` days (when `exclude_flagged`) and days without a value.
     pub fn baseline(

@@ -176,6 +176,7 @@ impl RuleSpec for Anomaly {
             };
             return Err(ParamsError::at(field, "must not be negative"));
         }
+        params.baseline.check()?;
         Ok(Anomaly { params })
     }
 }

@@ -191,6 +191,7 @@ impl RuleSpec for Drift {
         if params.weightings.is_empty() {
             return Err(ParamsError::at("weightings", "lists no mix to monitor"));
         }
+        params.baseline.check()?;
         Ok(Drift { params })
     }
 }

@@ -108,6 +108,7 @@ impl RuleSpec for Funnel {
         if params.steps.is_empty() {
             return Err(ParamsError::at("steps", "lists no funnel step"));
         }
+        params.baseline.check()?;
         Ok(Funnel { params })
     }
 }

@@ -305,3 +305,81 @@ fn validate_with_the_warehouse_names_a_missing_table_file_and_passes_a_good_conf
         missing.stderr
     );
 }
+
+#[test]
+fn settings_that_would_switch_a_check_off_or_hang_a_run_are_refused_where_they_are() {
+    let cases = [
+        (
+            "rules:\n  anomaly:\n    z_threshold: .nan\n",
+            "vigil.yml:3:18: rules.anomaly.z_threshold: `.nan` is not a number vigil can compare \
+             with: write a finite number",
+        ),
+        (
+            "rules:\n  drift:\n    abs_change_threshold: -.inf\n",
+            "vigil.yml:3:27: rules.drift.abs_change_threshold: `-.inf` is not a number vigil can \
+             compare with: write a finite number",
+        ),
+        (
+            "alert_routing:\n  timeout_seconds: .inf\n",
+            "vigil.yml:2:20: alert_routing.timeout_seconds: `.inf` is not a number vigil can \
+             compare with: write a finite number",
+        ),
+        (
+            "alert_routing:\n  timeout_seconds: 0\n",
+            "vigil.yml:2:20: alert_routing.timeout_seconds: is 0 but must be above 0 and at most \
+             3600",
+        ),
+        (
+            "alert_routing:\n  retry_backoff_seconds: 1e9\n",
+            "vigil.yml:2:26: alert_routing.retry_backoff_seconds: is 1000000000 but must be from \
+             0 to 600",
+        ),
+        (
+            "rules:\n  anomaly:\n    baseline: {window_days: 0}\n",
+            "vigil.yml:3:29: rules.anomaly.baseline.window_days: must be at least 1: a window of \
+             0 days never holds a baseline",
+        ),
+        (
+            "rules:\n  funnel:\n    baseline:\n      window_days: 5\n      min_points: 6\n",
+            "vigil.yml:5:19: rules.funnel.baseline.min_points: is 6 but the window has only 5 \
+             day(s): no day could ever be judged",
+        ),
+        (
+            "rules:\n  drift:\n    baseline: {window_days: 3, min_points: 4}\n",
+            "vigil.yml:3:44: rules.drift.baseline.min_points: is 4 but the window has only 3 \
+             day(s): no day could ever be judged",
+        ),
+    ];
+    for (text, expected) in cases {
+        let out = validate_text(&format!("version: 1\n{text}"));
+        assert_eq!(out.code, 2, "{text}: {out:?}");
+        // One line down: the `version: 1` line comes first.
+        let expected = {
+            let (line, rest) = expected
+                .strip_prefix("vigil.yml:")
+                .unwrap()
+                .split_once(':')
+                .unwrap();
+            format!(
+                "vigil: error: vigil.yml:{}:{rest}",
+                line.parse::<u32>().unwrap() + 1
+            )
+        };
+        assert_eq!(out.stderr.lines().next().unwrap(), expected, "{text}");
+    }
+    // The reference format is checked too.
+    let reference = std::fs::read_to_string(puffy().join("monitoring_rules.reference.yml"))
+        .unwrap()
+        .replacen("z_score_threshold: 3.0", "z_score_threshold: .nan", 1);
+    assert!(
+        reference.contains(".nan"),
+        "the reference config has a z_score_threshold"
+    );
+    let out = validate_text(&reference);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("`.nan` is not a number"),
+        "{}",
+        out.stderr
+    );
+}

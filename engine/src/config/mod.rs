@@ -277,6 +277,38 @@ impl Default for AlertRouting {
     }
 }
 
+impl AlertRouting {
+    /// The first setting outside what a delivery can use (its key path and why): a run must
+    /// never wait on alerts without bound.
+    pub fn out_of_range(&self) -> Option<(&'static str, String)> {
+        if !(self.timeout_seconds > 0.0 && self.timeout_seconds <= 3600.0) {
+            return Some((
+                "alert_routing.timeout_seconds",
+                format!(
+                    "is {} but must be above 0 and at most 3600",
+                    self.timeout_seconds
+                ),
+            ));
+        }
+        if !(0.0..=600.0).contains(&self.retry_backoff_seconds) {
+            return Some((
+                "alert_routing.retry_backoff_seconds",
+                format!(
+                    "is {} but must be from 0 to 600",
+                    self.retry_backoff_seconds
+                ),
+            ));
+        }
+        if self.retries > 10 {
+            return Some((
+                "alert_routing.retries",
+                format!("is {} but must be at most 10", self.retries),
+            ));
+        }
+        None
+    }
+}
+
 /// A place alerts are delivered to.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]

@@ -193,6 +193,92 @@ fn locate(text: &str, path: &[Segment], at_key: bool) -> (Option<usize>, Option<
     }
 }
 
+/// An error at the node of `path` (a dotted key path) in `text`, located where it exists.
+pub fn error_at(text: &str, path: &str, message: String) -> YamlError {
+    let (line, column) = locate(text, &parse_path(path), false);
+    YamlError {
+        line,
+        column,
+        path: path.to_string(),
+        message,
+    }
+}
+
+/// Refuses `.nan`, `.inf` and `-.inf` anywhere in a document: every setting that takes a number
+/// takes a finite one (a NaN threshold would switch its check off without a word).
+pub fn check_finite(text: &str) -> Result<(), YamlError> {
+    tracked(text, Finite)
+}
+
+/// Visits every value, failing at the first non-finite number.
+struct Finite;
+
+impl<'de> DeserializeSeed<'de> for Finite {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Finite {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // A key read as a value, so that the error's path names it.
+        while map.next_key::<serde_yaml::Value>()?.is_some() {
+            map.next_value_seed(Finite)?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Finite)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        let (_, variant): (IgnoredAny, _) = data.variant()?;
+        de::VariantAccess::newtype_variant_seed(variant, Finite)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        if v.is_finite() {
+            return Ok(());
+        }
+        Err(E::custom(format!(
+            "`{}` is not a number vigil can compare with: write a finite number",
+            if v.is_nan() {
+                ".nan"
+            } else if v > 0.0 {
+                ".inf"
+            } else {
+                "-.inf"
+            }
+        )))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
 /// Walks to a node and fails there, so that the YAML parser names its position.
 struct Locate<'p> {
     path: &'p [Segment],
