@@ -180,6 +180,7 @@ impl LegacyConfig {
             required_columns: required.to_vec(),
             naive_timestamps: NaiveTimestamps::Utc,
             max_unparsable_dates: 0,
+            max_empty_dates: 0,
             lookups: Vec::new(),
         };
         let tables = BTreeMap::from([

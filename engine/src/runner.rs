@@ -482,6 +482,25 @@ fn table_findings(
             .context(json!({"missing": stats.missing_columns, "columns": stats.columns})),
         );
     }
+    if let Some(dates) = stats
+        .dates
+        .as_ref()
+        .filter(|d| d.nulls > config.max_empty_dates)
+    {
+        out.push(
+            finding(
+                Severity::Error,
+                "empty_dates",
+                format!(
+                    "{} row(s) of {file} have an empty `{}` and are left out of every daily metric",
+                    dates.nulls, dates.column
+                ),
+            )
+            .value(dates.nulls as f64)
+            .threshold(config.max_empty_dates as f64)
+            .context(json!({"column": dates.column})),
+        );
+    }
     if let Some(dates) = &stats.dates {
         for (day, &count) in &dates.unparsable {
             if count <= config.max_unparsable_dates || !day.is_none_or(|d| cx.judges(d)) {

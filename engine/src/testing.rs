@@ -21,6 +21,7 @@ pub fn table(file: &str, date_column: Option<&str>) -> TableConfig {
         required_columns: Vec::new(),
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
+        max_empty_dates: 0,
         lookups: Vec::new(),
     }
 }

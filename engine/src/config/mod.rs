@@ -114,6 +114,10 @@ pub struct TableConfig {
     /// `<table>:unparsable_dates`.
     #[serde(default)]
     pub max_unparsable_dates: u64,
+    /// Rows with an empty date cell that may be tolerated before an ERROR
+    /// `<table>:empty_dates` (they belong to no day, so every daily metric leaves them out).
+    #[serde(default)]
+    pub max_empty_dates: u64,
     /// Columns this table takes from the rows of other tables with the same key (for example
     /// attribution rows take their order's date and revenue from orders).
     #[serde(default)]
@@ -165,6 +169,7 @@ fn default_tables() -> BTreeMap<String, TableConfig> {
         required_columns: required.iter().map(|c| c.to_string()).collect(),
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
+        max_empty_dates: 0,
         lookups: Vec::new(),
     };
     BTreeMap::from([

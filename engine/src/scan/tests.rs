@@ -14,6 +14,7 @@ fn orders_config() -> TableConfig {
         required_columns: vec!["transaction_id".into(), "revenue".into(), "channel".into()],
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
+        max_empty_dates: 0,
         lookups: Vec::new(),
     }
 }
@@ -293,6 +294,7 @@ fn a_lookup_brings_date_and_revenue_and_counts_misses() {
         required_columns: vec![],
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
+        max_empty_dates: 0,
         lookups: Vec::new(),
     };
     let export = Export {
@@ -381,6 +383,7 @@ fn a_failed_lookup_makes_looked_up_metrics_unavailable() {
         required_columns: vec![],
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
+        max_empty_dates: 0,
         lookups: Vec::new(),
     };
     let total = MetricRequest::total("attribution", Measure::Sum("orders.revenue".into()));
@@ -426,6 +429,7 @@ fn parallel_segments_give_exactly_the_sequential_result() {
         required_columns: vec!["session_id".into()],
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
+        max_empty_dates: 0,
         lookups: Vec::new(),
     };
     let requests = [

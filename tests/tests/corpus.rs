@@ -1,0 +1,345 @@
+//! The bad-input corpus (`tests/corpus/*/case.yml`, described in `tests/corpus/README.md`):
+//! every case's own expectations, and for every run no panic, a consistent set of reports and
+//! an unchanged warehouse.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+use serde_json::Value;
+use vigil_tests::{puffy, repo_root, vigil, Output};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    about: String,
+    #[serde(default = "puffy_warehouse")]
+    warehouse: String,
+    #[serde(default = "example_config")]
+    config: String,
+    #[serde(default)]
+    edits: Vec<Edit>,
+    #[serde(default = "run_command")]
+    command: Vec<String>,
+    expect: Expect,
+}
+
+fn puffy_warehouse() -> String {
+    "puffy".into()
+}
+
+fn example_config() -> String {
+    "example".into()
+}
+
+fn run_command() -> Vec<String> {
+    ["run", "--expected_run_date", "2025-03-08"]
+        .map(String::from)
+        .to_vec()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Edit {
+    file: String,
+    regex: Option<String>,
+    with: Option<String>,
+    count: Option<usize>,
+    write: Option<String>,
+    append: Option<String>,
+    truncate: Option<u64>,
+    #[serde(default)]
+    remove: bool,
+    symlink: Option<PathBuf>,
+    #[serde(default)]
+    fifo: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expect {
+    exit: i32,
+    #[serde(default)]
+    findings: Vec<Expected>,
+    #[serde(default)]
+    absent: Vec<String>,
+    #[serde(default)]
+    stderr: Vec<String>,
+    #[serde(default = "sixty")]
+    max_seconds: u64,
+}
+
+fn sixty() -> u64 {
+    60
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expected {
+    check: String,
+    severity: Option<String>,
+    message: Option<String>,
+    date: Option<String>,
+}
+
+/// Applies one edit to the warehouse copy.
+fn apply(warehouse: &Path, edit: &Edit) -> Result<(), String> {
+    let path = warehouse.join(&edit.file);
+    let io = |e: std::io::Error| format!("{}: {e}", edit.file);
+    if let Some(pattern) = &edit.regex {
+        let regex = regex::Regex::new(pattern).map_err(|e| e.to_string())?;
+        let text = fs::read_to_string(&path).map_err(io)?;
+        let with = edit.with.as_deref().unwrap_or("");
+        let found = regex.find_iter(&text).count();
+        let wanted = edit.count.unwrap_or(found);
+        if found < wanted || found == 0 {
+            return Err(format!(
+                "{}: `{pattern}` matches {found} time(s), the case needs {wanted}",
+                edit.file
+            ));
+        }
+        fs::write(&path, regex.replacen(&text, wanted, with).as_bytes()).map_err(io)?;
+    }
+    if let Some(text) = &edit.write {
+        fs::write(&path, text).map_err(io)?;
+    }
+    if let Some(text) = &edit.append {
+        let mut bytes = fs::read(&path).map_err(io)?;
+        bytes.extend_from_slice(text.as_bytes());
+        fs::write(&path, bytes).map_err(io)?;
+    }
+    if let Some(len) = edit.truncate {
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(len))
+            .map_err(io)?;
+    }
+    if edit.remove {
+        fs::remove_file(&path).map_err(io)?;
+    }
+    if let Some(target) = &edit.symlink {
+        let _ = fs::remove_file(&path);
+        std::os::unix::fs::symlink(target, &path).map_err(io)?;
+    }
+    if edit.fifo {
+        let _ = fs::remove_file(&path);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .map_err(io)?;
+        if !made.success() {
+            return Err(format!("mkfifo {} failed", path.display()));
+        }
+    }
+    Ok(())
+}
+
+/// Every entry of a folder (links not followed): bytes or link target, and modification time.
+fn fingerprint(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, Option<SystemTime>)> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).expect("metadata");
+        let content = if meta.file_type().is_symlink() {
+            fs::read_link(&path)
+                .expect("link")
+                .into_os_string()
+                .into_encoded_bytes()
+        } else if meta.is_file() {
+            fs::read(&path).expect("read")
+        } else if meta.is_dir() {
+            out.extend(fingerprint(&path));
+            Vec::new()
+        } else {
+            b"(special file)".to_vec()
+        };
+        out.insert(path, (content, meta.modified().ok()));
+    }
+    out
+}
+
+/// Runs vigil in-process on a thread, waiting at most `limit`.
+fn run_bounded(args: Vec<std::ffi::OsString>, limit: Duration) -> Result<Output, String> {
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        let result = std::panic::catch_unwind(|| vigil(args));
+        let _ = send.send(result);
+    });
+    match receive.recv_timeout(limit) {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(_)) => Err("vigil panicked".into()),
+        Err(_) => Err(format!("vigil did not finish within {} s", limit.as_secs())),
+    }
+}
+
+/// What is wrong with one case's outcome (empty: nothing).
+fn check_case(dir: &Path) -> Vec<String> {
+    let text = fs::read_to_string(dir.join("case.yml")).expect("case.yml");
+    let case: Case = match serde_yaml::from_str(&text) {
+        Ok(case) => case,
+        Err(e) => return vec![format!("case.yml: {e}")],
+    };
+    assert!(
+        !case.about.trim().is_empty(),
+        "{dir:?}: say what the case is"
+    );
+    let work = tempfile::tempdir().expect("temp dir");
+    let warehouse = work.path().join("warehouse");
+    fs::create_dir(&warehouse).expect("mkdir");
+    let source = match case.warehouse.as_str() {
+        "puffy" => puffy().join("warehouse"),
+        "own" => dir.join("warehouse"),
+        other => return vec![format!("unknown warehouse `{other}`")],
+    };
+    for entry in fs::read_dir(&source).expect("warehouse source").flatten() {
+        fs::copy(entry.path(), warehouse.join(entry.file_name())).expect("copy");
+    }
+    for edit in &case.edits {
+        if let Err(e) = apply(&warehouse, edit) {
+            return vec![format!("edit: {e}")];
+        }
+    }
+    let config = match case.config.as_str() {
+        "example" => repo_root().join("schema/examples/puffy.yml"),
+        "reference" => puffy().join("monitoring_rules.reference.yml"),
+        file => dir.join(file),
+    };
+    let out = work.path().join("reports");
+    let mut args: Vec<std::ffi::OsString> = case.command.iter().map(Into::into).collect();
+    if case.command.first().map(String::as_str) == Some("run") {
+        args.splice(
+            1..1,
+            [
+                "--warehouse".into(),
+                warehouse.clone().into_os_string(),
+                "--rules".into(),
+                config.clone().into_os_string(),
+                "--output_dir".into(),
+                out.clone().into_os_string(),
+                "--no-alerts".into(),
+            ],
+        );
+    }
+    let before = fingerprint(&warehouse);
+    let output = match run_bounded(args, Duration::from_secs(case.expect.max_seconds)) {
+        Ok(output) => output,
+        Err(e) => return vec![e],
+    };
+    let mut problems = Vec::new();
+    if output.code != case.expect.exit {
+        problems.push(format!(
+            "exit {} instead of {}; stderr: {}",
+            output.code, case.expect.exit, output.stderr
+        ));
+    }
+    for part in &case.expect.stderr {
+        if !output.stderr.contains(part.as_str()) {
+            problems.push(format!(
+                "stderr lacks `{part}`: {}",
+                output.stderr.trim_end()
+            ));
+        }
+    }
+    if fingerprint(&warehouse) != before {
+        problems.push("the warehouse was modified".into());
+    }
+    if case.command.first().map(String::as_str) == Some("run") && output.code != 2 {
+        problems.extend(check_reports(&out, &case.expect));
+    }
+    problems
+}
+
+/// The reports of a run: all written by the same run; the expected findings there.
+fn check_reports(out: &Path, expect: &Expect) -> Vec<String> {
+    let mut problems = Vec::new();
+    let json: Value = match fs::read_to_string(out.join("monitoring_report.json"))
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+    {
+        Ok(json) => json,
+        Err(e) => return vec![format!("monitoring_report.json: {e}")],
+    };
+    let run_id = json["run_id"].as_str().unwrap_or_default().to_string();
+    for report in ["monitoring_report.md", "monitoring_report.html"] {
+        match fs::read_to_string(out.join(report)) {
+            Ok(text) if text.contains(&run_id) => {}
+            Ok(_) => problems.push(format!("{report} is not from run {run_id}")),
+            Err(e) => problems.push(format!("{report}: {e}")),
+        }
+    }
+    let findings = json["findings"].as_array().cloned().unwrap_or_default();
+    let shown = || {
+        findings
+            .iter()
+            .map(|f| format!("{} {} {}", f["severity"], f["check"], f["message"]))
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    };
+    for want in &expect.findings {
+        let found = findings.iter().any(|f| {
+            f["check"] == want.check.as_str()
+                && want
+                    .severity
+                    .as_ref()
+                    .is_none_or(|s| f["severity"] == s.as_str())
+                && want.message.as_ref().is_none_or(|m| {
+                    f["message"]
+                        .as_str()
+                        .is_some_and(|text| text.contains(m.as_str()))
+                })
+                && want
+                    .date
+                    .as_ref()
+                    .is_none_or(|d| f["partition_date"] == d.as_str())
+        });
+        if !found {
+            problems.push(format!("no finding {want:?} among:\n  {}", shown()));
+        }
+    }
+    for check in &expect.absent {
+        if findings.iter().any(|f| f["check"] == check.as_str()) {
+            problems.push(format!("finding {check} is reported:\n  {}", shown()));
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_corpus_case_has_its_expected_outcome_and_leaves_the_warehouse_alone() {
+    let root = repo_root().join("tests/corpus");
+    let mut cases: Vec<PathBuf> = fs::read_dir(&root)
+        .expect("tests/corpus")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("case.yml").exists())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no case in {}", root.display());
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|dir| {
+            let problems = check_case(dir);
+            (!problems.is_empty()).then(|| {
+                format!(
+                    "{}:\n- {}",
+                    dir.file_name().unwrap().to_string_lossy(),
+                    problems.join("\n- ")
+                )
+            })
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} corpus cases failed:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
+}
