@@ -149,6 +149,9 @@ struct RunArgs {
     /// its value per day, or why it is unavailable), as JSON to this file.
     #[arg(long = "metrics-out", value_name = "FILE")]
     metrics_out: Option<PathBuf>,
+    /// Read each table on at most N threads (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -522,6 +525,7 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
             .unwrap_or(NaiveDate::MIN)
     });
     let scope = args.scope.map_or(config.run.scope, Scope::from);
+    crate::scan::set_workers(args.threads.map_or(0, usize::from));
     let eval = runner::evaluate(&config, source.as_ref(), expected_date, scope);
     if let Some(path) = &args.metrics_out {
         if let Err(e) = std::fs::write(path, report::json::metrics(&eval)) {

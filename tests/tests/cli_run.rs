@@ -341,3 +341,77 @@ fn help_documents_the_exit_codes() {
     );
     assert!(help.stdout.contains("--expected_run_date <DATE>"));
 }
+
+#[test]
+fn sixteen_threads_give_exactly_what_one_thread_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = vigil_tests::vigil([
+        "demo".as_ref(),
+        "--out".as_ref(),
+        dir.path().as_os_str(),
+        "--days".as_ref(),
+        "35".as_ref(),
+        "--sessions-per-day".as_ref(),
+        "3000".as_ref(),
+        "--end-date".as_ref(),
+        "2025-03-31".as_ref(),
+        "--faults".as_ref(),
+        "unparsable-timestamps,channel-shift-to-direct".as_ref(),
+    ]);
+    assert_eq!(demo.code, 0, "{demo:?}");
+    let warehouse = dir.path().join("warehouse");
+    let sessions = fs::metadata(warehouse.join("fct_sessions.csv"))
+        .unwrap()
+        .len();
+    assert!(
+        sessions > 32 << 20,
+        "large enough to be read in parallel: {sessions} bytes"
+    );
+    let run = |threads: &str| {
+        let out = dir.path().join(format!("reports-{threads}"));
+        let metrics = dir.path().join(format!("metrics-{threads}.json"));
+        let result = vigil_tests::vigil_run(
+            &warehouse,
+            &dir.path().join("vigil.yml"),
+            &out,
+            "2025-03-31",
+            &[
+                "--no-alerts",
+                "--threads",
+                threads,
+                "--metrics-out",
+                metrics.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(result.code, 0, "{result:?}");
+        let report = report(&out);
+        let metrics: Value = serde_json::from_str(&fs::read_to_string(metrics).unwrap()).unwrap();
+        (
+            metrics,
+            report["findings"].clone(),
+            report["observations"].clone(),
+        )
+    };
+    let one = run("1");
+    let sixteen = run("16");
+    assert!(one.1.as_array().unwrap().len() >= 2, "{}", one.1);
+    // Sums may be added in another order: equal within 1e-12 relative, all else exactly.
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => {
+                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+                (x - y).abs() <= 1e-12 * x.abs().max(y.abs())
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+            }
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+            }
+            _ => a == b,
+        }
+    }
+    assert!(same(&one.0, &sixteen.0), "metrics differ");
+    assert_eq!(one.1, sixteen.1);
+    assert!(same(&one.2, &sixteen.2), "observations differ");
+}

@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::NaiveDate;
@@ -164,6 +164,22 @@ pub struct ScanInput<'a> {
 /// Files smaller than this are read by one thread.
 const PARALLEL_MIN_BYTES: u64 = 32 << 20;
 
+/// Threads a table may be read on (0: one per core).
+static WORKERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Reads each table on at most `threads` threads (`vigil run --threads N`); 0 for one per core.
+pub fn set_workers(threads: usize) {
+    WORKERS.store(threads, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Threads a table is read on.
+fn workers() -> usize {
+    match WORKERS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
 /// Reads `config.file` under `dir` once and computes what `input` asks for. A large table whose
 /// requests do not depend on row order is read in segments on all cores.
 pub fn scan_table(name: &str, config: &TableConfig, dir: &Path, input: ScanInput<'_>) -> TableScan {
@@ -179,7 +195,7 @@ pub fn scan_table(name: &str, config: &TableConfig, dir: &Path, input: ScanInput
         }
     };
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = workers();
     if size >= PARALLEL_MIN_BYTES && workers > 1 {
         if let Some(scan) = scan_parallel(name, config, &path, input, workers) {
             return scan;
@@ -239,10 +255,7 @@ pub fn scan_segments<S: Sync>(
         let plan = Plan::new(header, config, input);
         let projection = plan.own_columns();
         let workers = if plan.splittable() {
-            std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(segments.len())
-                .max(1)
+            workers().min(segments.len()).max(1)
         } else {
             1
         };
@@ -335,10 +348,13 @@ fn scan_parallel(
     if !plan.splittable() {
         return None;
     }
+    // The seeker splits into at most as many segments as it sampled records.
+    let wanted = workers * SEGMENTS_PER_WORKER;
     let mut seeker = simd_csv::SeekerBuilder::new()
+        .sample_size(wanted.max(128) as u64)
         .from_reader(File::open(path).ok()?)
         .ok()??;
-    let segments = seeker.segments(workers * SEGMENTS_PER_WORKER).ok()?;
+    let segments = seeker.segments(wanted).ok()?;
     if segments.len() < 2 {
         return None;
     }
@@ -370,7 +386,14 @@ fn scan_parallel(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("a scan worker panicked"))
+            .map(|h| {
+                h.join().unwrap_or_else(|panic| {
+                    Err(TableProblem::Unreadable(format!(
+                        "a reader panicked: {}",
+                        crate::api::protocol::panic_message(panic.as_ref())
+                    )))
+                })
+            })
             .collect()
     });
     let mut outputs = Vec::new();
