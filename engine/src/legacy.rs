@@ -181,6 +181,7 @@ impl LegacyConfig {
             naive_timestamps: NaiveTimestamps::Utc,
             max_unparsable_dates: 0,
             max_empty_dates: 0,
+            max_multiline_rows: 0,
             lookups: Vec::new(),
         };
         let tables = BTreeMap::from([

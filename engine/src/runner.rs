@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::api::protocol::panic_message;
 use crate::config::{table_ctx, Config, TableConfig};
-use crate::metric::{MetricRequest, Metrics};
+use crate::metric::{MetricRequest, MetricValue, Metrics};
 use crate::rule::{Finding, Observation, Rule, RuleError, RunCtx, Scope, Severity, Step};
 use crate::scan::{Export, LookupIndex, ScanInput, TableProblem, TableScan};
 use crate::source::Source;
@@ -57,6 +57,7 @@ pub fn evaluate(
         .map(|r| (r.id.as_str(), r.rule.as_ref()))
         .collect();
     let tables: Vec<&TableConfig> = config.tables.values().collect();
+    let window = config.run.window(expected_date);
     crate::progress::with_progress(source.size_hint(&tables), |progress| {
         evaluate_with(
             &rules,
@@ -67,6 +68,7 @@ pub fn evaluate(
             |name, table, input| {
                 let input = ScanInput {
                     progress: Some(progress),
+                    window: Some(window),
                     ..input
                 };
                 source.scan(name, table, input)
@@ -136,7 +138,7 @@ where
         .collect();
     let (scan, handovers) = (&scan, &handovers);
     // In table name order, as `tables` is.
-    let scans: Vec<TableScan> = parallel(tables.iter().map(|(name, table)| {
+    let mut scans: Vec<TableScan> = parallel(tables.iter().map(|(name, table)| {
         let requests = &requests[name.as_str()];
         let export = exports
             .get(name.as_str())
@@ -160,6 +162,7 @@ where
                 lookups: &lookups,
                 progress: None,
                 tables: Some(tables),
+                window: None,
             };
             let mut scanned = scan(name, table, input);
             handover.index = scanned.index.take();
@@ -169,6 +172,9 @@ where
 
     let mut metrics = Metrics::default();
     let mut headers: BTreeMap<&str, Header<'_>> = BTreeMap::new();
+    for scan in &mut scans {
+        findings.extend(non_finite(scan));
+    }
     for scan in &scans {
         findings.extend(table_findings(scan, &tables[&scan.table], &cx));
         for (request, value) in &scan.metrics {
@@ -437,6 +443,65 @@ pub fn sort_findings(findings: &mut [Finding]) {
     });
 }
 
+/// Turns every metric of a table with a value that is not a finite number (a sum beyond the
+/// largest double, say; for a per-dimension metric, also the day's values added up) into an
+/// unavailable metric, so no rule judges an infinity, and reports
+/// them in one ERROR `<table>:non_finite_values`.
+fn non_finite(scan: &mut TableScan) -> Option<Finding> {
+    let mut broken = Vec::new();
+    for (request, value) in &mut scan.metrics {
+        let Ok(computed) = value else { continue };
+        let mut days: Vec<Option<NaiveDate>> = match computed {
+            MetricValue::Total(v) => (!v.is_finite()).then_some(None).into_iter().collect(),
+            MetricValue::Daily(series) => series
+                .iter()
+                .filter(|(_, v)| !v.is_finite())
+                .map(|(d, _)| Some(*d))
+                .collect(),
+            // Rules add a day's values up (shares of a total): that sum must be finite too.
+            MetricValue::DailyBy(series) => series
+                .iter()
+                .filter(|(_, dims)| !dims.values().sum::<f64>().is_finite())
+                .map(|(d, _)| Some(*d))
+                .collect(),
+        };
+        if days.is_empty() {
+            continue;
+        }
+        days.dedup();
+        let when: Vec<String> = days
+            .iter()
+            .map(|d| d.map_or("the whole table".to_string(), |d| d.to_string()))
+            .collect();
+        *value = Err(format!(
+            "its value is not a finite number on {} (a sum beyond ±1.8e308)",
+            when.join(", ")
+        ));
+        broken.push((request.to_string(), when));
+    }
+    if broken.is_empty() {
+        return None;
+    }
+    let listed: Vec<String> = broken
+        .iter()
+        .map(|(request, when)| format!("{request} on {}", when.join(", ")))
+        .collect();
+    Some(
+        Finding::new(
+            Severity::Error,
+            ENGINE,
+            format!("{}:non_finite_values", scan.table),
+            format!(
+                "{} metric(s) of `{}` are not finite numbers and cannot be judged: {}",
+                broken.len(),
+                scan.table,
+                listed.join("; ")
+            ),
+        )
+        .context(json!({"metrics": broken.iter().map(|(r, w)| json!({"metric": r, "days": w})).collect::<Vec<_>>()})),
+    )
+}
+
 /// Findings about a table itself: missing or empty file, missing columns, bad dates, bad rows.
 fn table_findings(
     scan: &TableScan,
@@ -480,6 +545,53 @@ fn table_findings(
                 ),
             )
             .context(json!({"missing": stats.missing_columns, "columns": stats.columns})),
+        );
+    }
+    if let Some(far) = stats.dates.as_ref().and_then(|d| d.out_of_window) {
+        let column = stats.dates.as_ref().map_or("", |d| d.column.as_str());
+        out.push(
+            finding(
+                Severity::Error,
+                "out_of_window_dates",
+                format!(
+                    "{} row(s) of {file} have a `{column}` from {} to {}, outside the run's \
+                     window {} to {} (run.max_history_days, run.max_future_days): they are left \
+                     out of every daily metric",
+                    far.rows, far.first, far.last, far.window.0, far.window.1
+                ),
+            )
+            .value(far.rows as f64)
+            .threshold(0.0)
+            .context(json!({
+                "column": column,
+                "first": far.first.to_string(),
+                "last": far.last.to_string(),
+                "window": [far.window.0.to_string(), far.window.1.to_string()],
+            })),
+        );
+    }
+    let multiline = &stats.multiline;
+    if multiline.records > config.max_multiline_rows {
+        let line = multiline
+            .first_line
+            .map_or(String::new(), |l| format!(", the first on line {l}"));
+        out.push(
+            finding(
+                Severity::Error,
+                "multiline_rows",
+                format!(
+                    "{} row(s) of {file} run over more than one line{line} (up to {} line \
+                     break(s) in one row): a quote that is not closed merges the rows after it; \
+                     if line breaks inside cells are expected, raise max_multiline_rows",
+                    multiline.records, multiline.most_breaks
+                ),
+            )
+            .value(multiline.records as f64)
+            .threshold(config.max_multiline_rows as f64)
+            .context(json!({
+                "first_line": multiline.first_line,
+                "most_line_breaks": multiline.most_breaks,
+            })),
         );
     }
     if let Some(dates) = stats

@@ -22,6 +22,7 @@ pub fn table(file: &str, date_column: Option<&str>) -> TableConfig {
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
         max_empty_dates: 0,
+        max_multiline_rows: 0,
         lookups: Vec::new(),
     }
 }

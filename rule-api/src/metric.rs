@@ -365,7 +365,24 @@ impl fmt::Display for MetricRequest {
             f,
             "{}: {:?} grouped by {:?}",
             self.table, self.measure, self.grouping
-        )
+        )?;
+        let Some(filter) = &self.filter else {
+            return Ok(());
+        };
+        let conditions: Vec<String> = filter
+            .all
+            .iter()
+            .map(|c| match &c.op {
+                FilterOp::Equals(text) => format!("{} = {text:?}", c.column),
+                FilterOp::ContainsIgnoreCase(text) => format!("{} contains {text:?}", c.column),
+                FilterOp::Empty => format!("{} is empty", c.column),
+                FilterOp::NotEmpty => format!("{} is not empty", c.column),
+                FilterOp::Compare(cmp, value) => {
+                    format!("{} {} {}", c.column, cmp.symbol(), value.0)
+                }
+            })
+            .collect();
+        write!(f, " where {}", conditions.join(" and "))
     }
 }
 

@@ -74,6 +74,13 @@ pub struct RunConfig {
     /// `partition` judges only the expected partition (history is baseline); `all` judges every
     /// day of history, as the reference monitor does. `--scope` overrides it.
     pub scope: Scope,
+    /// Rows dated more than this many days before the expected partition are implausible
+    /// (`0001-01-01`): counted in an ERROR `<table>:out_of_window_dates`, not put in daily
+    /// metrics.
+    pub max_history_days: u32,
+    /// Rows dated more than this many days after the expected partition are implausible
+    /// (`9999-12-31`), as above.
+    pub max_future_days: u32,
 }
 
 impl Default for RunConfig {
@@ -81,6 +88,8 @@ impl Default for RunConfig {
         RunConfig {
             expected_lag_days: 1,
             scope: Scope::Partition,
+            max_history_days: 3660,
+            max_future_days: 366,
         }
     }
 }
@@ -118,6 +127,11 @@ pub struct TableConfig {
     /// `<table>:empty_dates` (they belong to no day, so every daily metric leaves them out).
     #[serde(default)]
     pub max_empty_dates: u64,
+    /// CSV rows that may run over more than one line (a quoted cell with a line break) before
+    /// an ERROR `<table>:multiline_rows`: in bulk they are the sign of a quote that is not
+    /// closed, which merges the rows after it.
+    #[serde(default)]
+    pub max_multiline_rows: u64,
     /// Columns this table takes from the rows of other tables with the same key (for example
     /// attribution rows take their order's date and revenue from orders).
     #[serde(default)]
@@ -170,6 +184,7 @@ fn default_tables() -> BTreeMap<String, TableConfig> {
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
         max_empty_dates: 0,
+        max_multiline_rows: 0,
         lookups: Vec::new(),
     };
     BTreeMap::from([
@@ -279,6 +294,21 @@ impl Default for AlertRouting {
             retries: 3,
             retry_backoff_seconds: 1.0,
         }
+    }
+}
+
+impl RunConfig {
+    /// The first and last plausible day of a run judging `expected`.
+    pub fn window(&self, expected: NaiveDate) -> (NaiveDate, NaiveDate) {
+        let days = |n: u32| chrono::Days::new(u64::from(n));
+        (
+            expected
+                .checked_sub_days(days(self.max_history_days))
+                .unwrap_or(NaiveDate::MIN),
+            expected
+                .checked_add_days(days(self.max_future_days))
+                .unwrap_or(NaiveDate::MAX),
+        )
     }
 }
 

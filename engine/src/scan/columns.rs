@@ -52,6 +52,8 @@ pub struct Plan<'a> {
     pub lookups: Vec<(&'a LookupIndex, Option<ColumnRef>)>,
     /// The index another table needs: the export, its key cell and its value cells.
     pub export: Option<(&'a Export, Result<ExportCells, String>)>,
+    /// The run's plausible days (see [`ScanInput::window`](super::ScanInput)).
+    pub window: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
 }
 
 /// Resolves column names of one table.
@@ -156,6 +158,7 @@ impl<'a> Plan<'a> {
             (e, refs)
         });
         Plan {
+            window: input.window,
             header,
             missing_columns,
             bound,

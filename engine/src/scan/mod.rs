@@ -23,7 +23,7 @@ use crate::metric::{MetricRequest, MetricValue};
 use crate::timestamp::{leading_date, DateError, DayParser};
 use columns::Plan;
 pub use lookup::{Row, Rows};
-pub use worker::Record;
+pub use worker::{Multiline, Record};
 
 /// How the date column of a table parsed.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -40,6 +40,22 @@ pub struct DateStats {
     pub naive: u64,
     /// Up to five unparsable cells, as written.
     pub samples: Vec<String>,
+    /// Rows dated outside the run's window of plausible days (left out of `rows_by_day` and of
+    /// every daily metric), with their first and last day.
+    pub out_of_window: Option<OutOfWindow>,
+}
+
+/// Rows whose date is valid but far from the run's partition (`0001-01-01`, `9999-12-31`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfWindow {
+    /// The rows.
+    pub rows: u64,
+    /// Their earliest and latest day.
+    pub first: NaiveDate,
+    /// Their latest day.
+    pub last: NaiveDate,
+    /// The window: the first and last plausible day.
+    pub window: (NaiveDate, NaiveDate),
 }
 
 impl DateStats {
@@ -53,6 +69,31 @@ impl DateStats {
             *self.unparsable.entry(day).or_default() += n;
         }
         self.naive += other.naive;
+    }
+
+    /// Moves the rows of days outside `window` (first and last plausible day) out of
+    /// `rows_by_day`, counting them: daily series then span only plausible days (a single row
+    /// dated 0001-01-01 would otherwise fill 739,000 days).
+    pub fn keep_within(&mut self, window: Option<(NaiveDate, NaiveDate)>) {
+        let Some((lo, hi)) = window else { return };
+        let outside: Vec<(NaiveDate, u64)> = self
+            .rows_by_day
+            .iter()
+            .filter(|(d, _)| **d < lo || **d > hi)
+            .map(|(d, n)| (*d, *n))
+            .collect();
+        let (Some(first), Some(last)) = (outside.first(), outside.last()) else {
+            return;
+        };
+        self.out_of_window = Some(OutOfWindow {
+            rows: outside.iter().map(|(_, n)| n).sum(),
+            first: first.0,
+            last: last.0,
+            window: (lo, hi),
+        });
+        for (day, _) in &outside {
+            self.rows_by_day.remove(day);
+        }
     }
 
     /// First and last day with rows.
@@ -84,6 +125,8 @@ pub struct TableStats {
     pub lookup_misses: BTreeMap<String, u64>,
     /// Date parsing, when the table has a date column present in the file.
     pub dates: Option<DateStats>,
+    /// Records that run over more than one line (CSV only).
+    pub multiline: Multiline,
 }
 
 /// Why a table could not be read.
@@ -159,6 +202,9 @@ pub struct ScanInput<'a> {
     /// Every configured table, by name (a source that joins lookups finds the looked-up
     /// tables' relations here).
     pub tables: Option<&'a BTreeMap<String, TableConfig>>,
+    /// The first and last plausible day of the run: rows dated outside are counted, not put
+    /// in daily metrics.
+    pub window: Option<(NaiveDate, NaiveDate)>,
 }
 
 /// Files smaller than this are read by one thread.
@@ -196,12 +242,31 @@ pub fn scan_table(name: &str, config: &TableConfig, dir: &Path, input: ScanInput
     };
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let workers = workers();
-    if size >= PARALLEL_MIN_BYTES && workers > 1 {
-        if let Some(scan) = scan_parallel(name, config, &path, input, workers) {
-            return scan;
+    let parallel = (size >= PARALLEL_MIN_BYTES && workers > 1)
+        .then(|| scan_parallel(name, config, &path, input, workers))
+        .flatten();
+    let mut scan = parallel.unwrap_or_else(|| scan_source(name, config, path, Ok(file), input));
+    if let Ok(stats) = scan.outcome.as_mut() {
+        if let Some(offset) = stats.multiline.first {
+            stats.multiline.first_line = line_at(&scan.path, offset);
         }
     }
-    scan_source(name, config, path, Ok(file), input)
+    scan
+}
+
+/// The line (1-based) of a byte offset of a file: one more than the line breaks before it.
+fn line_at(path: &Path, offset: u64) -> Option<u64> {
+    let mut file = File::open(path).ok()?.take(offset);
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut breaks = 0u64;
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => return Some(breaks + 1),
+            Ok(n) => breaks += memchr::memchr_iter(b'\n', &buffer[..n]).count() as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 /// The header of `config.file` under `dir` (only the first record is read).
@@ -226,7 +291,7 @@ pub fn scan_source(
         let mut reader = reader(source, true);
         let plan = Plan::new(header(&mut reader)?, config, input);
         let mut worker = worker::Worker::new(&plan, config);
-        worker.read(reader, 0, None, input.progress)?;
+        worker.read(reader, 0, 0, None, input.progress)?;
         let output = worker.finish();
         Ok(finish(name, plan, vec![output]))
     });
@@ -366,7 +431,7 @@ fn scan_parallel(
         file.seek(SeekFrom::Start(start))
             .map_err(|e| TableProblem::Unreadable(e.to_string()))?;
         let limit = (i + 1 < segments.len()).then(|| end - start);
-        worker.read(reader(file, false), i, limit, input.progress)
+        worker.read(reader(file, false), i, start, limit, input.progress)
     };
     // Each worker: its output and, per segment it read, where reading stopped.
     type Done = (worker::Output, Vec<(usize, u64)>);
@@ -469,6 +534,7 @@ fn finish(name: &str, plan: Plan<'_>, outputs: Vec<worker::Output>) -> Scanned {
             a.merge(b);
         }
         first.samples.extend(output.samples);
+        first.multiline.merge(output.multiline);
         for (a, b) in first.partials.iter_mut().zip(output.partials) {
             a.merge(b);
         }
@@ -482,6 +548,9 @@ fn finish(name: &str, plan: Plan<'_>, outputs: Vec<worker::Output>) -> Scanned {
             .flat_map(|(_, samples)| samples)
             .take(SAMPLES)
             .collect();
+    }
+    if let Some(dates) = first.dates.as_mut() {
+        dates.keep_within(plan.window);
     }
     let span = first.dates.as_ref().and_then(DateStats::span);
     let mut metrics = plan.unavailable;
@@ -525,6 +594,7 @@ fn finish(name: &str, plan: Plan<'_>, outputs: Vec<worker::Output>) -> Scanned {
             .zip(first.lookup_misses)
             .collect(),
         dates: first.dates,
+        multiline: first.multiline,
     };
     Scanned {
         stats,

@@ -132,19 +132,19 @@ pub fn assemble(
     location: PathBuf,
     binding: Binding,
     computed: Result<Computed, TableProblem>,
-    requests: &[MetricRequest],
+    input: ScanInput<'_>,
 ) -> TableScan {
-    let computed = match computed {
+    let mut computed = match computed {
         Ok(c) => c,
         Err(problem) => {
-            let input = ScanInput {
-                requests,
-                ..ScanInput::default()
-            };
             return super::table_scan(name, location, Err(problem), input);
         }
     };
+    if let Some(dates) = computed.dates.as_mut() {
+        dates.keep_within(input.window);
+    }
     let span = computed.dates.as_ref().and_then(DateStats::span);
+    let within = |d: &NaiveDate| span.is_some_and(|(first, last)| first <= *d && *d <= last);
     let span_days: Vec<NaiveDate> = span
         .into_iter()
         .flat_map(|(first, last)| first.iter_days().take_while(move |d| *d <= last))
@@ -156,13 +156,13 @@ pub fn assemble(
             Grouped::Daily(days) => {
                 let mut series: BTreeMap<NaiveDate, f64> =
                     span_days.iter().map(|d| (*d, 0.0)).collect();
-                series.extend(days);
+                series.extend(days.into_iter().filter(|(d, _)| within(d)));
                 MetricValue::Daily(series)
             }
             Grouped::DailyBy(days) => {
                 let mut series: BTreeMap<NaiveDate, BTreeMap<String, f64>> =
                     span_days.iter().map(|d| (*d, BTreeMap::new())).collect();
-                for (day, dims) in days {
+                for (day, dims) in days.into_iter().filter(|(d, _)| within(d)) {
                     series.entry(day).or_default().extend(dims);
                 }
                 MetricValue::DailyBy(series)
@@ -174,6 +174,7 @@ pub fn assemble(
         table: name.to_string(),
         path: location,
         outcome: Ok(TableStats {
+            multiline: Default::default(),
             rows: computed.rows,
             columns: binding.header,
             missing_columns: binding.missing_columns,

@@ -228,8 +228,10 @@ impl Partial {
         )
     }
 
-    /// The metric value; per-day series hold 0 on every day of the table's date span.
+    /// The metric value; per-day series hold 0 on every day of the table's date span, and
+    /// nothing outside it (days left out of the run's window).
     pub fn finish(self, span: Option<(NaiveDate, NaiveDate)>) -> MetricValue {
+        let within = |d: &NaiveDate| span.is_some_and(|(first, last)| first <= *d && *d <= last);
         let span_days = || {
             span.into_iter()
                 .flat_map(|(first, last)| first.iter_days().take_while(move |d| *d <= last))
@@ -238,17 +240,21 @@ impl Partial {
             Partial::Total(acc) => MetricValue::Total(acc.value()),
             Partial::Daily(days) | Partial::Fused(days, _) => {
                 let mut series: BTreeMap<NaiveDate, f64> = span_days().map(|d| (d, 0.0)).collect();
-                series.extend(days.into_iter().map(|(d, acc)| (d, acc.value())));
+                series.extend(
+                    days.into_iter()
+                        .filter(|(d, _)| within(d))
+                        .map(|(d, acc)| (d, acc.value())),
+                );
                 MetricValue::Daily(series)
             }
             Partial::DailyBy(days) => {
                 let mut series: BTreeMap<NaiveDate, BTreeMap<String, f64>> =
                     span_days().map(|d| (d, BTreeMap::new())).collect();
-                for (day, dims) in days {
+                for (day, dims) in days.into_iter().filter(|(d, _)| within(d)) {
                     let slot = series.entry(day).or_default();
                     for (dim, acc) in dims {
                         // Cells are compared unquoted: a doubled quote is one quote.
-                        let name = String::from_utf8_lossy(&dim).replace("\"\"", "\"");
+                        let name = dimension_name(&dim).replace("\"\"", "\"");
                         slot.insert(name, acc.value());
                     }
                 }
@@ -257,6 +263,19 @@ impl Partial {
             Partial::Derived(_) => unreachable!("a derived partial is finished from its source"),
         }
     }
+}
+
+/// A dimension value as text that keeps distinct bytes distinct: valid UTF-8 as it is, each
+/// invalid byte as `\xNN` (two values that differ only in invalid bytes must not merge).
+fn dimension_name(bytes: &[u8]) -> String {
+    let mut name = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        name.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            name.push_str(&format!("\\x{byte:02X}"));
+        }
+    }
+    name
 }
 
 /// How much of a cell a measure needs.

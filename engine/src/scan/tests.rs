@@ -15,6 +15,7 @@ fn orders_config() -> TableConfig {
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
         max_empty_dates: 0,
+        max_multiline_rows: 0,
         lookups: Vec::new(),
     }
 }
@@ -295,6 +296,7 @@ fn a_lookup_brings_date_and_revenue_and_counts_misses() {
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
         max_empty_dates: 0,
+        max_multiline_rows: 0,
         lookups: Vec::new(),
     };
     let export = Export {
@@ -384,6 +386,7 @@ fn a_failed_lookup_makes_looked_up_metrics_unavailable() {
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
         max_empty_dates: 0,
+        max_multiline_rows: 0,
         lookups: Vec::new(),
     };
     let total = MetricRequest::total("attribution", Measure::Sum("orders.revenue".into()));
@@ -430,6 +433,7 @@ fn parallel_segments_give_exactly_the_sequential_result() {
         naive_timestamps: NaiveTimestamps::Reject,
         max_unparsable_dates: 0,
         max_empty_dates: 0,
+        max_multiline_rows: 0,
         lookups: Vec::new(),
     };
     let requests = [
@@ -506,4 +510,62 @@ fn workers_read_their_own_run_then_the_end_of_the_longest_run_left() {
     assert_eq!(runs.next(1), Some(8));
     assert_eq!(runs.next(2), None);
     assert_eq!(runs.next(0), None);
+}
+
+#[test]
+fn dimension_values_that_differ_only_in_invalid_bytes_stay_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = orders_config();
+    let mut text = b"transaction_id,order_ts,revenue,source\n".to_vec();
+    for (id, source) in [
+        ("A", &b"x\xff"[..]),
+        ("B", b"x\xfe"),
+        ("C", b"x\xfe"),
+        ("D", b"x"),
+    ] {
+        text.extend_from_slice(format!("{id},2025-03-01T10:00:00Z,1,").as_bytes());
+        text.extend_from_slice(source);
+        text.push(b'\n');
+    }
+    std::fs::write(dir.path().join(&config.file), text).unwrap();
+    let request = MetricRequest::daily_by("orders", Measure::Rows, "source");
+    let scan = scan_table(
+        "orders",
+        &config,
+        dir.path(),
+        ScanInput {
+            requests: std::slice::from_ref(&request),
+            ..ScanInput::default()
+        },
+    );
+    let MetricValue::DailyBy(series) = value(&scan, &request) else {
+        panic!("a per-dimension series");
+    };
+    assert_eq!(
+        series[&day("2025-03-01")],
+        BTreeMap::from([
+            ("x".to_string(), 1.0),
+            ("x\\xFE".to_string(), 2.0),
+            ("x\\xFF".to_string(), 1.0)
+        ])
+    );
+}
+
+#[test]
+fn a_row_over_several_lines_is_counted_with_where_it_starts() {
+    let text = "transaction_id,order_ts,revenue,source\n\
+                A,2025-03-01T10:00:00Z,1,direct\n\
+                B,2025-03-01T10:00:00Z,1,\"two\nlines\"\n\
+                C,2025-03-01T10:00:00Z,1,\"three\n\nlines\"\n";
+    let scan = scan(text, &orders_config(), &[]);
+    let multiline = scan.outcome.unwrap().multiline;
+    assert_eq!(
+        multiline,
+        Multiline {
+            records: 2,
+            first: Some(71),
+            most_breaks: 2,
+            first_line: Some(3),
+        }
+    );
 }

@@ -33,6 +33,34 @@ pub struct Output {
     pub partials: Vec<Partial>,
     /// The exported rows by key (first row of each key), when the plan exports.
     pub index_rows: Rows,
+    /// CSV records that run over more than one line (a quoted cell holds a line break).
+    pub multiline: Multiline,
+}
+
+/// CSV records that run over more than one line: legitimate for a cell with a line break, but
+/// in bulk the sign of a quote that is not closed (every record after it merges with the next).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Multiline {
+    /// Records with a line break inside.
+    pub records: u64,
+    /// Byte offset in the file of the first such record.
+    pub first: Option<u64>,
+    /// The most line breaks inside one record.
+    pub most_breaks: u64,
+    /// The line (1-based) the first such record starts on, once counted.
+    pub first_line: Option<u64>,
+}
+
+impl Multiline {
+    /// Adds those of another part of the same table.
+    pub fn merge(&mut self, other: Multiline) {
+        self.records += other.records;
+        self.first = match (self.first, other.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.most_breaks = self.most_breaks.max(other.most_breaks);
+    }
 }
 
 /// Maps days to dense slot numbers.
@@ -147,6 +175,7 @@ pub struct Worker<'p> {
     /// Per row, the class and the hash of each cell, computed at most once.
     classes: Vec<Option<Cell>>,
     hashes: Vec<Option<u64>>,
+    multiline: Multiline,
 }
 
 impl<'p> Worker<'p> {
@@ -189,17 +218,21 @@ impl<'p> Worker<'p> {
             },
             classes: vec![None; plan.cells.len()],
             hashes: vec![None; plan.cells.len()],
+            multiline: Multiline::default(),
         }
     }
 
     /// Reads segment number `segment` (0 for a whole table): records until the end of
     /// `reader`, or until a record starts at or after `limit` bytes from where the reader
     /// started. Returns where reading stopped, relative to that start: the start of the first
-    /// record at or after the limit, or the end of the stream. `progress` counts the bytes read.
+    /// record at or after the limit, or the end of the stream. `start` is where the reader
+    /// starts in the file (for the offsets of multi-line records); `progress` counts the bytes
+    /// read.
     pub fn read<R: Read>(
         &mut self,
         mut reader: ZeroCopyReader<R>,
         segment: usize,
+        start: u64,
         limit: Option<u64>,
         progress: Option<&AtomicU64>,
     ) -> Result<u64, TableProblem> {
@@ -225,6 +258,13 @@ impl<'p> Worker<'p> {
                 }
             };
             records += 1;
+            if memchr::memchr(b'\n', record.as_slice()).is_some() {
+                let breaks = memchr::memchr_iter(b'\n', record.as_slice()).count() as u64;
+                let multiline = &mut self.multiline;
+                multiline.records += 1;
+                multiline.first.get_or_insert(start + position);
+                multiline.most_breaks = multiline.most_breaks.max(breaks);
+            }
             self.fold(&record);
         };
         if let Some(progress) = progress {
@@ -354,6 +394,7 @@ impl<'p> Worker<'p> {
                 .map(|s| s.into_partial(&self.days.days))
                 .collect(),
             index_rows: self.index_rows,
+            multiline: self.multiline,
         }
     }
 }

@@ -247,6 +247,8 @@ fn no_parsable_date_is_an_error_not_a_crash() {
                 None,
                 None
             ),
+            // s2's empty date belongs to no day.
+            summary(Severity::Error, "sessions:empty_dates", None, 1.0, 0.0),
             summary(Severity::Error, "sessions:unparsable_dates", None, 1.0, 0.0),
         ]
     );

@@ -329,7 +329,7 @@ impl Source for PostgresSource {
                 location.clone(),
                 binding,
                 computed,
-                input.requests,
+                input,
             )))
         };
         let problem = match run() {
@@ -342,7 +342,7 @@ impl Source for PostgresSource {
             location,
             bind(Vec::new(), table, input.requests, &[]),
             Err(problem),
-            input.requests,
+            input,
         )
     }
 
