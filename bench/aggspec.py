@@ -1,5 +1,8 @@
 """What the benchmark's engines share: the warehouse layout of a vigil config, the metric
-requests to compute (as vigil's `--metrics-out` writes them), and the values file they write.
+requests to compute (as vigil's `--metrics-out` writes them), and the values file they write;
+for the SQL engines (duckdb_aggregates.py, postgres_aggregates.py), the one query per table
+(`sql_query`: GROUP BY GROUPING SETS, each request an aggregate with its FILTER) and the
+decoding of its rows (`sql_decode`), with a dialect for what differs (SqlCell, SqlDialect).
 
 A request is the JSON of vigil's `MetricRequest` (rule-api/src/metric.rs):
   {"table", "measure", "grouping", "filter"}
@@ -223,3 +226,211 @@ def write(path: str | None, results: list[tuple[dict, dict | str]], engine: str)
     else:
         n = sum(len(v) for v in by_table.values())
         print(f"{engine}: {n} metrics of {len(by_table)} tables")
+
+
+# --- What the SQL engines share (DuckDB, PostgreSQL): one GROUP BY GROUPING SETS query per
+# table, each request an aggregate with its FILTER, and the decoding of its rows. A dialect
+# gives the cells (empty, text, number, day in its types) and its few differing functions.
+
+OPS = {"lt": "<", "le": "<=", "eq": "=", "ne": "<>", "ge": ">=", "gt": ">"}
+
+
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class SqlCell:
+    """A column of the rows being aggregated: its SQL, its type (upper case, without
+    parameters) and, for a looked-up column, the SQL that says whether the lookup found a row
+    (an absent cell otherwise). A dialect subclasses it with `number()` and `day()`."""
+
+    TEXT = "VARCHAR"  # the dialect's text type
+    TEXT_TYPES = ("VARCHAR",)
+
+    def __init__(self, sql: str, type_: str, found: str = "TRUE"):
+        self.sql, self.type, self.found = sql, type_.split("(")[0].strip().upper(), found
+
+    def moved(self, sql: str, found: str) -> "SqlCell":
+        """The same column under another name (projected in a subquery)."""
+        return type(self)(sql, self.type, found)
+
+    def is_text(self) -> bool:
+        return self.type in self.TEXT_TYPES
+
+    def empty(self) -> str:
+        if self.is_text():
+            return f"({self.sql} IS NULL OR {self.sql} IN ('', 'NULL', 'null'))"
+        return f"({self.sql} IS NULL)"
+
+    def text(self) -> str:
+        return self.sql if self.is_text() else f"CAST({self.sql} AS {self.TEXT})"
+
+    def number(self) -> str:
+        """The number the cell holds, NULL when none."""
+        raise NotImplementedError
+
+    def day(self, naive: str) -> str:
+        """The UTC day, NULL when the cell has none."""
+        raise NotImplementedError
+
+
+class SqlDialect:
+    """What differs between the SQL engines beyond the cells."""
+
+    cell = SqlCell
+    # Whether a NULL text cell stands for an empty string (DuckDB's read_csv reads an empty
+    # field as NULL) rather than for an absent cell (vigil's reading of a database NULL).
+    null_is_empty_text = True
+
+    def double(self, v: float) -> str:
+        """A double constant."""
+        raise NotImplementedError
+
+    def contains(self, text: str, needle: str) -> str:
+        """Whether `text` contains the lower-case constant `needle`, after lower-casing it."""
+        raise NotImplementedError
+
+
+def sql_compare(dialect: SqlDialect, number: str, cmp: str, value: float) -> str:
+    """Whether a number (NULL: none) compares so with the constant, as an f64 would (a NaN
+    constant compares unequal to everything; SQL engines sort NaN above every number)."""
+    if math.isnan(value):
+        return f"({number} IS NOT NULL)" if cmp == "ne" else "FALSE"
+    return f"coalesce({number} {OPS[cmp]} {dialect.double(value)}, false)"
+
+
+def sql_condition(dialect: SqlDialect, cell: SqlCell, op: str, arg) -> str:
+    """A filter condition (never NULL)."""
+    if op == "equals":
+        if arg == "" and dialect.null_is_empty_text:
+            return f"({cell.found} AND ({cell.sql} IS NULL OR {cell.text()} = ''))"
+        return f"coalesce({cell.text()} = {sql_literal(arg)}, false)"
+    if op == "contains_ignore_case":
+        if arg == "":
+            return f"({cell.found})" if dialect.null_is_empty_text else f"({cell.sql} IS NOT NULL)"
+        return f"coalesce({dialect.contains(cell.text(), arg.lower())}, false)"
+    if op == "empty":
+        return cell.empty()
+    if op == "not_empty":
+        return f"(NOT {cell.empty()})"
+    if op == "compare":
+        cmp, value = arg
+        return sql_compare(dialect, cell.number(), cmp, value)
+    raise Unsupported(f"filter op {op}")
+
+
+def sql_query(dialect: SqlDialect, todo: list[dict], cells: dict, day: str, relation: str,
+              order: str | None = None, ctes: list[str] = (), joins: list[str] = ()) -> tuple[str, list[str]]:
+    """The one query of a table's requests, and its dimensions (for `sql_decode`).
+
+    `cells`: column -> SqlCell over `t` (the relation) and the joins; `day`: the SQL of a row's
+    day; `order`: the SQL of the row's position in file order (needed by duplicates); `ctes`
+    and `joins`: the looked-up tables' common table expressions and LEFT JOINs.
+    Result columns: GROUPING(...) AS __g, __day, the dimensions __d<k>, then per request its
+    value a<i> and (per dimension) the count of rows that passed its filter p<i>."""
+    dims = dimensions(todo)
+    totals = any(grouping(r)[0] == "total" for r in todo)
+    has_dups = any(measure(r)[0] == "duplicates" for r in todo)
+    if has_dups and order is None:
+        raise Unsupported("duplicates without a row order")
+
+    # The cells the requests read, projected once as __c<j> (and whether a looked-up cell's row
+    # was found as __f<j>).
+    used = sorted({c for r in todo for c in columns(r)})
+    projected = [f"{day} AS __day"] + ([f"{order} AS __rn"] if has_dups else [])
+    renamed: dict[str, SqlCell] = {}
+    for j, c in enumerate(used):
+        projected.append(f"{cells[c].sql} AS __c{j}")
+        if cells[c].found != "TRUE":
+            projected.append(f"{cells[c].found} AS __f{j}")
+            renamed[c] = cells[c].moved(f"__c{j}", f"__f{j}")
+        else:
+            renamed[c] = cells[c].moved(f"__c{j}", "TRUE")
+    cells = renamed
+    prepared = []
+    for k, d in enumerate(dims):
+        cell = cells[d]
+        prepared.append(f"CASE WHEN {cell.empty()} THEN '' ELSE {cell.text()} END AS __d{k}")
+    aggregates = []
+    for i, r in enumerate(todo):
+        kind, arg = measure(r)
+        g, dim = grouping(r)
+        f = " AND ".join(sql_condition(dialect, cells[c], op, a) for c, op, a in conditions(r)) or "TRUE"
+        if kind == "rows":
+            agg = f"count(*) FILTER (WHERE {f})"
+        elif kind == "distinct":
+            c = cells[arg]
+            agg = f"count(DISTINCT {c.sql}) FILTER (WHERE {f} AND NOT {c.empty()})"
+        elif kind == "sum":
+            agg = f"coalesce(sum({cells[arg].number()}) FILTER (WHERE {f}), 0)"
+        elif kind == "numeric":
+            agg = f"count({cells[arg].number()}) FILTER (WHERE {f})"
+        elif kind == "nulls":
+            agg = f"count(*) FILTER (WHERE {f} AND {cells[arg].empty()})"
+        elif kind == "non_numeric":
+            c = cells[arg]
+            agg = f"count(*) FILTER (WHERE {f} AND NOT {c.empty()} AND {c.number()} IS NULL)"
+        elif kind == "where":
+            c = cells[arg["column"]]
+            test = sql_compare(dialect, c.number(), arg["cmp"], number(arg["value"]))
+            agg = f"count(*) FILTER (WHERE {f} AND {test})"
+        elif kind == "duplicates":
+            # Among the rows the request counts (its filter; a day unless a total), in file
+            # order, rows whose value (empty ones equal) an earlier row had.
+            c = cells[arg]
+            counted = f"({f})" if g == "total" else f"({f} AND __day IS NOT NULL)"
+            value = f"CASE WHEN {c.empty()} THEN NULL ELSE {c.text()} END"
+            prepared.append(
+                f"{counted} AND row_number() OVER (PARTITION BY {counted}, {value} ORDER BY __rn) > 1 AS __dup{i}")
+            agg = f"count(*) FILTER (WHERE __dup{i})"
+        else:
+            raise Unsupported(f"measure {kind}")
+        aggregates.append(f"{agg} AS a{i}")
+        if g == "day_by":
+            aggregates.append(f"count(*) FILTER (WHERE {f}) AS p{i}")
+
+    keys = ["__day"] + [f"__d{k}" for k in range(len(dims))]
+    sets = ["(__day)"] + [f"(__day, __d{k})" for k in range(len(dims))] + (["()"] if totals else [])
+    with_ = f"WITH {', '.join(ctes)} " if ctes else ""
+    rows_sql = f"SELECT {', '.join(projected)} FROM {relation} t {' '.join(joins)}"
+    if prepared:
+        rows_sql = f"SELECT *, {', '.join(prepared)} FROM ({rows_sql}) AS __cells"
+    sql = (
+        f"{with_}SELECT GROUPING({', '.join(keys)}) AS __g, {', '.join(keys)}, {', '.join(aggregates)} "
+        f"FROM ({rows_sql}) AS __rows GROUP BY GROUPING SETS ({', '.join(sets)})"
+    )
+    return sql, dims
+
+
+def sql_decode(rows: list, todo: list[dict], dims: list[str]) -> dict:
+    """The values of `sql_query`'s result rows (days as dates, NULL as None): {key: value}."""
+    n = len(dims)
+    day_set = (1 << n) - 1
+    total_set = (1 << (n + 1)) - 1
+    dim_set = {d: day_set & ~(1 << (n - 1 - k)) for k, d in enumerate(dims)}
+    days = sorted(row[1] for row in rows if row[0] == day_set and row[1] is not None)
+    span = span_days(days[0], days[-1]) if days else []
+    results = {}
+    at = 2 + n  # the first request's value
+    for r in todo:
+        g, dim = grouping(r)
+        a = at
+        at += 2 if g == "day_by" else 1
+        if g == "total":
+            value = next((row[a] for row in rows if row[0] == total_set), 0)
+            results[key(r)] = {"total": float(value or 0)}
+        elif g == "day":
+            values = {row[1]: row[a] for row in rows if row[0] == day_set and row[1] is not None}
+            results[key(r)] = daily(span, values)
+        else:
+            k = dims.index(dim)
+            by: dict = {}
+            for row in rows:
+                if row[0] == dim_set[dim] and row[1] is not None and row[a + 1] > 0:
+                    by.setdefault(row[1], {})[row[2 + k]] = row[a]
+            results[key(r)] = daily_by(span, by)
+    return results

@@ -1,14 +1,24 @@
-"""vigil's benchmark: vigil against DuckDB, polars and pandas on the same files, in the same run.
+"""vigil's benchmark: vigil against DuckDB, polars and pandas on the same files, and against
+hand-written SQL and pandas on the same PostgreSQL tables, in the same run.
 
 For each size it writes a 90-day demo warehouse with `vigil demo` (Puffy's columns: long URLs
 and user agents) and, with `--formats ...,parquet`, a Parquet copy of it (one `.parquet` per
 table, row groups of 131,072 rows, written by the `csv2parquet` example of
 vigil-source-parquet; vigil reads it with the same vigil.yml).
 
+With `--formats ...,postgres` it starts a PostgreSQL server of its own (pgserver.py: initdb and
+pg_ctl of the newest /usr/lib/postgresql/*/bin, as the `postgres` user when root, in a temporary
+folder, on a free loopback port, with the settings of pgserver.SETTINGS, the same for every
+tool; stopped at the end, also on failure or Ctrl-C), loads each size's CSVs into typed tables
+(types inferred with vigil's rules, COPY in file order, ANALYZE; as tests/src/pg.rs) and drops
+the database when that size is done.
+
 Before timing, once per size and format, it checks the values: `vigil run --metrics-out` writes
 every metric vigil computed (default scope and `--scope all`), DuckDB (and polars, on Parquet)
 compute the same requests, and check.py compares them (counts exactly, sums within 1e-9
-relative). A difference stops the benchmark with the differing requests.
+relative). On PostgreSQL, the hand-written SQL (postgres_aggregates.py) is checked against vigil
+on PostgreSQL, and vigil on PostgreSQL against vigil on the CSVs. A difference stops the
+benchmark with the differing requests.
 
 Then it times, `--runs` times each (median reported, with min-max and the maximum peak RSS of
 the runs), wall time and peak RSS of:
@@ -17,51 +27,93 @@ the runs), wall time and peak RSS of:
            and grouping a few of them (pandas_read.py; S and M; partial, not checked);
   Parquet: vigil (default scope, `--scope all`); DuckDB from read_parquet; polars from
            scan_parquet (polars_aggregates.py), both computing every aggregate vigil computes.
+  PostgreSQL: vigil's pushdown (`vigil run --warehouse postgres://... --metrics-out FILE`,
+           default scope and `--scope all`: one query per table, only aggregates come back);
+           the hand-written SQL of postgres_aggregates.py (one GROUP BY GROUPING SETS query per
+           table with FILTERed aggregates, every aggregate vigil computes for that scope) run
+           by `psql -f` (the SQL is written before timing; psql's start is timed);
+           pandas `read_sql` of the three tables' rows, grouping a few per-day aggregates
+           (pandas_sql.py; S and M; partial, not checked).
+           Peak RSS is the client's (vigil, psql, python): the server's memory is not counted.
+           The vigil/SQL ratio divides vigil's median by the hand-written SQL's (same scope).
+           The checks run first, so every tool finds the tables in the server's cache. After
+           timing, the last timed vigil run's --metrics-out is checked against the checked run.
+           MiB is the tables' size in the database (pg_total_relation_size).
 ns/row divides the wall time by every row read: all rows of all tables.
 
 Results go to stdout as a markdown table and to WORK/results.json, with the machine (cores, CPU
-model), the commit (and whether the work tree had uncommitted changes) and the date.
+model), the commit (and whether the work tree had uncommitted changes), the date, the ratios
+and, with postgres, the server's version, settings and load time per size. Peak RSS is taken
+with GNU time when installed (see RSS_METHOD), else from os.wait4.
 
-Usage: python3 bench/run.py [--sizes S,M,L] [--runs 3] [--formats csv,parquet] [--work DIR]
-Needs: cargo, and `pip install duckdb pandas polars pyyaml`.
+Usage: python3 bench/run.py [--sizes S,M,L] [--runs 3] [--formats csv,parquet,postgres] [--work DIR]
+Needs: cargo, and `pip install duckdb pandas polars pyyaml`; for postgres, PostgreSQL's server
+binaries (apt-get install postgresql) and `pip install pandas sqlalchemy psycopg2-binary`.
 """
 
 import argparse
+import contextlib
 import datetime as dt
 import importlib.metadata
 import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import aggspec  # noqa: E402
 import check  # noqa: E402
+import pgserver  # noqa: E402
 
 SIZES = {"S": 10_000, "M": 50_000, "L": 200_000}
 DAYS = 90
 END = "2025-03-31"
-FORMATS = ("csv", "parquet")
+FORMATS = ("csv", "parquet", "postgres")
 PANDAS_SIZES = ("S", "M")
+
+
+def gnu_time() -> str | None:
+    """GNU time, if installed: it measures a command's peak RSS from a small process of its own."""
+    for path in ("/usr/bin/time", shutil.which("gtime")):
+        if path and os.path.exists(path):
+            done = subprocess.run([path, "--version"], capture_output=True, text=True)
+            if "GNU" in done.stdout + done.stderr:
+                return path
+    return None
+
+
+GNU_TIME = gnu_time()
+# How peak RSS is measured. A child's ru_maxrss (os.wait4) starts from the RSS of the process that
+# spawned it (Linux records the parent's high-water mark when the child execs): spawned from this
+# Python script, a command under ~25 MiB would show the script's RSS. GNU time spawns it from a
+# ~1 MiB process instead.
+RSS_METHOD = ("GNU time %M (ru_maxrss of the command, spawned by time)" if GNU_TIME else
+              "os.wait4 ru_maxrss (floor: the benchmark script's own RSS; install GNU time to lift it)")
 
 
 def measure(command: list[str], ok: tuple = (0,)) -> tuple[float, int]:
     """Runs a command; returns its wall time in seconds and its peak RSS in MiB."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stderr = process.stderr.read().decode() if process.stderr else ""
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code not in ok:
-        sys.exit(f"failed ({code}): {' '.join(command)}\n{stderr}")
-    return wall, usage.ru_maxrss // 1024
+    with tempfile.NamedTemporaryFile(mode="r", suffix=".rss") as rss:
+        full = [GNU_TIME, "-f", "%M", "-o", rss.name, *command] if GNU_TIME else command
+        start = time.perf_counter()
+        process = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stderr = process.stderr.read().decode() if process.stderr else ""
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        code = os.waitstatus_to_exitcode(status)
+        if code not in ok:
+            sys.exit(f"failed ({code}): {' '.join(command)}\n{stderr}")
+        kib = int(rss.read().split()[-1]) if GNU_TIME else usage.ru_maxrss
+    return wall, kib // 1024
 
 
 def run(command: list, ok: tuple = (0,)) -> subprocess.CompletedProcess:
@@ -136,10 +188,12 @@ def parquet_warehouse(csv2parquet: Path, work: Path, size: str, csv_folder: Path
     return folder
 
 
-def vigil_command(vigil: Path, folder: Path, output: Path, scope: str | None) -> list[str]:
-    command = [str(vigil), "run", "--warehouse_dir", str(folder / "warehouse"),
-               "--rules", str(folder / "vigil.yml"), "--output_dir", str(output),
-               "--expected_run_date", END, "--no-alerts"]
+def vigil_command(vigil: Path, folder: Path, output: Path, scope: str | None,
+                  url: str | None = None) -> list[str]:
+    """vigil on the warehouse folder's files or, with `url`, on that database."""
+    where = ["--warehouse", url] if url else ["--warehouse_dir", str(folder / "warehouse")]
+    command = [str(vigil), "run", *where, "--rules", str(folder / "vigil.yml"),
+               "--output_dir", str(output), "--expected_run_date", END, "--no-alerts"]
     return command + (["--scope", scope] if scope else [])
 
 
@@ -180,11 +234,70 @@ def verify(vigil: Path, folder: Path, size: str, fmt: str) -> tuple[dict, list[d
     return rows, checks
 
 
+def checked(ours: Path, theirs: Path, label: str, entry: dict) -> dict:
+    """check.py on two values files; stops the benchmark on a difference."""
+    equal = check.check(str(ours), str(theirs), label)
+    if equal is None:
+        sys.exit(f"\nvalues differ ({label}): see the requests above; files: {ours} and {theirs}")
+    return {**entry, **equal, "equal": True}
+
+
+def verify_postgres(vigil: Path, csv_folder: Path, folder: Path, url: str, psql: str,
+                    size: str) -> tuple[dict, list[dict]]:
+    """On the loaded database, both scopes: vigil's values (--metrics-out), the hand-written
+    SQL's values (postgres_aggregates.py, which also writes the SQL timed later as
+    sql-<scope>.sql) checked against them, and vigil on PostgreSQL checked against vigil on the
+    CSVs. Returns the rows per table (from vigil's report) and the checks."""
+    out = folder / "check"
+    out.mkdir(parents=True, exist_ok=True)
+    checks = []
+    rows = {}
+    for scope in ("partition", "all"):
+        metrics = out / f"vigil-{scope}.json"
+        reports = out / f"reports-{scope}"
+        run(vigil_command(vigil, csv_folder, reports, scope, url) + ["--metrics-out", str(metrics)])
+        report = json.loads((reports / "monitoring_report.json").read_text())
+        rows = {t["table"]: t.get("rows") for t in report["tables"]}
+        values, sql = out / f"sql-{scope}.json", out / f"sql-{scope}.sql"
+        run([sys.executable, HERE / "postgres_aggregates.py", url, "--config", csv_folder / "vigil.yml",
+             "--requests", metrics, "--out", values, "--sql-out", sql, "--psql", psql])
+        base = {"size": size, "format": "postgres", "scope": scope}
+        checks.append(checked(metrics, values, f"{size} postgres scope={scope}: hand-written SQL vs vigil",
+                              {**base, "engine": "hand-written SQL", "against": "vigil"}))
+        on_csv = out / f"vigil-csv-{scope}.json"
+        run(vigil_command(vigil, csv_folder, out / f"reports-csv-{scope}", scope) + ["--metrics-out", str(on_csv)])
+        checks.append(checked(on_csv, metrics, f"{size} scope={scope}: vigil on PostgreSQL vs vigil on CSV",
+                              {**base, "engine": "vigil", "against": "vigil on CSV"}))
+    if None in rows.values():
+        sys.exit(f"vigil could not read every table of the database {url}: {rows}")
+    return rows, checks
+
+
+def time_tools(tools: dict[str, list[str]], runs: int, base: dict) -> list[dict]:
+    """Times each tool `runs` times: median wall time, min-max, maximum peak RSS."""
+    results = []
+    for tool, command in tools.items():
+        samples = [measure(command) for _ in range(runs)]
+        walls = [w for w, _ in samples]
+        wall = statistics.median(walls)
+        results.append({
+            **base, "tool": tool, "runs": runs, "wall_s_median": round(wall, 3),
+            "wall_s_min": round(min(walls), 3), "wall_s_max": round(max(walls), 3),
+            "wall_s_all": [round(w, 3) for w in walls],
+            "peak_rss_mib_max": max(r for _, r in samples),
+            "ns_per_row": round(wall / base["rows"] * 1e9, 1),
+            "values_checked": tool.split(" ")[0].lower() in ("vigil", "duckdb", "polars", "psql"),
+        })
+        print(f"{base['size']} {base['format']} {tool}: {wall:.3f} s (peak RSS {results[-1]['peak_rss_mib_max']} MiB)",
+              flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="S,M,L")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--formats", default="csv", help="comma separated: csv, parquet")
+    parser.add_argument("--formats", default="csv", help="comma separated: csv, parquet, postgres")
     parser.add_argument("--work", default=str(ROOT / "target" / "bench"))
     args = parser.parse_args()
     sizes = args.sizes.split(",")
@@ -197,6 +310,8 @@ def main() -> None:
             sys.exit(f"unknown format {f}: {', '.join(FORMATS)}")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    # A kill stops the PostgreSQL server too (its `with` block exits on SystemExit).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "vigil"], cwd=ROOT, check=True)
     vigil = ROOT / "target" / "release" / "vigil"
@@ -212,68 +327,75 @@ def main() -> None:
         "versions": versions(vigil),
         "runs": args.runs,
         "days": DAYS,
+        "peak_rss_method": RSS_METHOD,
     }
     print(f"machine: {meta['machine']['cores']} cores, {meta['machine']['cpu_model']}; "
           f"commit {meta['commit']}{' (uncommitted changes)' if meta['dirty'] else ''}", flush=True)
 
     results, checks = [], []
-    for size in sizes:
-        csv_folder = csv_warehouse(vigil, work, size)
-        for fmt in formats:
-            folder = csv_folder if fmt == "csv" else parquet_warehouse(csv2parquet, work, size, csv_folder)
-            rows, done = verify(vigil, folder, size, fmt)
-            checks += done
-            if fmt == "parquet" and "csv" in formats:
-                # vigil reads the Parquet copy to the same values as the CSVs.
-                for scope in ("partition", "all"):
-                    label = f"{size} scope={scope}: vigil on Parquet vs vigil on CSV"
-                    ours, theirs = (csv_folder / "check" / f"vigil-{scope}.json",
-                                    folder / "check" / f"vigil-{scope}.json")
-                    equal = check.check(str(ours), str(theirs), label)
-                    if equal is None:
-                        sys.exit(f"\nvalues differ ({label})")
-                    checks.append({"size": size, "format": "parquet", "scope": scope,
-                                   "engine": "vigil", "against": "vigil on CSV", **equal, "equal": True})
-            total_rows = sum(rows.values())
-            files = [f for f in (folder / "warehouse").iterdir() if f.suffix in (".csv", ".parquet")]
-            mib = sum(f.stat().st_size for f in files) / 2**20
-            requests = folder / "check" / "vigil-partition.json"
-            timed = folder / "timed"
-            timed.mkdir(exist_ok=True)
-            reader = "read_csv" if fmt == "csv" else "read_parquet"
-            tools = {
-                "vigil": vigil_command(vigil, folder, folder / "reports", None),
-                "vigil --scope all": vigil_command(vigil, folder, folder / "reports", "all"),
-                f"DuckDB ({reader})": engine_command("duckdb", folder, requests, timed / "duckdb.json"),
-            }
-            if fmt == "parquet":
-                tools["polars (scan_parquet)"] = engine_command("polars", folder, requests, timed / "polars.json")
-            if fmt == "csv" and size in PANDAS_SIZES:
-                tools["pandas (read + group, partial)"] = [
-                    sys.executable, str(HERE / "pandas_read.py"), str(folder / "warehouse")]
-            for tool, command in tools.items():
-                samples = [measure(command) for _ in range(args.runs)]
-                walls = [w for w, _ in samples]
-                wall = statistics.median(walls)
-                results.append({
-                    "size": size, "format": fmt, "tool": tool, "rows": total_rows,
-                    "rows_by_table": rows, "data_mib": round(mib, 1),
-                    "runs": args.runs, "wall_s_median": round(wall, 3),
-                    "wall_s_min": round(min(walls), 3), "wall_s_max": round(max(walls), 3),
-                    "wall_s_all": [round(w, 3) for w in walls],
-                    "peak_rss_mib_max": max(r for _, r in samples),
-                    "ns_per_row": round(wall / total_rows * 1e9, 1),
-                    "values_checked": tool.split(" ")[0].lower() in ("vigil", "duckdb", "polars"),
-                    "machine": {k: meta["machine"][k] for k in ("cores", "cpu_model")},
-                    "commit": meta["commit"], "dirty": meta["dirty"], "date": meta["date"],
-                })
-                print(f"{size} {fmt} {tool}: {wall:.3f} s", flush=True)
+    with contextlib.ExitStack() as stack:
+        server = None
+        if "postgres" in formats:
+            server = stack.enter_context(pgserver.Server())
+            meta["postgres"] = {"version": server.version, "version_full": server.version_full,
+                                "settings": server.settings, "load_s": {},
+                                "note": "peak RSS is the client's; the server's memory is not counted"}
+            meta["versions"]["postgresql"] = server.version
+            for package in ("sqlalchemy", "psycopg2-binary"):
+                try:
+                    meta["versions"][package] = importlib.metadata.version(package)
+                except importlib.metadata.PackageNotFoundError:
+                    meta["versions"][package] = None
+            print(f"PostgreSQL {server.version} on port {server.port}: "
+                  + ", ".join(f"{k}={v}" for k, v in server.settings.items()), flush=True)
+        for size in sizes:
+            csv_folder = csv_warehouse(vigil, work, size)
+            for fmt in formats:
+                if fmt == "postgres":
+                    results += bench_postgres(server, vigil, work, size, csv_folder, args.runs, meta, checks)
+                    continue
+                folder = csv_folder if fmt == "csv" else parquet_warehouse(csv2parquet, work, size, csv_folder)
+                rows, done = verify(vigil, folder, size, fmt)
+                checks += done
+                if fmt == "parquet" and "csv" in formats:
+                    # vigil reads the Parquet copy to the same values as the CSVs.
+                    for scope in ("partition", "all"):
+                        label = f"{size} scope={scope}: vigil on Parquet vs vigil on CSV"
+                        ours, theirs = (csv_folder / "check" / f"vigil-{scope}.json",
+                                        folder / "check" / f"vigil-{scope}.json")
+                        checks.append(checked(ours, theirs, label, {
+                            "size": size, "format": "parquet", "scope": scope, "engine": "vigil",
+                            "against": "vigil on CSV"}))
+                files = [f for f in (folder / "warehouse").iterdir() if f.suffix in (".csv", ".parquet")]
+                mib = sum(f.stat().st_size for f in files) / 2**20
+                requests = folder / "check" / "vigil-partition.json"
+                timed = folder / "timed"
+                timed.mkdir(exist_ok=True)
+                reader = "read_csv" if fmt == "csv" else "read_parquet"
+                tools = {
+                    "vigil": vigil_command(vigil, folder, folder / "reports", None),
+                    "vigil --scope all": vigil_command(vigil, folder, folder / "reports", "all"),
+                    f"DuckDB ({reader})": engine_command("duckdb", folder, requests, timed / "duckdb.json"),
+                }
+                if fmt == "parquet":
+                    tools["polars (scan_parquet)"] = engine_command("polars", folder, requests, timed / "polars.json")
+                if fmt == "csv" and size in PANDAS_SIZES:
+                    tools["pandas (read + group, partial)"] = [
+                        sys.executable, str(HERE / "pandas_read.py"), str(folder / "warehouse")]
+                results += time_tools(tools, args.runs, base(meta, size, fmt, rows, mib))
 
+    ratios, lines = summary(sizes, formats, results)
     out = work / "results.json"
-    out.write_text(json.dumps({**meta, "checks": checks, "results": results}, indent=2) + "\n")
+    out.write_text(json.dumps({**meta, "checks": checks, "ratios": ratios, "results": results}, indent=2) + "\n")
     print()
     print(f"{meta['machine']['cores']} cores, {meta['machine']['cpu_model']}; commit "
           f"{(meta['commit'] or '?')[:12]}{' + uncommitted changes' if meta['dirty'] else ''}; {meta['date']}")
+    if "postgres" in meta:
+        pg = meta["postgres"]
+        print(f"PostgreSQL {pg['version']}, same server settings for every tool: "
+              + ", ".join(f"{k}={v}" for k, v in pg["settings"].items())
+              + "; peak RSS is the client process's (vigil, psql, python): the server's own memory is not counted.")
+    print(f"peak RSS: {meta['peak_rss_method']}")
     print()
     print(f"| size | format | rows (all tables) | MiB | tool | wall s (median of {args.runs}) | min-max s "
           f"| peak RSS MiB (max of {args.runs}) | ns/row (all tables) |")
@@ -283,20 +405,103 @@ def main() -> None:
               f"{r['wall_s_median']:.3f} | {r['wall_s_min']:.3f}-{r['wall_s_max']:.3f} | "
               f"{r['peak_rss_mib_max']:,} | {r['ns_per_row']:,} |")
     print()
+    for line in lines:
+        print(line)
+    print()
+    compared = sorted({f"{c['engine']} on {c['format']} vs {c['against']}" for c in checks})
+    print(f"values: {len(checks)} checks, all equal ({'; '.join(compared)}; default scope and --scope all); "
+          "pandas computes only part of the aggregates and is not checked.")
+    print(f"wrote {out}")
+
+
+def summary(sizes: list[str], formats: list[str], results: list[dict]) -> tuple[list[dict], list[str]]:
+    """Per size and format: vigil's wall time over the others' (DuckDB, polars, the hand-written
+    SQL of the same scope) and pandas' over vigil's; on PostgreSQL, vigil's peak RSS against the
+    goals. Returns them as records and as printed lines."""
+    ratios, lines = [], []
     for size in sizes:
         for fmt in formats:
-            by_tool = {r["tool"]: r["wall_s_median"] for r in results if r["size"] == size and r["format"] == fmt}
+            here = [r for r in results if r["size"] == size and r["format"] == fmt]
+            by_tool = {r["tool"]: r["wall_s_median"] for r in here}
             ours = by_tool["vigil"]
-            parts = [f"vigil/{t.split(' ')[0]} = {ours / w:.2f}" for t, w in by_tool.items()
-                     if t.startswith(("DuckDB", "polars"))]
-            parts += [f"pandas/vigil = {w / ours:.1f}x" for t, w in by_tool.items() if t.startswith("pandas")]
-            print(f"{size} {fmt}: {', '.join(parts)}")
-    print()
-    print(f"values: {len(checks)} checks, all equal (" + "; ".join(sorted({
-        f"{c['engine']}{' on ' + c['format'] if c['engine'] != 'vigil' else ' on Parquet'} vs {c['against']}"
-        for c in checks})) + "; default scope and --scope all); pandas computes only part of the "
-          "aggregates and is not checked.")
-    print(f"wrote {out}")
+            entry = {"size": size, "format": fmt}
+            if fmt == "postgres":
+                entry["vigil_over_sql"] = round(ours / by_tool[SQL_TOOL], 3)
+                entry["vigil_all_over_sql_all"] = round(by_tool["vigil --scope all"] / by_tool[SQL_ALL_TOOL], 3)
+                entry["vigil_peak_rss_mib"] = max(r["peak_rss_mib_max"] for r in here if r["tool"].startswith("vigil"))
+                parts = [f"vigil/hand-written SQL = {entry['vigil_over_sql']:.2f}, with --scope all "
+                         f"{entry['vigil_all_over_sql_all']:.2f} (goal: at most 1.2)",
+                         f"vigil peak RSS {entry['vigil_peak_rss_mib']} MiB (goal: under 100 MB; the server's "
+                         f"memory not counted)"]
+            else:
+                parts = []
+                for t, w in by_tool.items():
+                    if t.startswith(("DuckDB", "polars")):
+                        entry[f"vigil_over_{t.split(' ')[0].lower()}"] = round(ours / w, 3)
+                        parts.append(f"vigil/{t.split(' ')[0]} = {ours / w:.2f}")
+            for t, w in by_tool.items():
+                if t.startswith("pandas"):
+                    entry["pandas_over_vigil"] = round(w / ours, 3)
+                    parts.append(f"pandas/vigil = {w / ours:.1f}x")
+            ratios.append(entry)
+            lines.append(f"{size} {fmt}: {', '.join(parts)}")
+    return ratios, lines
+
+
+def base(meta: dict, size: str, fmt: str, rows: dict, mib: float) -> dict:
+    """The fields every result of a size and format shares."""
+    return {"size": size, "format": fmt, "rows": sum(rows.values()), "rows_by_table": rows,
+            "data_mib": round(mib, 1),
+            "machine": {k: meta["machine"][k] for k in ("cores", "cpu_model")},
+            "commit": meta["commit"], "dirty": meta["dirty"], "date": meta["date"]}
+
+
+SQL_TOOL = "psql (hand-written SQL)"
+SQL_ALL_TOOL = "psql (hand-written SQL, --scope all requests)"
+
+
+def bench_postgres(server: "pgserver.Server", vigil: Path, work: Path, size: str, csv_folder: Path,
+                   runs: int, meta: dict, checks: list) -> list[dict]:
+    """Loads a size into its own database, checks the values, times the tools, drops it."""
+    db = f"bench_{size.lower()}"
+    folder = work / f"{size}-postgres"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    print(f"loading {size} into PostgreSQL (database {db})", flush=True)
+    start = time.perf_counter()
+    server.sql("postgres", f"DROP DATABASE IF EXISTS {db}")
+    server.load_warehouse(db, csv_folder / "warehouse")
+    meta["postgres"]["load_s"][size] = round(time.perf_counter() - start, 1)
+    url = server.url(db)
+    psql = str(server.bin / "psql")
+    rows, done = verify_postgres(vigil, csv_folder, folder, url, psql, size)
+    checks += done
+    tables = [t["relation"] for t in aggspec.tables(str(csv_folder / "vigil.yml")).values()]
+    sizes = server.query(db, "SELECT " + " + ".join(
+        f"pg_total_relation_size({aggspec.sql_literal(pgserver.quote(t))})" for t in tables))
+    mib = int(sizes[0][0]) / 2**20
+    timed = folder / "timed"
+    timed.mkdir()
+    check_dir = folder / "check"
+    tools = {
+        "vigil": vigil_command(vigil, csv_folder, folder / "reports", None, url)
+        + ["--metrics-out", str(timed / "vigil-partition.json")],
+        "vigil --scope all": vigil_command(vigil, csv_folder, folder / "reports", "all", url)
+        + ["--metrics-out", str(timed / "vigil-all.json")],
+        SQL_TOOL: server.psql(db) + ["-f", str(check_dir / "sql-partition.sql"), "-o", os.devnull],
+        SQL_ALL_TOOL: server.psql(db) + ["-f", str(check_dir / "sql-all.sql"), "-o", os.devnull],
+    }
+    if size in PANDAS_SIZES:
+        tools["pandas (read_sql + group, partial)"] = [sys.executable, str(HERE / "pandas_sql.py"), url]
+    results = time_tools(tools, runs, base(meta, size, "postgres", rows, mib))
+    # The timed runs of vigil computed the values checked above.
+    for scope in ("partition", "all"):
+        checks.append(checked(check_dir / f"vigil-{scope}.json", timed / f"vigil-{scope}.json",
+                              f"{size} postgres scope={scope}: vigil's last timed run vs its checked run",
+                              {"size": size, "format": "postgres", "scope": scope,
+                               "engine": "vigil (timed run)", "against": "vigil (checked run)"}))
+    server.sql("postgres", f"DROP DATABASE {db}")
+    return results
 
 
 if __name__ == "__main__":
