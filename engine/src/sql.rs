@@ -198,6 +198,11 @@ struct Layout {
     /// Whether the table has a date column bound.
     dated: bool,
     date_column: String,
+    /// Whether the whole-table set `()` is grouped (else the table's counts are the sums of
+    /// the per-day rows).
+    whole: bool,
+    /// Whether the leading-day set `(dl)` is grouped.
+    leading: bool,
 }
 
 const GS: usize = 0;
@@ -420,15 +425,26 @@ pub fn plan(
     let mut params: Vec<Param> = Vec::new();
     // b3: each request's filter and duplicate flags.
     let mut b3 = vec!["b2.*".to_string()];
+    // A constant bound once however many requests use it, so equal filters read the same.
+    let bind = |param: Param, params: &mut Vec<Param>| -> usize {
+        match params.iter().position(|p| *p == param) {
+            Some(at) => at + 1,
+            None => {
+                params.push(param);
+                params.len()
+            }
+        }
+    };
     let text_param = |text: &str, params: &mut Vec<Param>| {
-        params.push(Param::Text(text.to_string()));
-        dialect.text_param(params.len())
+        dialect.text_param(bind(Param::Text(text.to_string()), params))
     };
     let kinds: BTreeMap<usize, Kind> = used.iter().map(|h| (*h, sources.at(*h).1)).collect();
     let col = |h: usize| Cell {
         expr: format!("c{h}"),
         kind: kinds[&h],
     };
+    let mut filters: Vec<String> = Vec::new();
+    let mut flags: Vec<String> = Vec::new();
     for (i, b) in binding.bound.iter().enumerate() {
         let mut conditions = Vec::new();
         if let Some(filter) = &b.request.filter {
@@ -446,12 +462,12 @@ pub fn plan(
                     FilterOp::Empty => cell.empty(),
                     FilterOp::NotEmpty => format!("NOT ({})", cell.empty()),
                     FilterOp::Compare(cmp, value) => {
-                        params.push(Param::Number(value.0));
+                        let n = bind(Param::Number(value.0), &mut params);
                         format!(
                             "{} {} {}",
                             cell.number(),
                             cmp.symbol(),
-                            dialect.number_param(params.len())
+                            dialect.number_param(n)
                         )
                     }
                 };
@@ -463,7 +479,15 @@ pub fn plan(
         } else {
             conditions.join(" AND ")
         };
-        b3.push(format!("({filter}) AS f{i}"));
+        // Requests with the same filter share its flag (and so their aggregates).
+        match filters.iter().position(|f| *f == filter) {
+            Some(same) => flags.push(flags[same].clone()),
+            None => {
+                b3.push(format!("({filter}) AS f{i}"));
+                flags.push(format!("f{i}"));
+            }
+        }
+        filters.push(filter.clone());
         if let (Measure::Duplicates(_), Some(h)) = (&b.request.measure, b.column) {
             let cell = col(h);
             let dated = if b.request.grouping == Grouping::Total {
@@ -491,11 +515,30 @@ pub fn plan(
         ));
     }
     let _ = write!(sql, "b3 AS (SELECT {} FROM b2) ", b3.join(", "));
-    // The aggregates, per grouping set.
-    let mut select = vec![String::new(), "d".to_string(), "dl".to_string()];
+    // The grouping sets: per day `(d)` and per day and dimension `(d, g)`; the leading day of
+    // unparsable cells `(dl)` and the whole table `()` only when needed, as each set computes
+    // every aggregate again.
+    let date_kind = binding.date.map(|h| sources.at(h).1);
+    let may_be_unparsable = match date_kind {
+        None | Some(Kind::TimestampTz | Kind::Date) => false,
+        Some(Kind::Timestamp) => table.naive_timestamps == NaiveTimestamps::Reject,
+        Some(_) => true,
+    };
+    let leading = may_be_unparsable;
+    let whole = date_kind.is_none()
+        || may_be_unparsable
+        || binding
+            .bound
+            .iter()
+            .any(|b| b.request.grouping == Grouping::Total);
+    let mut select = vec![
+        String::new(),
+        "d".to_string(),
+        if leading { "dl" } else { "CAST(NULL AS DATE)" }.to_string(),
+    ];
     select.extend(dimensions.iter().map(|h| format!("g{h}")));
     let grouped: Vec<String> = std::iter::once("d".to_string())
-        .chain(std::iter::once("dl".to_string()))
+        .chain(leading.then(|| "dl".to_string()))
         .chain(dimensions.iter().map(|h| format!("g{h}")))
         .collect();
     select[GS] = format!("GROUPING({}) AS gs", grouped.join(", "));
@@ -504,27 +547,47 @@ pub fn plan(
     select.push("COUNT(*) FILTER (WHERE de) AS nd".into());
     select.push("COUNT(*) FILTER (WHERE du) AS nu".into());
     select.push("COUNT(*) FILTER (WHERE dn) AS nn".into());
-    select.push(format!(
-        "(ARRAY_AGG(CAST(dv AS TEXT) ORDER BY o) FILTER (WHERE du))[1:{SAMPLES}] AS samples"
-    ));
+    select.push(if may_be_unparsable {
+        format!(
+            "(ARRAY_AGG(CAST(dv AS TEXT) ORDER BY o) FILTER (WHERE du))[1:{SAMPLES}] AS samples"
+        )
+    } else {
+        "CAST(NULL AS TEXT[]) AS samples".to_string()
+    });
     for l in 0..joins.len() {
         select.push(format!(
             "COUNT(*) FILTER (WHERE lk{l} IS NOT NULL AND lk{l} <> '' AND NOT lf{l}) AS miss{l}"
         ));
     }
     let mut requests = Vec::new();
+    // An aggregate asked for twice (the same measure and filter, other groupings) is computed
+    // once.
+    let mut column_of = |expr: String, select: &mut Vec<String>| -> usize {
+        match select.iter().position(|s| *s == expr) {
+            Some(at) => at,
+            None => {
+                select.push(expr);
+                select.len() - 1
+            }
+        }
+    };
     for (i, b) in binding.bound.iter().enumerate() {
-        let value = aggregate(b, i, &col);
-        select.push(format!("CAST({value} AS DOUBLE PRECISION) AS r{i}"));
-        let value_at = select.len() - 1;
+        let value = aggregate(b, &flags[i], &format!("u{i}"), &col);
+        let value_at = column_of(format!("CAST({value} AS DOUBLE PRECISION)"), &mut select);
         let presence = b.dimension.map(|h| {
-            select.push(format!("COUNT(*) FILTER (WHERE f{i}) AS p{i}"));
+            let at = column_of(format!("COUNT(*) FILTER (WHERE {})", flags[i]), &mut select);
             let j = dimensions.iter().position(|x| *x == h).unwrap_or(0);
-            (select.len() - 1, j)
+            (at, j)
         });
         requests.push((b.request.grouping.clone(), value_at, presence));
     }
-    let mut sets = vec!["()".to_string(), "(d)".to_string(), "(dl)".to_string()];
+    let mut sets = vec!["(d)".to_string()];
+    if whole {
+        sets.insert(0, "()".to_string());
+    }
+    if leading {
+        sets.push("(dl)".to_string());
+    }
     sets.extend(dimensions.iter().map(|h| format!("(d, g{h})")));
     let _ = write!(
         sql,
@@ -541,6 +604,8 @@ pub fn plan(
             lookups: joins.iter().map(|j| j.table.clone()).collect(),
             dated: binding.date.is_some(),
             date_column: table.date_column.clone().unwrap_or_default(),
+            whole,
+            leading,
         },
     }
 }
@@ -701,9 +766,9 @@ impl Cell {
     }
 }
 
-/// The aggregate of request `i`.
-fn aggregate(b: &Bound, i: usize, col: &dyn Fn(usize) -> Cell) -> String {
-    let f = format!("f{i}");
+/// The aggregate of a request whose rows are flagged by column `f` (and, for duplicates,
+/// the repeated keys by column `u`).
+fn aggregate(b: &Bound, f: &str, u: &str, col: &dyn Fn(usize) -> Cell) -> String {
     let cell = b.column.map(col);
     match (&b.request.measure, cell) {
         (Measure::Rows, _) => format!("COUNT(*) FILTER (WHERE {f})"),
@@ -722,7 +787,7 @@ fn aggregate(b: &Bound, i: usize, col: &dyn Fn(usize) -> Cell) -> String {
             c.empty(),
             c.number()
         ),
-        (Measure::Duplicates(_), Some(_)) => format!("COUNT(*) FILTER (WHERE {f} AND u{i})"),
+        (Measure::Duplicates(_), Some(_)) => format!("COUNT(*) FILTER (WHERE {f} AND {u})"),
         (Measure::Where { cmp, value, .. }, Some(c)) => format!(
             "COUNT(*) FILTER (WHERE {f} AND {} {} {})",
             c.number(),
@@ -743,20 +808,29 @@ impl TableQuery {
     pub fn decode(&self, rows: &[Vec<Value>]) -> Computed {
         let layout = &self.layout;
         let k = layout.dimensions.len();
-        // GROUPING(d, dl, g...) bits: 1 for an argument not grouped in the row's set.
-        let bits = k + 2;
+        // GROUPING(d, [dl,] g...) bits: 1 for an argument not grouped in the row's set.
+        let leading = usize::from(layout.leading);
+        let bits = 1 + leading + k;
         let all = (1u64 << bits) - 1;
         let d_bit = 1u64 << (bits - 1);
-        let dl_bit = 1u64 << (bits - 2);
-        let dim_bit = |j: usize| 1u64 << (bits - 3 - j);
+        let dl_bit = if layout.leading {
+            1u64 << (bits - 2)
+        } else {
+            0
+        };
+        let dim_bit = |j: usize| 1u64 << (bits - 2 - leading - j);
         let total_set = all;
         let day_set = all & !d_bit;
-        let leading_set = all & !dl_bit;
+        let leading_set = if layout.leading {
+            all & !dl_bit
+        } else {
+            u64::MAX
+        };
         let dim_set = |j: usize| all & !d_bit & !dim_bit(j);
         let stats_at = FIRST_DIMENSION + k;
         let mut computed = Computed {
             rows: 0,
-            lookup_misses: BTreeMap::new(),
+            lookup_misses: layout.lookups.iter().map(|t| (t.clone(), 0)).collect(),
             dates: layout.dated.then(|| DateStats {
                 column: layout.date_column.clone(),
                 ..DateStats::default()
@@ -773,19 +847,19 @@ impl TableQuery {
         };
         for row in rows {
             let gs = row[GS].number() as u64;
-            if gs == total_set {
-                computed.rows = row[stats_at].number() as u64;
+            // The table's counts: from the whole-table row, or added up over the day rows.
+            if gs == total_set || (!layout.whole && gs == day_set) {
+                let count = |at: usize| row[stats_at + at].number() as u64;
+                computed.rows += count(0);
                 if let Some(dates) = computed.dates.as_mut() {
-                    dates.nulls = row[stats_at + 1].number() as u64;
-                    dates.naive = row[stats_at + 3].number() as u64;
+                    dates.nulls += count(1);
+                    dates.naive += count(3);
                     if let Value::TextArray(samples) = &row[stats_at + 4] {
                         dates.samples = samples.iter().flatten().cloned().collect();
                     }
                 }
                 for (l, table) in layout.lookups.iter().enumerate() {
-                    computed
-                        .lookup_misses
-                        .insert(table.clone(), row[stats_at + 5 + l].number() as u64);
+                    *computed.lookup_misses.entry(table.clone()).or_default() += count(5 + l);
                 }
             }
             if gs == leading_set {
