@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use chrono::NaiveDate;
 
 use crate::config::TableConfig;
-use crate::metric::{FilterOp, Grouping, Measure};
+use crate::metric::{Cmp, FilterOp, Grouping, Measure};
 use crate::scan::pushed::{Binding, Bound, Computed, Grouped};
 use crate::scan::{DateStats, SAMPLES};
 use crate::timestamp::NaiveTimestamps;
@@ -461,15 +461,9 @@ pub fn plan(
                     ),
                     FilterOp::Empty => cell.empty(),
                     FilterOp::NotEmpty => format!("NOT ({})", cell.empty()),
-                    FilterOp::Compare(cmp, value) => {
-                        let n = bind(Param::Number(value.0), &mut params);
-                        format!(
-                            "{} {} {}",
-                            cell.number(),
-                            cmp.symbol(),
-                            dialect.number_param(n)
-                        )
-                    }
+                    FilterOp::Compare(cmp, value) => compare(&cell.number(), *cmp, value.0, || {
+                        dialect.number_param(bind(Param::Number(value.0), &mut params))
+                    }),
                 };
                 conditions.push(format!("COALESCE({test}, FALSE)"));
             }
@@ -562,7 +556,7 @@ pub fn plan(
     let mut requests = Vec::new();
     // An aggregate asked for twice (the same measure and filter, other groupings) is computed
     // once.
-    let mut column_of = |expr: String, select: &mut Vec<String>| -> usize {
+    let column_of = |expr: String, select: &mut Vec<String>| -> usize {
         match select.iter().position(|s| *s == expr) {
             Some(at) => at,
             None => {
@@ -750,13 +744,23 @@ impl Cell {
                 "CASE WHEN {e} IN ('NaN', 'Infinity', '-Infinity') THEN NULL ELSE CAST({e} AS DOUBLE PRECISION) END"
             ),
             Kind::Text => {
+                // As Rust's `f64` parse: any exponent, a value that rounds to infinity is no
+                // number, one that rounds to zero is 0, a subnormal is kept (PostgreSQL refuses
+                // to cast one: it is built as a multiple of the smallest; powers of 2 below 1 are not exact in
+                // NUMERIC, so the bounds scale the value up instead). Exponents of more
+                // than 4 digits (past leading zeros) are beyond NUMERIC: a negative one is 0.
                 let t = format!("btrim({e}, E' \\t\\n\\r\\f')");
                 let n = format!("CAST({t} AS NUMERIC)");
+                let mantissa = "[+-]?(\\d+\\.?\\d*|\\.\\d+)";
                 format!(
-                    "CASE WHEN {t} ~ '^[+-]?(\\d+\\.?\\d*|\\.\\d+)([eE][+-]?\\d{{1,4}})?$' THEN \
-                     CASE WHEN abs({n}) >= 1.7976931348623157e308 THEN NULL \
-                     WHEN abs({n}) < 1e-300 THEN CAST(0 AS DOUBLE PRECISION) \
-                     ELSE CAST({n} AS DOUBLE PRECISION) END END"
+                    "CASE WHEN {t} ~ '^{mantissa}([eE][+-]?0*\\d{{1,4}})?$' THEN \
+                     CASE WHEN abs({n}) >= power(CAST(2 AS NUMERIC), 1024) - power(CAST(2 AS NUMERIC), 970) THEN NULL \
+                     WHEN abs({n}) * power(CAST(2 AS NUMERIC), 1075) <= 1 THEN CAST(0 AS DOUBLE PRECISION) \
+                     WHEN abs({n}) * power(CAST(2 AS NUMERIC), 1022) < 1 THEN \
+                     CAST(round({n} * power(CAST(2 AS NUMERIC), 1074)) AS DOUBLE PRECISION) \
+                     * power(CAST(2 AS DOUBLE PRECISION), -1074) \
+                     ELSE CAST({n} AS DOUBLE PRECISION) END \
+                     WHEN {t} ~ '^{mantissa}[eE]-0*\\d{{5,}}$' THEN CAST(0 AS DOUBLE PRECISION) END"
                 )
             }
             Kind::TimestampTz | Kind::Timestamp | Kind::Date | Kind::Other => {
@@ -764,6 +768,19 @@ impl Cell {
             }
         }
     }
+}
+
+/// `number <cmp> value` with Rust's meaning of NaN (unequal to everything, ordered with
+/// nothing), which SQL engines do not share (PostgreSQL orders NaN above every number);
+/// `constant` writes the value when it is a number or an infinity.
+fn compare(number: &str, cmp: Cmp, value: f64, constant: impl FnOnce() -> String) -> String {
+    if value.is_nan() {
+        return match cmp {
+            Cmp::Ne => format!("({number} IS NOT NULL)"),
+            _ => "FALSE".into(),
+        };
+    }
+    format!("{number} {} {}", cmp.symbol(), constant())
 }
 
 /// The aggregate of a request whose rows are flagged by column `f` (and, for duplicates,
@@ -788,17 +805,15 @@ fn aggregate(b: &Bound, f: &str, u: &str, col: &dyn Fn(usize) -> Cell) -> String
             c.number()
         ),
         (Measure::Duplicates(_), Some(_)) => format!("COUNT(*) FILTER (WHERE {f} AND {u})"),
-        (Measure::Where { cmp, value, .. }, Some(c)) => format!(
-            "COUNT(*) FILTER (WHERE {f} AND {} {} {})",
-            c.number(),
-            cmp.symbol(),
+        (Measure::Where { cmp, value, .. }, Some(c)) => {
             // A constant of the request itself, not user text: a literal is safe.
-            if value.0.is_finite() {
-                format!("CAST({:e} AS DOUBLE PRECISION)", value.0)
-            } else {
-                "CAST('NaN' AS DOUBLE PRECISION)".into()
-            }
-        ),
+            let test = compare(&c.number(), *cmp, value.0, || match value.0 {
+                v if v.is_finite() => format!("CAST({v:e} AS DOUBLE PRECISION)"),
+                v if v > 0.0 => "CAST('Infinity' AS DOUBLE PRECISION)".into(),
+                _ => "CAST('-Infinity' AS DOUBLE PRECISION)".into(),
+            });
+            format!("COUNT(*) FILTER (WHERE {f} AND {test})")
+        }
         (_, None) => "0".into(),
     }
 }

@@ -160,3 +160,27 @@ pub fn assert_panics_are_isolated(rule: &str, extra: &[&str], panic: impl Fn(&st
         }
     }
 }
+
+/// Whether two JSON values are equal, numbers within `relative` of each other (sums may be
+/// added in another order by another engine or thread count).
+pub fn same_json(a: &serde_json::Value, b: &serde_json::Value, relative: f64) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
+            x == y || (x - y).abs() <= relative * x.abs().max(y.abs())
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y, relative))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w, relative)))
+        }
+        _ => a == b,
+    }
+}

@@ -396,21 +396,7 @@ fn sixteen_threads_give_exactly_what_one_thread_gives() {
     let sixteen = run("16");
     assert!(one.1.as_array().unwrap().len() >= 2, "{}", one.1);
     // Sums may be added in another order: equal within 1e-12 relative, all else exactly.
-    fn same(a: &Value, b: &Value) -> bool {
-        match (a, b) {
-            (Value::Number(x), Value::Number(y)) => {
-                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-                (x - y).abs() <= 1e-12 * x.abs().max(y.abs())
-            }
-            (Value::Array(x), Value::Array(y)) => {
-                x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
-            }
-            (Value::Object(x), Value::Object(y)) => {
-                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-            }
-            _ => a == b,
-        }
-    }
+    let same = |a: &Value, b: &Value| vigil_tests::same_json(a, b, 1e-12);
     assert!(same(&one.0, &sixteen.0), "metrics differ");
     assert_eq!(one.1, sixteen.1);
     assert!(same(&one.2, &sixteen.2), "observations differ");

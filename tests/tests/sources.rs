@@ -395,3 +395,85 @@ fn hostile_column_and_channel_names_are_data_not_sql() {
         server.sql("hostile", &format!("SELECT 1 FROM \"{table}\" LIMIT 1"));
     }
 }
+
+#[test]
+fn text_numbers_and_their_edges_mean_the_same_in_postgres_as_in_csv() {
+    // Orders whose revenue is text at the edges of the number grammar: long exponents,
+    // subnormals, values that round to zero or to infinity, spaces, signs, and no numbers.
+    let edges = [
+        "1e-310", "1e00002", "abc", " 12 ", "-0", "1e-400", "1e400", "1e99999", "1e-99999", "+.5",
+        "5.", "NaN", "inf", "0x10", "1_000", "2.5E+3", ".", "1e", "-1e-5",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = dir.path().join("warehouse");
+    std::fs::create_dir(&warehouse).unwrap();
+    for entry in std::fs::read_dir(puffy().join("warehouse")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), warehouse.join(entry.file_name())).unwrap();
+    }
+    let orders = warehouse.join("fct_orders.csv");
+    let mut reader = csv::Reader::from_path(&orders).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let revenue = header.iter().position(|h| h == "revenue").unwrap();
+    let mut writer = csv::Writer::from_path(dir.path().join("orders.csv")).unwrap();
+    writer.write_record(&header).unwrap();
+    for (i, record) in reader.records().enumerate() {
+        let mut cells: Vec<String> = record.unwrap().iter().map(String::from).collect();
+        // Every 7th order, so most days have one.
+        if i % 7 == 0 {
+            cells[revenue] = edges[(i / 7) % edges.len()].to_string();
+        }
+        writer.write_record(&cells).unwrap();
+    }
+    writer.flush().unwrap();
+    drop(writer);
+    std::fs::rename(dir.path().join("orders.csv"), &orders).unwrap();
+
+    let server = Server::start();
+    server.load_warehouse("edges", &warehouse);
+    let config = repo_root().join("schema/examples/puffy.yml");
+    let metrics = |location: &Path, name: &str| -> Value {
+        let file = dir.path().join(format!("{name}.json"));
+        let out = dir.path().join(name);
+        let run = vigil_tests::vigil_run(
+            location,
+            &config,
+            &out,
+            "2025-03-08",
+            &["--scope", "all", "--metrics-out", file.to_str().unwrap()],
+        );
+        assert!(run.code <= 1, "{run:?}");
+        let unreadable: Vec<String> = vigil_tests::json_report(&out)["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"].as_str().unwrap().ends_with("unreadable_file"))
+            .map(|f| f["message"].to_string())
+            .collect();
+        assert!(unreadable.is_empty(), "{name}: {unreadable:?}");
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+    };
+    let csv = metrics(&warehouse, "csv");
+    let pg = metrics(Path::new(&server.url("edges")), "pg");
+    assert!(
+        csv.to_string().contains("non_numeric"),
+        "the config asks for non-numeric counts"
+    );
+    let entries = |v: &Value| -> Vec<(String, Value)> {
+        v.as_object()
+            .unwrap()
+            .values()
+            .flat_map(|list| list.as_array().unwrap().clone())
+            .map(|e| (e["request"].to_string(), e["value"].clone()))
+            .collect()
+    };
+    let (csv, pg) = (entries(&csv), entries(&pg));
+    assert_eq!(csv.len(), pg.len());
+    let differing: Vec<String> = csv
+        .iter()
+        .zip(&pg)
+        .filter(|((_, a), (_, b))| !vigil_tests::same_json(a, b, 1e-9))
+        .map(|((request, a), (_, b))| format!("{request}:\n  CSV {a}\n  PostgreSQL {b}"))
+        .collect();
+    assert!(differing.is_empty(), "{}", differing.join("\n"));
+}
