@@ -15,6 +15,7 @@ use crate::metric::{MetricRequest, MetricValue, Metrics};
 use crate::rule::{Finding, Observation, Rule, RuleError, RunCtx, Scope, Severity, Step};
 use crate::scan::{Export, LookupIndex, ScanInput, TableProblem, TableScan};
 use crate::source::Source;
+use crate::suggest::closest;
 
 /// The rule id of findings about the tables themselves.
 pub const ENGINE: &str = "engine";
@@ -535,16 +536,64 @@ fn table_findings(
     };
     let mut out = Vec::new();
     if !stats.missing_columns.is_empty() {
+        // A near miss (`Session_Start`, ` session_id `) is named.
+        let listed: Vec<String> = stats
+            .missing_columns
+            .iter()
+            .map(|c| match closest(c, stats.columns.iter().map(String::as_str)) {
+                Some(near) => format!("{c} (did you mean `{near}`?)"),
+                None => c.clone(),
+            })
+            .collect();
         out.push(
             finding(
                 Severity::Error,
                 "required_columns",
                 format!(
                     "Missing required columns in {file}: {}; checks that need them are skipped",
-                    stats.missing_columns.join(", ")
+                    listed.join(", ")
                 ),
             )
             .context(json!({"missing": stats.missing_columns, "columns": stats.columns})),
+        );
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut duplicated: Vec<&str> = Vec::new();
+    for column in &stats.columns {
+        let count = seen.entry(column).or_default();
+        *count += 1;
+        if *count == 2 {
+            duplicated.push(column);
+        }
+    }
+    if !duplicated.is_empty() {
+        // One vigil reads is an ERROR: only the first of the columns is read.
+        let read: Vec<&str> = scan
+            .metrics
+            .iter()
+            .flat_map(|(r, _)| r.columns())
+            .chain(config.required_columns.iter().map(String::as_str))
+            .chain(config.date_column.as_deref())
+            .collect();
+        let severity = if duplicated.iter().any(|d| read.contains(d)) {
+            Severity::Error
+        } else {
+            Severity::Warn
+        };
+        out.push(
+            finding(
+                severity,
+                "duplicate_columns",
+                format!(
+                    "{file} has more than one column named {}: vigil reads only the first of each",
+                    duplicated
+                        .iter()
+                        .map(|d| format!("`{d}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .context(json!({"duplicated": duplicated})),
         );
     }
     if let Some(far) = stats.dates.as_ref().and_then(|d| d.out_of_window) {
