@@ -82,6 +82,11 @@ impl Budget {
         fits
     }
 
+    /// Returns bytes taken for something that was not copied after all.
+    fn give_back(&mut self, bytes: u64) {
+        self.used = self.used.saturating_sub(bytes);
+    }
+
     fn left_out(&self, what: &str, bytes: u64) -> String {
         format!(
             "{what}: left out: {} would exceed the snapshot limit of {} bytes \
@@ -129,7 +134,8 @@ pub fn copy_folder(
         let is_csv = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        if is_csv && entry.file_type()?.is_file() {
+        // A linked table is copied as the file it links to; a CSV folder is no table.
+        if is_csv && !fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
             items.push(path);
         }
     }
@@ -141,12 +147,25 @@ pub fn copy_folder(
             continue;
         };
         let name_shown = name.to_string_lossy().into_owned();
-        let bytes = size(&path)?;
+        // What cannot be copied is listed; the rest of the snapshot is still taken.
+        let bytes = match size(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                contents.leave_out(format!("{name_shown}: left out: cannot be read: {e}"));
+                continue;
+            }
+        };
         if !budget.take(bytes) {
             contents.leave_out(budget.left_out(&name_shown, bytes));
             continue;
         }
-        copy(&path, &dir.join(name))?;
+        let dest = dir.join(name);
+        if let Err(e) = copy(&path, &dest) {
+            budget.give_back(bytes);
+            let _ = fs::remove_dir_all(&dest).or_else(|_| fs::remove_file(&dest));
+            contents.leave_out(format!("{name_shown}: left out: cannot be copied: {e}"));
+            continue;
+        }
         contents
             .lines
             .push(format!("{name_shown}: copied ({bytes} bytes)"));
@@ -154,11 +173,15 @@ pub fn copy_folder(
     Ok(contents)
 }
 
-/// A file's size, or the total size of the files in a folder.
+/// A file's size, or the total size of the files in a folder; only regular files and folders
+/// (after links) are copied, so a named pipe or a device is refused here.
 fn size(path: &Path) -> io::Result<u64> {
     let meta = fs::metadata(path)?;
-    if !meta.is_dir() {
+    if meta.is_file() {
         return Ok(meta.len());
+    }
+    if !meta.is_dir() {
+        return Err(io::Error::other("not a regular file"));
     }
     fs::read_dir(path)?.try_fold(0, |total, entry| Ok(total + size(&entry?.path())?))
 }

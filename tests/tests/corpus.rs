@@ -56,6 +56,7 @@ struct Edit {
     symlink: Option<PathBuf>,
     #[serde(default)]
     fifo: bool,
+    rename: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +71,9 @@ struct Expect {
     stderr: Vec<String>,
     #[serde(default = "sixty")]
     max_seconds: u64,
+    /// Lines the quarantine's REASON.txt must contain (a snapshot must have been taken).
+    #[serde(default)]
+    quarantine: Vec<String>,
 }
 
 fn sixty() -> u64 {
@@ -120,6 +124,13 @@ fn apply(warehouse: &Path, edit: &Edit) -> Result<(), String> {
     }
     if edit.remove {
         fs::remove_file(&path).map_err(io)?;
+    }
+    if let Some(to) = &edit.rename {
+        let to = warehouse.join(to);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).map_err(io)?;
+        }
+        fs::rename(&path, to).map_err(io)?;
     }
     if let Some(target) = &edit.symlink {
         let _ = fs::remove_file(&path);
@@ -252,6 +263,20 @@ fn check_case(dir: &Path) -> Vec<String> {
     }
     if case.command.first().map(String::as_str) == Some("run") && output.code != 2 {
         problems.extend(check_reports(&out, &case.expect));
+    }
+    if !case.expect.quarantine.is_empty() {
+        let reason = fs::read_to_string(out.join("quarantine_path.txt"))
+            .and_then(|snapshot| fs::read_to_string(Path::new(&snapshot).join("REASON.txt")));
+        match reason {
+            Ok(reason) => {
+                for line in &case.expect.quarantine {
+                    if !reason.contains(line.as_str()) {
+                        problems.push(format!("REASON.txt lacks `{line}`:\n{reason}"));
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("no quarantine snapshot: {e}")),
+        }
     }
     problems
 }

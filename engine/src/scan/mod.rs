@@ -230,15 +230,9 @@ fn workers() -> usize {
 /// requests do not depend on row order is read in segments on all cores.
 pub fn scan_table(name: &str, config: &TableConfig, dir: &Path, input: ScanInput<'_>) -> TableScan {
     let path = dir.join(&config.file);
-    let file = match File::open(&path) {
+    let file = match open_table(&path) {
         Ok(file) => file,
-        Err(e) => {
-            let problem = match e.kind() {
-                std::io::ErrorKind::NotFound => TableProblem::Missing,
-                _ => TableProblem::Unreadable(e.to_string()),
-            };
-            return scan_source(name, config, path, Err::<File, _>(problem), input);
-        }
+        Err(problem) => return scan_source(name, config, path, Err::<File, _>(problem), input),
     };
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let workers = workers();
@@ -271,11 +265,39 @@ fn line_at(path: &Path, offset: u64) -> Option<u64> {
 
 /// The header of `config.file` under `dir` (only the first record is read).
 pub fn read_header(config: &TableConfig, dir: &Path) -> Result<Vec<String>, TableProblem> {
-    let file = File::open(dir.join(&config.file)).map_err(|e| match e.kind() {
+    let file = open_table(&dir.join(&config.file))?;
+    header(&mut reader(file, true))
+}
+
+/// Opens a table file: only a regular file (after links), so that a named pipe cannot block
+/// the run and a device such as `/dev/zero` cannot grow its memory without end.
+pub fn open_table(path: &Path) -> Result<File, TableProblem> {
+    let problem = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => TableProblem::Missing,
         _ => TableProblem::Unreadable(e.to_string()),
-    })?;
-    header(&mut reader(file, true))
+    };
+    let meta = std::fs::metadata(path).map_err(problem)?;
+    if !meta.is_file() {
+        let kind = {
+            use std::os::unix::fs::FileTypeExt;
+            let t = meta.file_type();
+            if t.is_dir() {
+                "a folder"
+            } else if t.is_fifo() {
+                "a named pipe"
+            } else if t.is_char_device() || t.is_block_device() {
+                "a device"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "something else"
+            }
+        };
+        return Err(TableProblem::Unreadable(format!(
+            "it is {kind}, not a regular file"
+        )));
+    }
+    File::open(path).map_err(problem)
 }
 
 /// Computes what `input` asks for from an opened table (or the reason it could not be opened),
