@@ -29,13 +29,36 @@ pub fn plugin_paths(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
         .collect())
 }
 
+/// The largest config file vigil reads.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 impl Config {
     /// Reads and validates a config file (no data access).
     pub fn load(path: &Path, registry: &Registry) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let refused = |message: String| ConfigError {
             file: path.to_path_buf(),
-            error: unlocated("", format!("cannot read config: {e}")),
-        })?;
+            error: unlocated("", message),
+        };
+        // Only a regular file, and at most MAX_CONFIG_BYTES of it: a pipe or a device never
+        // ends.
+        let file = std::fs::metadata(path)
+            .and_then(|meta| match meta.is_file() {
+                true => std::fs::File::open(path),
+                false => Err(std::io::Error::other("not a regular file")),
+            })
+            .map_err(|e| refused(format!("cannot read config: {e}")))?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(file, MAX_CONFIG_BYTES + 1),
+            &mut text,
+        )
+        .map_err(|e| refused(format!("cannot read config: {e}")))?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(refused(format!(
+                "the config is larger than {} KiB; vigil reads configs up to that size",
+                MAX_CONFIG_BYTES / 1024
+            )));
+        }
         Config::from_text(path, &text, registry)
     }
 

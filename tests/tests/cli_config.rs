@@ -383,3 +383,55 @@ fn settings_that_would_switch_a_check_off_or_hang_a_run_are_refused_where_they_a
         out.stderr
     );
 }
+
+#[test]
+fn a_config_too_deep_too_large_or_not_a_file_is_refused_at_once() {
+    let started = std::time::Instant::now();
+    let deep = format!(
+        "version: 1\nrules:\n  freshness: {}{}\n",
+        "[".repeat(200_000),
+        "]".repeat(200_000)
+    );
+    let out = validate_text(&deep);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(
+        out.stderr.lines().next().unwrap(),
+        "vigil: error: vigil.yml:3:76: the config nests deeper than 64 levels"
+    );
+    let indented: String = (0..100)
+        .map(|i| format!("{}k{i}:\n", "  ".repeat(i)))
+        .collect();
+    let out = validate_text(&indented);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("vigil.yml:65:129: the config nests deeper than 64 levels"),
+        "{}",
+        out.stderr
+    );
+    let large = format!("version: 1\n# {}\n", "x".repeat(2 << 20));
+    let out = validate_text(&large);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("the config is larger than 1024 KiB; vigil reads configs up to that size"),
+        "{}",
+        out.stderr
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("vigil.yml");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let out = vigil(["validate".as_ref(), fifo.as_os_str()]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("cannot read config: not a regular file"),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
