@@ -525,6 +525,28 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
             .unwrap_or(NaiveDate::MIN)
     });
     let scope = args.scope.map_or(config.run.scope, Scope::from);
+    // One run at a time per output folder: a second one stops here. A folder that cannot be
+    // locked (not creatable, not writable) does not stop the run: its findings still reach the
+    // console and the alerts, and it exits 2 for the reports it could not write.
+    let lock = match report::lock_output(&args.output_dir, &run_id) {
+        Ok(lock) => Ok(lock),
+        Err(report::LockError::Held(holder)) => {
+            let by = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (run {holder})")
+            };
+            return fail(
+                err,
+                &format!(
+                    "another vigil run{by} is writing into {}; wait for it to finish or use another --output_dir (lock file {})",
+                    args.output_dir.display(),
+                    args.output_dir.join(report::LOCK_FILE).display()
+                ),
+            );
+        }
+        Err(report::LockError::Io(e)) => Err(e),
+    };
     crate::scan::set_workers(args.threads.map_or(0, usize::from));
     let eval = runner::evaluate(&config, source.as_ref(), expected_date, scope);
     if let Some(path) = &args.metrics_out {
@@ -545,24 +567,41 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         quarantine,
         deliveries: Vec::new(),
     };
+    // Reports first (deliveries `pending` in them), then the alerts within their deadline, then
+    // the JSON report once more with how the deliveries went: a delivery that hangs or a run
+    // killed while delivering never costs the reports.
     let env = |var: &str| std::env::var(var).ok();
-    info.deliveries = crate::alert::deliver(
-        &info,
-        &eval,
-        &report::paths(&args.output_dir),
-        args.no_alerts,
-        &env,
-        out,
-    );
-    let reports = match report::write_reports(&info, &eval) {
+    let planned = crate::alert::plan(&info, &eval, &report::paths(&args.output_dir), &env);
+    info.deliveries = planned.iter().map(|p| p.delivery().clone()).collect();
+    // The lock is held (`_lock`) until the run returns.
+    let (_lock, written) = match lock {
+        Ok(lock) => (Some(lock), report::write_reports(&info, &eval)),
+        Err(e) => (None, Err(e)),
+    };
+    let written =
+        written.map_err(|e| format!("cannot write reports to {}: {e}", args.output_dir.display()));
+    let planned = match &written {
+        Ok(_) => planned,
+        // The webhooks are told of no report when none was written.
+        Err(_) => crate::alert::plan(&info, &eval, &[], &env),
+    };
+    info.deliveries = crate::alert::deliver(&config.alert_routing, planned, args.no_alerts, out);
+    let reports = match written {
         Ok(paths) => paths,
-        Err(e) => {
-            return fail(
-                err,
-                &format!("cannot write reports to {}: {e}", args.output_dir.display()),
-            )
+        Err(message) => {
+            let _ = write!(out, "{}", report::console::render(&info, &eval, &[], true));
+            return fail(err, &message);
         }
     };
+    if !info.deliveries.is_empty() {
+        if let Err(e) = report::rewrite_json(&info, &eval) {
+            let _ = writeln!(
+                err,
+                "vigil: warning: cannot record the alert deliveries in {}: {e}; it lists them as pending",
+                reports[0].display()
+            );
+        }
+    }
     let snapshot = info.quarantine.as_ref().and_then(|q| q.as_ref().ok());
     if let Err(e) = quarantine::record_path(&args.output_dir, snapshot.map(PathBuf::as_path)) {
         let _ = writeln!(
@@ -574,7 +613,11 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
     if let Some(Err(e)) = &info.quarantine {
         let _ = writeln!(err, "vigil: warning: quarantine failed: {e}");
     }
-    let _ = write!(out, "{}", report::console::render(&info, &eval, &reports));
+    let _ = write!(
+        out,
+        "{}",
+        report::console::render(&info, &eval, &reports, false)
+    );
     if errors > 0 && args.fail_on_error {
         EXIT_DATA_ERROR
     } else {

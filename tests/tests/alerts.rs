@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::Value;
-use vigil_tests::{json_report, puffy_copy, vigil_run};
+use vigil_tests::http::{Reply, Server as LoopServer};
+use vigil_tests::{json_report, puffy_copy, repo_root, vigil_run};
 
 /// What the server answers to one request.
 #[derive(Clone, Copy)]
@@ -279,11 +280,15 @@ fn a_server_error_is_retried_and_a_client_error_is_not() {
             deliveries[1]["attempts"].as_u64(),
             deliveries[1]["error"].as_str()
         ),
-        (Some("failed"), Some(1), Some("HTTP 400 (not retried)"))
+        (
+            Some("failed"),
+            Some(1),
+            Some("HTTP 400 (not retried), body: ok")
+        )
     );
     assert!(
         stdout.contains(
-            "vigil: alert to strict (webhook) FAILED after 1 attempt(s): HTTP 400 (not retried)"
+            "vigil: alert to strict (webhook) FAILED after 1 attempt(s): HTTP 400 (not retried), body: ok"
         ),
         "{stdout}"
     );
@@ -364,5 +369,328 @@ fn a_missing_secret_and_a_dry_run_send_nothing() {
         stdout_dry.contains("vigil: would send to pd (pagerduty): {"),
         "{stdout_dry}"
     );
+    // The routing key is a secret: the dry run shows where it goes, never its value.
+    assert!(!stdout_dry.contains("DRYKEY"), "{stdout_dry}");
+    assert!(
+        stdout_dry.contains("\"routing_key\":\"***\""),
+        "{stdout_dry}"
+    );
     assert!(!stdout.contains("would send"), "{stdout}");
+}
+
+/// Runs vigil as [`run`] does, and also returns the Markdown report and how long it took.
+fn timed_run(dir: &Path, destinations: &str, routing: &str) -> (Value, String, String, Duration) {
+    let start = std::time::Instant::now();
+    let (_, report, stdout) = run(dir, destinations, routing, &[]);
+    let elapsed = start.elapsed();
+    let md = std::fs::read_to_string(dir.join("reports/monitoring_report.md")).unwrap();
+    (report, md, stdout, elapsed)
+}
+
+#[test]
+fn reports_are_written_before_alerts_and_a_deadline_bounds_the_delivery() {
+    let _serial = serial();
+    let copy = puffy_copy();
+    let json = copy.path().join("reports/monitoring_report.json");
+    // PagerDuty never answers in time; the webhook answers at once.
+    let pd = LoopServer::start(Some(json.clone()), |_| {
+        Reply::status(202, "").after(Duration::from_secs(3))
+    });
+    let hook = LoopServer::start(Some(json.clone()), |_| Reply::status(200, ""));
+    set_env("VIGIL_TEST_PD_DEADLINE", "K3Y");
+    set_env("VIGIL_TEST_HOOK_DEADLINE", &hook.url());
+    let destinations = format!(
+        "    pd: {{kind: pagerduty, routing_key_env: VIGIL_TEST_PD_DEADLINE, events_url: \"{}\"}}\n    hook: {{kind: webhook, url_env: VIGIL_TEST_HOOK_DEADLINE}}\n",
+        pd.url()
+    );
+    let (report, md, stdout, elapsed) = timed_run(
+        copy.path(),
+        &destinations,
+        "error_channels: [pd, hook]\n  retries: 5\n  deadline_seconds: 1.2",
+    );
+    // Without the deadline: 2 events x 6 attempts x 0.5 s.
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+    let pd_hits = pd.stop();
+    let hook_hits = hook.stop();
+    assert!(!pd_hits.is_empty() && hook_hits.len() == 1);
+    // Every alert went out once the reports were there.
+    assert!(
+        pd_hits.iter().chain(&hook_hits).all(|h| h.watched_existed),
+        "an alert went out before the reports were written"
+    );
+    // The webhook's report paths exist.
+    assert!(std::path::Path::new(hook_hits[0].body["reports"][0].as_str().unwrap()).exists());
+    let deliveries = report["routing"]["deliveries"].as_array().unwrap();
+    let (hook_d, pd_d) = (&deliveries[0], &deliveries[1]);
+    assert_eq!(
+        (hook_d["destination"].as_str(), hook_d["status"].as_str()),
+        (Some("hook"), Some("sent"))
+    );
+    assert_eq!(
+        (
+            pd_d["status"].as_str(),
+            pd_d["requests"].as_u64(),
+            pd_d["not_attempted"].as_u64()
+        ),
+        (Some("failed"), Some(2), Some(1)),
+        "{pd_d}"
+    );
+    let outcomes = pd_d["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes[0]["status"], "failed");
+    assert!(outcomes[0]["attempts"].as_u64().unwrap() >= 2, "{pd_d}");
+    assert!(
+        outcomes[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("timed out; not retried: the delivery deadline of 1.2 s"),
+        "{pd_d}"
+    );
+    assert_eq!(
+        (
+            outcomes[1]["status"].as_str(),
+            outcomes[1]["attempts"].as_u64(),
+            outcomes[1]["dedup_key"].as_str()
+        ),
+        (
+            Some("not_attempted"),
+            Some(0),
+            Some("vigil:freshness:sessions_partition:2025-03-09")
+        )
+    );
+    assert!(
+        stdout.contains("vigil: alert to pd (pagerduty) FAILED: 1 of 2 request(s) failed")
+            && stdout.contains("1 of 2 request(s) not attempted: the delivery deadline of 1.2 s had passed (0 sent)"),
+        "{stdout}"
+    );
+    // The JSON rewritten with the deliveries is still the same run as the other reports.
+    assert!(md.contains(report["run_id"].as_str().unwrap()));
+    assert!(!report.to_string().contains("K3Y"));
+}
+
+#[test]
+fn a_429_is_retried_after_its_retry_after_and_attempts_are_counted_per_event() {
+    let _serial = serial();
+    let hook = LoopServer::start(None, |n| match n {
+        0 => Reply::status(429, "{\"error\": \"rate limited\"}").header("Retry-After", "1"),
+        _ => Reply::status(200, ""),
+    });
+    // PagerDuty: the first event fails once (503), the second goes through at once.
+    let pd = LoopServer::start(None, |n| match n {
+        0 => Reply::status(503, "busy"),
+        _ => Reply::status(202, ""),
+    });
+    set_env("VIGIL_TEST_HOOK_429", &hook.url());
+    set_env("VIGIL_TEST_PD_429", "K3Y");
+    let copy = puffy_copy();
+    let destinations = format!(
+        "    hook: {{kind: webhook, url_env: VIGIL_TEST_HOOK_429}}\n    pd: {{kind: pagerduty, routing_key_env: VIGIL_TEST_PD_429, events_url: \"{}\"}}\n",
+        pd.url()
+    );
+    let (report, _, stdout, _) =
+        timed_run(copy.path(), &destinations, "error_channels: [hook, pd]");
+    let hits = hook.stop();
+    assert_eq!(hits.len(), 2);
+    let waited = hits[1].at - hits[0].at;
+    assert!(
+        waited >= Duration::from_millis(900),
+        "{waited:?}: Retry-After: 1 ignored"
+    );
+    let deliveries = report["routing"]["deliveries"].as_array().unwrap();
+    let hook_d = &deliveries[0];
+    assert_eq!(
+        (hook_d["status"].as_str(), hook_d["attempts"].as_u64()),
+        (Some("sent"), Some(2)),
+        "{hook_d}"
+    );
+    assert_eq!(pd.stop().len(), 3);
+    let pd_d = &deliveries[1];
+    let attempts: Vec<u64> = pd_d["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["attempts"].as_u64().unwrap())
+        .collect();
+    assert_eq!(attempts, [2, 1], "{pd_d}");
+    assert_eq!(
+        (
+            pd_d["status"].as_str(),
+            pd_d["attempts"].as_u64(),
+            pd_d["sent"].as_u64()
+        ),
+        (Some("sent"), Some(3), Some(2))
+    );
+    assert!(
+        stdout.contains("vigil: alert to pd (pagerduty): sent (2 finding(s))"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn malformed_urls_give_a_clear_error_without_the_secret() {
+    let _serial = serial();
+    set_env("VIGIL_TEST_HOOK_NO_SCHEME", "hooks.example.com/T0/S3CRET");
+    set_env("VIGIL_TEST_HOOK_GARBAGE", "http://exa mple.com/S3CRET");
+    set_env("VIGIL_TEST_PD_BADURL", "K3Y");
+    let copy = puffy_copy();
+    let (code, report, stdout) = run(
+        copy.path(),
+        "    a: {kind: webhook, url_env: VIGIL_TEST_HOOK_NO_SCHEME}\n    b: {kind: slack, webhook_url_env: VIGIL_TEST_HOOK_GARBAGE}\n    c: {kind: pagerduty, routing_key_env: VIGIL_TEST_PD_BADURL, events_url: \"ftp://events.example.com\"}\n",
+        "error_channels: [a, b, c]",
+        &[],
+    );
+    assert_eq!(code, 0);
+    let errors: Vec<&str> = report["routing"]["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["error"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "the value of VIGIL_TEST_HOOK_NO_SCHEME is not a usable URL: it has no http:// or https:// scheme",
+            "the value of VIGIL_TEST_HOOK_GARBAGE is not a usable URL: it is not a valid URL (a typo, a space or a missing scheme?)",
+            "alert_routing.destinations.c.events_url `ftp://events.example.com` is not a usable URL: its scheme is not http or https",
+        ]
+    );
+    assert!(!stdout.contains("S3CRET") && !report.to_string().contains("S3CRET"));
+}
+
+/// The Puffy warehouse with the `direct` channel renamed to `name` in every table.
+fn rename_direct(warehouse: &Path, name: &str) {
+    for entry in std::fs::read_dir(warehouse).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let renamed: String = text
+            .lines()
+            .map(|line| {
+                line.split(',')
+                    .map(|cell| if cell == "direct" { name } else { cell })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&path, renamed + "\n").unwrap();
+    }
+}
+
+#[test]
+fn a_hostile_channel_name_is_escaped_in_every_report_the_console_and_the_alerts() {
+    let _serial = serial();
+    let copy = puffy_copy();
+    let long = "x".repeat(1_200);
+    let hostile =
+        format!("<!channel> & |a|b| `tick` <script>alert(1)</script> \u{1b}[31mRED\u{7}{long}");
+    rename_direct(&copy.path().join("warehouse"), &hostile);
+    let slack = LoopServer::start(None, |_| Reply::status(200, ""));
+    let pd = LoopServer::start(None, |_| Reply::status(202, ""));
+    set_env("VIGIL_TEST_SLACK_HOSTILE", &slack.url());
+    set_env("VIGIL_TEST_PD_HOSTILE", "K3Y");
+    let example = std::fs::read_to_string(repo_root().join("schema/examples/puffy.yml")).unwrap();
+    let (head, _) = example.split_once("alert_routing:").unwrap();
+    let config = copy.path().join("vigil.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "{head}alert_routing:\n  warn_channels: [slack, pd]\n  destinations:\n    slack: {{kind: slack, webhook_url_env: VIGIL_TEST_SLACK_HOSTILE}}\n    pd: {{kind: pagerduty, routing_key_env: VIGIL_TEST_PD_HOSTILE, events_url: \"{}\"}}\n",
+            pd.url()
+        ),
+    )
+    .unwrap();
+    let out = copy.path().join("reports");
+    let result = vigil_run(
+        &copy.path().join("warehouse"),
+        &config,
+        &out,
+        "2025-03-08",
+        &[],
+    );
+    assert_eq!(result.code, 0, "{result:?}");
+    let report = json_report(&out);
+    // The channel shift is found under its hostile name.
+    let shift = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "anomaly:channel_session_share")
+        .expect("the channel shift");
+    assert_eq!(shift["context"]["channel"], hostile.as_str());
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+
+    // JUnit: well-formed XML 1.0, the name intact apart from the escaped controls.
+    let junit = read("monitoring_report.junit.xml");
+    let doc = roxmltree::Document::parse(&junit).expect("the JUnit report is valid XML");
+    let visible = hostile.replace('\u{1b}', "\\x1b").replace('\u{7}', "\\x07");
+    assert!(
+        doc.descendants().any(
+            |n| n.attribute("message").is_some_and(|m| m.contains(&visible))
+                || n.text().is_some_and(|t| t.contains(&visible))
+        ),
+        "the channel is in the JUnit report"
+    );
+    let run_id = report["run_id"].as_str().unwrap();
+    assert!(doc.descendants().any(|n| n.has_tag_name("property")
+        && n.attribute("name") == Some("run_id")
+        && n.attribute("value") == Some(run_id)));
+
+    // Markdown: no raw HTML, no table cell split by the name, no raw control character.
+    let md = read("monitoring_report.md");
+    let raw: Vec<&str> = md
+        .lines()
+        .filter(|l| l.contains("<script") || l.contains("<!channel"))
+        .collect();
+    assert!(raw.is_empty(), "raw HTML in Markdown: {raw:?}");
+    assert!(
+        !md.chars().any(|c| c.is_control() && c != '\n'),
+        "a control character in Markdown"
+    );
+    assert!(
+        md.contains("&lt;script&gt;") && md.contains("\\|a\\|b\\|"),
+        "{md}"
+    );
+    for table_row in md
+        .lines()
+        .filter(|l| l.starts_with("| `anomaly:channel_session_share"))
+    {
+        // metric, value, baseline, z, change, flagged: 6 cells, 7 unescaped bars.
+        let bars = table_row.matches('|').count() - table_row.matches("\\|").count();
+        assert_eq!(bars, 7, "{table_row}");
+    }
+
+    // HTML: escaped, no raw control character.
+    let html = read("monitoring_report.html");
+    assert!(!html.contains("<script") && html.contains("&lt;script&gt;"));
+    assert!(!html.chars().any(|c| c.is_control() && c != '\n'));
+
+    // Console: no escape sequence reaches the terminal.
+    assert!(!result.stdout.contains('\u{1b}') && !result.stdout.contains('\u{7}'));
+    assert!(
+        result.stdout.contains("\\x1b[31mRED\\x07"),
+        "{}",
+        result.stdout
+    );
+
+    // Slack: no mention, no link, no raw control character.
+    let slack_hits = slack.stop();
+    let text = slack_hits[0].body["text"].as_str().unwrap();
+    assert!(
+        !text.contains("<!channel>") && !text.contains("<script"),
+        "{text}"
+    );
+    assert!(text.contains("&lt;!channel&gt; &amp; |a|b|"), "{text}");
+    assert!(text.chars().count() <= 40_000);
+
+    // PagerDuty: the summary within 1,024 characters, the dedup key within 255 bytes.
+    let pd_hits = pd.stop();
+    assert!(!pd_hits.is_empty());
+    for hit in &pd_hits {
+        let summary = hit.body["payload"]["summary"].as_str().unwrap();
+        assert!(summary.chars().count() <= 1_024, "{}", summary.len());
+        assert!(hit.body["dedup_key"].as_str().unwrap().len() <= 255);
+    }
+    assert!(pd_hits.iter().any(|h| h.body["payload"]["summary"]
+        .as_str()
+        .unwrap()
+        .ends_with('…')));
 }

@@ -330,6 +330,11 @@ fn settings_that_would_switch_a_check_off_or_hang_a_run_are_refused_where_they_a
              3600",
         ),
         (
+            "alert_routing:\n  deadline_seconds: 7200\n",
+            "vigil.yml:2:21: alert_routing.deadline_seconds: is 7200 but must be above 0 and at \
+             most 3600",
+        ),
+        (
             "alert_routing:\n  retry_backoff_seconds: 1e9\n",
             "vigil.yml:2:26: alert_routing.retry_backoff_seconds: is 1000000000 but must be from \
              0 to 600",

@@ -280,6 +280,9 @@ pub struct AlertRouting {
     pub retries: u32,
     /// Seconds before the first retry; each further retry waits twice as long.
     pub retry_backoff_seconds: f64,
+    /// Seconds all deliveries of a run may take together (they start after the reports are
+    /// written); requests still unsent then are recorded as `not_attempted`.
+    pub deadline_seconds: f64,
 }
 
 impl Default for AlertRouting {
@@ -293,6 +296,7 @@ impl Default for AlertRouting {
             timeout_seconds: 10.0,
             retries: 3,
             retry_backoff_seconds: 1.0,
+            deadline_seconds: 60.0,
         }
     }
 }
@@ -331,6 +335,15 @@ impl AlertRouting {
                 format!(
                     "is {} but must be from 0 to 600",
                     self.retry_backoff_seconds
+                ),
+            ));
+        }
+        if !(self.deadline_seconds > 0.0 && self.deadline_seconds <= 3600.0) {
+            return Some((
+                "alert_routing.deadline_seconds",
+                format!(
+                    "is {} but must be above 0 and at most 3600",
+                    self.deadline_seconds
                 ),
             ));
         }

@@ -120,7 +120,12 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
                 );
             }
             Err(problem) => {
-                let _ = write!(h, "<tr><td>{}</td><td><code>{file}</code></td><td colspan=\"5\">{problem:?}</td></tr>", escape(&scan.table));
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td><code>{file}</code></td><td colspan=\"5\">{}</td></tr>",
+                    escape(&scan.table),
+                    escape(&format!("{problem:?}"))
+                );
             }
         }
     }
@@ -247,10 +252,7 @@ fn number(v: f64) -> String {
     }
 }
 
-/// Escapes text for HTML.
+/// Escapes text for HTML (entities, and hidden characters as visible escapes).
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    super::text::html(s)
 }

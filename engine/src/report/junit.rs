@@ -1,16 +1,19 @@
 //! `monitoring_report.junit.xml`: the checks as JUnit test cases (one per check and partition)
 //! so that CI systems show them natively. ERROR findings are failures; WARN and INFO findings
-//! pass with their message as output; judged metrics without a finding pass.
+//! pass with their message as output; judged metrics without a finding pass. The suite's
+//! properties name the run (`run_id`), its partition and the vigil version. Every text is
+//! escaped for XML 1.0 (characters XML does not allow become visible escapes such as `\x1b`).
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::html::escape;
+use super::text::xml as escape;
+use super::RunInfo;
 use crate::rule::{Finding, Severity};
 use crate::runner::Evaluation;
 
 /// Renders the JUnit XML report.
-pub fn render(eval: &Evaluation) -> String {
+pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
     let mut cases = String::new();
     let mut named: BTreeSet<(String, String)> = BTreeSet::new();
     let mut failures = 0;
@@ -62,8 +65,12 @@ pub fn render(eval: &Evaluation) -> String {
     let tests = cases.matches("<testcase ").count();
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"vigil\" tests=\"{tests}\" failures=\"{failures}\">\
-         <testsuite name=\"vigil partition {}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">{cases}</testsuite></testsuites>\n",
-        eval.expected_date
+         <testsuite name=\"vigil partition {day}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">\
+         <properties><property name=\"run_id\" value=\"{}\"/><property name=\"expected_partition_date\" value=\"{day}\"/>\
+         <property name=\"vigil_version\" value=\"{}\"/></properties>{cases}</testsuite></testsuites>\n",
+        escape(&info.run_id),
+        env!("CARGO_PKG_VERSION"),
+        day = eval.expected_date
     )
 }
 

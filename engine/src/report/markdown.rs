@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::text::{md as md_text, md_cell_code, md_code};
 use super::{verdict, RunInfo};
 use crate::rule::Severity;
 use crate::runner::Evaluation;
@@ -15,23 +16,27 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
         "# Daily Monitoring Report: {}\n\n\
          - Expected partition date: **{}** (scope: {})\n\
          - Generated (UTC): {} (run `{}`, vigil {})\n\
-         - Warehouse: `{}`\n\
-         - Config: `{}`",
+         - Warehouse: {}\n\
+         - Config: {}",
         verdict(eval),
         eval.expected_date,
         eval.scope.as_str(),
         info.started.format("%Y-%m-%d %H:%M:%S"),
         info.run_id,
         env!("CARGO_PKG_VERSION"),
-        info.warehouse,
-        info.config.path.display(),
+        md_code(&info.warehouse),
+        md_code(&info.config.path.display().to_string()),
     );
     match &info.quarantine {
         Some(Ok(path)) => {
-            let _ = writeln!(md, "- Quarantined snapshot: `{}`", path.display());
+            let _ = writeln!(
+                md,
+                "- Quarantined snapshot: {}",
+                md_code(&path.display().to_string())
+            );
         }
         Some(Err(e)) => {
-            let _ = writeln!(md, "- Quarantine FAILED: {e}");
+            let _ = writeln!(md, "- Quarantine FAILED: {}", md_text(e));
         }
         None => {}
     }
@@ -61,8 +66,8 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
                 .map_or("–".to_string(), |p| format!("{:+.1}%", p * 100.0));
             let _ = writeln!(
                 md,
-                "| `{}` | {} | {baseline} | {z} | {pct} | {} |",
-                o.metric,
+                "| {} | {} | {baseline} | {z} | {pct} | {} |",
+                md_cell_code(&o.metric),
                 short(o.value),
                 if o.flagged { "**yes**" } else { "" }
             );
@@ -71,7 +76,12 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
 
     let _ = writeln!(md, "\n## Rules\n| rule | origin |\n|---|---|");
     for rule in &info.config.rules {
-        let _ = writeln!(md, "| `{}` | {} |", rule.id, rule.origin);
+        let _ = writeln!(
+            md,
+            "| {} | {} |",
+            md_cell_code(&rule.id),
+            md_text(&rule.origin.to_string())
+        );
     }
 
     let _ = writeln!(md, "\n## Tables\n| table | file | rows | days | first day | last day | unparsable dates |\n|---|---|---:|---:|---|---|---:|");
@@ -88,9 +98,9 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
                 let show = |v: Option<String>| v.unwrap_or_else(|| "–".into());
                 let _ = writeln!(
                     md,
-                    "| {} | `{}` | {} | {} | {} | {} | {} |",
-                    scan.table,
-                    file,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    md_text(&scan.table),
+                    md_cell_code(&file),
                     stats.rows,
                     show(dates.map(|d| d.rows_by_day.len().to_string())),
                     show(span.map(|s| s.0.to_string())),
@@ -101,8 +111,10 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
             Err(problem) => {
                 let _ = writeln!(
                     md,
-                    "| {} | `{}` | {problem:?} | – | – | – | – |",
-                    scan.table, file
+                    "| {} | {} | {} | – | – | – | – |",
+                    md_text(&scan.table),
+                    md_cell_code(&file),
+                    md_text(&format!("{problem:?}"))
                 );
             }
         }
@@ -113,11 +125,11 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
         let _ = writeln!(md, "No issues detected.");
     }
     for f in &eval.findings {
-        let _ = write!(md, "- **{}** `{}`", f.severity, f.check);
+        let _ = write!(md, "- **{}** {}", f.severity, md_code(&f.check));
         if let Some(day) = f.partition_date {
             let _ = write!(md, " ({day})");
         }
-        let _ = write!(md, ": {}", f.message);
+        let _ = write!(md, ": {}", md_text(&f.message));
         if let Some(t) = f.threshold {
             let _ = write!(md, " (threshold={})", number(t));
         }

@@ -5,6 +5,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod text;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -80,45 +81,214 @@ pub fn paths(output_dir: &Path) -> [PathBuf; 4] {
     [JSON_REPORT, MD_REPORT, HTML_REPORT, JUNIT_REPORT].map(|name| output_dir.join(name))
 }
 
-/// Writes the report files into the output folder (created if missing).
-pub fn write_reports(info: &RunInfo<'_>, eval: &Evaluation) -> io::Result<[PathBuf; 4]> {
-    std::fs::create_dir_all(info.output_dir)?;
-    let paths = paths(info.output_dir);
-    let [json_path, md_path, html_path, junit_path] = &paths;
-    write_atomically(json_path, &json::render(info, eval))?;
-    write_atomically(md_path, &markdown::render(info, eval))?;
-    write_atomically(html_path, &html::render(info, eval))?;
-    write_atomically(junit_path, &junit::render(eval))?;
-    Ok(paths)
+/// The lock file that keeps two runs out of one output folder.
+pub const LOCK_FILE: &str = ".vigil.lock";
+/// The start of the name of the hidden folder a run writes its reports into before moving them
+/// into place.
+pub const TEMP_PREFIX: &str = ".vigil-tmp-";
+
+/// An exclusive lock on an output folder, held while a run writes into it (released when
+/// dropped, or by the system when the process ends in any way).
+#[derive(Debug)]
+pub struct OutputLock {
+    _file: std::fs::File,
 }
 
-/// Writes a file through a temporary sibling and a rename, so readers never see half a report.
+/// Why an output folder could not be locked.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another run holds it; what that run wrote into the lock file (its run id).
+    Held(String),
+    /// The folder or the lock file cannot be created or locked.
+    Io(io::Error),
+}
+
+/// Takes the output folder's lock (creating the folder and `.vigil.lock` if missing) without
+/// waiting, and writes `run_id` into the lock file.
+pub fn lock_output(dir: &Path, run_id: &str) -> Result<OutputLock, LockError> {
+    use std::io::{Read, Seek, Write};
+    std::fs::create_dir_all(dir).map_err(LockError::Io)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(LOCK_FILE))
+        .map_err(LockError::Io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(LockError::Held(holder.trim().to_string()));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(LockError::Io(e)),
+    }
+    // Who holds it, for the message another run prints (best effort: the lock is what counts).
+    let _ = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{run_id} (pid {})", std::process::id()));
+    Ok(OutputLock { _file: file })
+}
+
+/// Renders the four reports and writes them into the output folder as one set (see
+/// [`write_set`]). Call it with the folder's [`OutputLock`] held.
+pub fn write_reports(info: &RunInfo<'_>, eval: &Evaluation) -> io::Result<[PathBuf; 4]> {
+    let files = [
+        (JSON_REPORT, json::render(info, eval)),
+        (MD_REPORT, markdown::render(info, eval)),
+        (HTML_REPORT, html::render(info, eval)),
+        (JUNIT_REPORT, junit::render(info, eval)),
+    ];
+    write_set(info.output_dir, &info.run_id, &files)?;
+    Ok(paths(info.output_dir))
+}
+
+/// Rewrites the JSON report of a written set (same run, now with how the deliveries went), by
+/// the same scheme as [`write_set`]. Call it with the folder's [`OutputLock`] held.
+pub fn rewrite_json(info: &RunInfo<'_>, eval: &Evaluation) -> io::Result<PathBuf> {
+    write_set(
+        info.output_dir,
+        &info.run_id,
+        &[(JSON_REPORT, json::render(info, eval))],
+    )?;
+    Ok(info.output_dir.join(JSON_REPORT))
+}
+
+/// Writes files into `dir` as one unit: each is written and synced in a fresh hidden folder
+/// `.vigil-tmp-<run id>/` inside `dir` (so on the same file system), and only when all are
+/// complete are they renamed over the old ones, one after another. When a step fails, the old
+/// files are put back (a hard link of each is kept until the end), the temporary folder is
+/// removed and the error returned: a reader sees the old set or the new set, never half a file
+/// or (after a failure) a mix. Temporaries left by a killed run are removed first; call it with
+/// the folder's [`OutputLock`] held, so that no other run is writing.
+pub fn write_set(dir: &Path, run_id: &str, files: &[(&str, String)]) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    remove_stale_temporaries(dir);
+    let tmp = dir.join(format!("{TEMP_PREFIX}{run_id}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp)?;
+    let result = fill_and_install(dir, &tmp, files);
+    let cleanup = std::fs::remove_dir_all(&tmp);
+    result?;
+    cleanup
+}
+
+fn fill_and_install(dir: &Path, tmp: &Path, files: &[(&str, String)]) -> io::Result<()> {
+    use std::io::Write;
+    for (name, contents) in files {
+        let mut file = std::fs::File::create(tmp.join(name))?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()?;
+    }
+    // Keep the current files (hard links, or copies where links are not supported) to put
+    // back if a rename fails.
+    let previous = tmp.join("previous");
+    std::fs::create_dir(&previous)?;
+    for (name, _) in files {
+        let current = dir.join(name);
+        if current.exists() {
+            let kept = previous.join(name);
+            if std::fs::hard_link(&current, &kept).is_err() {
+                std::fs::copy(&current, &kept)?;
+            }
+        }
+    }
+    for (done, (name, _)) in files.iter().enumerate() {
+        if let Err(e) = std::fs::rename(tmp.join(name), dir.join(name)) {
+            for (restored, _) in &files[..done] {
+                let kept = previous.join(restored);
+                let _ = if kept.exists() {
+                    std::fs::rename(&kept, dir.join(restored))
+                } else {
+                    std::fs::remove_file(dir.join(restored))
+                };
+            }
+            return Err(e);
+        }
+    }
+    // Make the renames durable (best effort: not every file system syncs a folder).
+    if let Ok(folder) = std::fs::File::open(dir) {
+        let _ = folder.sync_all();
+    }
+    Ok(())
+}
+
+/// Writes one file through a temporary sibling and a rename, so readers never see half of it;
+/// on failure the temporary is removed.
 pub fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(&tmp, path)
+    let result = std::fs::write(&tmp, contents).and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
-/// How one destination's delivery ended (the alert module delivers; the reports record it).
+/// Removes what a killed run may have left in the output folder: `.vigil-tmp-*` folders, and
+/// `monitoring_report.*.tmp-*` (earlier versions) and `quarantine_path.tmp-*` files.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(TEMP_PREFIX) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        } else if (name.starts_with("monitoring_report.") || name.starts_with("quarantine_path."))
+            && name.contains(".tmp-")
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// How one destination's delivery went (the alert module delivers; the reports record it).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Delivery {
     /// The destination's name.
     pub destination: String,
     /// `slack`, `pagerduty` or `webhook`.
     pub kind: &'static str,
-    /// `sent`, `failed` or `dry_run`.
+    /// `pending` (reports written, delivery not done yet), `sent` (every request accepted),
+    /// `failed` (a request failed, or the destination could not be addressed), `incomplete`
+    /// (none failed but the deadline left some unattempted), `not_attempted` (the deadline
+    /// passed before any request), or `dry_run`.
     pub status: &'static str,
     /// Findings routed to it.
     pub findings: usize,
-    /// HTTP requests made (PagerDuty sends one event per finding).
-    pub requests: usize,
-    /// Attempts made, retries included.
+    /// One outcome per HTTP request (PagerDuty sends one event per finding).
+    pub requests: Vec<RequestOutcome>,
+    /// Why it failed or is incomplete (no secret in it).
+    pub error: Option<String>,
+}
+
+/// How one HTTP request of a delivery went.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestOutcome {
+    /// The PagerDuty dedup key of the event, if any.
+    pub dedup_key: Option<String>,
+    /// `pending`, `sent`, `failed`, `not_attempted` or `dry_run`.
+    pub status: &'static str,
+    /// Attempts made for this request, retries included.
     pub attempts: u32,
-    /// Why it failed (no secret in it).
+    /// Why it failed (status, a short excerpt of the answer's body; no secret in it).
     pub error: Option<String>,
 }
 
 impl Delivery {
+    /// Requests with a status.
+    pub fn count(&self, status: &str) -> usize {
+        self.requests.iter().filter(|r| r.status == status).count()
+    }
+
+    /// Attempts made over all its requests.
+    pub fn attempts(&self) -> u32 {
+        self.requests.iter().map(|r| r.attempts).sum()
+    }
+
     /// The JSON form in `routing.deliveries`.
     pub fn to_json(&self) -> Value {
         json!({
@@ -126,9 +296,18 @@ impl Delivery {
             "kind": self.kind,
             "status": self.status,
             "findings": self.findings,
-            "requests": self.requests,
-            "attempts": self.attempts,
+            "requests": self.requests.len(),
+            "sent": self.count("sent"),
+            "failed": self.count("failed"),
+            "not_attempted": self.count("not_attempted"),
+            "attempts": self.attempts(),
             "error": self.error,
+            "outcomes": self.requests.iter().map(|r| json!({
+                "dedup_key": r.dedup_key,
+                "status": r.status,
+                "attempts": r.attempts,
+                "error": r.error,
+            })).collect::<Vec<_>>(),
         })
     }
 }
