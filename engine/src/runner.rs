@@ -540,10 +540,12 @@ fn table_findings(
         let listed: Vec<String> = stats
             .missing_columns
             .iter()
-            .map(|c| match closest(c, stats.columns.iter().map(String::as_str)) {
-                Some(near) => format!("{c} (did you mean `{near}`?)"),
-                None => c.clone(),
-            })
+            .map(
+                |c| match closest(c, stats.columns.iter().map(String::as_str)) {
+                    Some(near) => format!("{c} (did you mean `{near}`?)"),
+                    None => c.clone(),
+                },
+            )
             .collect();
         out.push(
             finding(

@@ -292,7 +292,11 @@ fn check_reports(out: &Path, expect: &Expect) -> Vec<String> {
         Err(e) => return vec![format!("monitoring_report.json: {e}")],
     };
     let run_id = json["run_id"].as_str().unwrap_or_default().to_string();
-    for report in ["monitoring_report.md", "monitoring_report.html"] {
+    for report in [
+        "monitoring_report.md",
+        "monitoring_report.html",
+        "monitoring_report.junit.xml",
+    ] {
         match fs::read_to_string(out.join(report)) {
             Ok(text) if text.contains(&run_id) => {}
             Ok(_) => problems.push(format!("{report} is not from run {run_id}")),
