@@ -558,6 +558,14 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
     let errors = eval.count(Severity::Error);
     let quarantine = (errors > 0 && config.operations.quarantine_on_error)
         .then(|| quarantine_snapshot(&args, source.as_ref(), &config, &eval, started, err));
+    if let Some(signal) = quarantine::interrupted_by() {
+        let _ = writeln!(
+            err,
+            "vigil: interrupted (signal {signal}) while taking the quarantine snapshot: its \
+             partial folder was removed; no report was written (the previous ones are intact)"
+        );
+        return 128 + signal;
+    }
     let mut info = RunInfo {
         started,
         run_id,
@@ -640,6 +648,24 @@ fn quarantine_snapshot(
         Path::new(&ops.quarantine_target_dir),
     )
     .map_err(|e| format!("cannot resolve {}: {e}", ops.quarantine_target_dir))?;
+    match quarantine::sweep_partials(&target) {
+        Ok(swept) if !swept.is_empty() => {
+            let _ = writeln!(
+                err,
+                "vigil: removed {} partial snapshot(s) that interrupted runs left in {}",
+                swept.len(),
+                target.display()
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "vigil: warning: cannot remove partial snapshots in {}: {e}",
+                target.display()
+            );
+        }
+    }
     let errors: Vec<String> = eval
         .findings
         .iter()

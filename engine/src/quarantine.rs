@@ -10,6 +10,8 @@ use std::fs;
 use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -35,6 +37,97 @@ pub fn resolve_target(
     Ok(parent.join(target))
 }
 
+/// The signal (SIGINT 2, SIGTERM 15) that interrupted the last snapshot, 0 for none.
+fn signal_slot() -> &'static Arc<AtomicUsize> {
+    static SLOT: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+    SLOT.get_or_init(|| Arc::new(AtomicUsize::new(0)))
+}
+
+/// The signal that interrupted the last snapshot, if one did: the run should then end with
+/// `128 + signal` (130 for SIGINT, 143 for SIGTERM).
+pub fn interrupted_by() -> Option<i32> {
+    match signal_slot().load(Ordering::Relaxed) {
+        0 => None,
+        signal => i32::try_from(signal).ok(),
+    }
+}
+
+/// While it lives, SIGINT and SIGTERM are caught (recorded for [`interrupted_by`]) instead of
+/// ending the process, so a snapshot in progress can remove its partial folder; outside a
+/// snapshot they end the process as usual.
+struct CatchSignals(Vec<signal_hook::SigId>);
+
+impl CatchSignals {
+    fn new() -> Self {
+        signal_slot().store(0, Ordering::Relaxed);
+        let ids = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]
+            .into_iter()
+            .filter_map(|signal| {
+                signal_hook::flag::register_usize(
+                    signal,
+                    Arc::clone(signal_slot()),
+                    signal as usize,
+                )
+                .ok()
+            })
+            .collect();
+        CatchSignals(ids)
+    }
+}
+
+impl Drop for CatchSignals {
+    fn drop(&mut self) {
+        for id in self.0.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// An error when a signal asked the run to stop.
+fn check_signal() -> io::Result<()> {
+    match interrupted_by() {
+        None => Ok(()),
+        Some(signal) => Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            format!(
+                "interrupted by {}",
+                if signal == signal_hook::consts::SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                }
+            ),
+        )),
+    }
+}
+
+/// Removes the partial snapshots that runs killed while building one left in `target` (their
+/// process is gone); returns them.
+pub fn sweep_partials(target: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut swept = Vec::new();
+    let Ok(entries) = fs::read_dir(target) else {
+        return Ok(swept);
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((_, rest)) = name
+            .strip_prefix(".warehouse_quarantine_")
+            .and_then(|n| n.split_once(".partial-"))
+        else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or_default();
+        let alive = pid.parse::<u32>().is_ok_and(|pid| {
+            pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+        });
+        if !alive {
+            fs::remove_dir_all(entry.path())?;
+            swept.push(entry.path());
+        }
+    }
+    Ok(swept)
+}
+
 /// Writes a snapshot under `target` and returns its folder,
 /// `warehouse_quarantine_<UTC %Y%m%dT%H%M%SZ>` (with `_2`, `_3`, ... when that name is taken).
 /// `fill` writes the contents into the folder it is given and returns the text of `REASON.txt`.
@@ -44,6 +137,7 @@ pub fn snapshot(
     fill: impl FnOnce(&Path) -> io::Result<String>,
 ) -> io::Result<PathBuf> {
     fs::create_dir_all(target)?;
+    let _catch = CatchSignals::new();
     let stamp = now.format("%Y%m%dT%H%M%SZ");
     let tmp = target.join(format!(
         ".warehouse_quarantine_{stamp}.partial-{}-{}",
@@ -52,7 +146,10 @@ pub fn snapshot(
     ));
     let built = fs::create_dir(&tmp)
         .and_then(|()| fill(&tmp))
-        .and_then(|reason| fs::write(tmp.join("REASON.txt"), reason))
+        .and_then(|reason| {
+            check_signal()?;
+            fs::write(tmp.join("REASON.txt"), reason)
+        })
         .and_then(|()| place(&tmp, target, &stamp.to_string()));
     if built.is_err() {
         let _ = fs::remove_dir_all(&tmp);
@@ -161,6 +258,9 @@ pub fn copy_folder(
         }
         let dest = dir.join(name);
         if let Err(e) = copy(&path, &dest) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Err(e);
+            }
             budget.give_back(bytes);
             let _ = fs::remove_dir_all(&dest).or_else(|_| fs::remove_file(&dest));
             contents.leave_out(format!("{name_shown}: left out: cannot be copied: {e}"));
@@ -197,11 +297,17 @@ fn copy(from: &Path, to: &Path) -> io::Result<()> {
         }
         return Ok(());
     }
-    fs::copy(from, to)?;
-    fs::File::options()
-        .write(true)
-        .open(to)?
-        .set_modified(meta.modified()?)
+    // In chunks, so that a signal stops a large copy within one chunk.
+    let mut source = fs::File::open(from)?;
+    let mut dest = fs::File::create(to)?;
+    loop {
+        check_signal()?;
+        let copied = io::copy(&mut io::Read::take(&mut source, 8 << 20), &mut dest)?;
+        if copied == 0 {
+            break;
+        }
+    }
+    dest.set_modified(meta.modified()?)
 }
 
 /// Exports each table's rows dated `day` (all rows for `None`) from a source without a folder
@@ -278,6 +384,10 @@ struct CsvSink {
 
 impl RowSink for CsvSink {
     fn row(&mut self, cells: &[Option<&str>]) -> ControlFlow<()> {
+        if let Err(e) = check_signal() {
+            self.error = Some(e);
+            return ControlFlow::Break(());
+        }
         self.record.clear();
         let mut record = csv::WriterBuilder::new()
             .buffer_capacity(1024)
