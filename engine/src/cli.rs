@@ -145,6 +145,12 @@ struct RunArgs {
     /// Send no alert: print what would be sent to each destination instead.
     #[arg(long = "no-alerts", visible_alias = "dry-run")]
     no_alerts: bool,
+    /// Take no quarantine snapshot, whatever the config says.
+    #[arg(long = "no-quarantine", conflicts_with = "quarantine")]
+    no_quarantine: bool,
+    /// Take the quarantine snapshot on ERROR in a dry run too (`--no-alerts` skips it).
+    #[arg(long)]
+    quarantine: bool,
     /// Also write every metric the rules asked for, as computed (per table: the request and
     /// its value per day, or why it is unavailable), as JSON to this file.
     #[arg(long = "metrics-out", value_name = "FILE")]
@@ -518,6 +524,38 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         Ok(source) => source,
         Err(e) => return fail(err, &e.to_string()),
     };
+    // Nothing vigil writes may land in the warehouse it reads.
+    let quarantines = config.operations.quarantine_on_error
+        && !args.no_quarantine
+        && (!args.no_alerts || args.quarantine);
+    if let Some(folder) = source.folder() {
+        let target = quarantines
+            .then(|| {
+                quarantine::resolve_target(
+                    Some(folder),
+                    &args.output_dir,
+                    Path::new(&config.operations.quarantine_target_dir),
+                )
+                .ok()
+            })
+            .flatten();
+        let written = [
+            ("reports folder", Some(args.output_dir.clone())),
+            ("quarantine folder", target),
+        ];
+        for (what, path) in written {
+            if let Some(path) = path.filter(|p| inside(p, folder)) {
+                return fail(
+                    err,
+                    &format!(
+                        "the {what} {} is inside the warehouse folder {}: vigil never writes into the warehouse",
+                        path.display(),
+                        folder.display()
+                    ),
+                );
+            }
+        }
+    }
     let expected_date = args.expected_run_date.unwrap_or_else(|| {
         started
             .date_naive()
@@ -556,7 +594,7 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
     }
 
     let errors = eval.count(Severity::Error);
-    let quarantine = (errors > 0 && config.operations.quarantine_on_error)
+    let quarantine = (errors > 0 && quarantines)
         .then(|| quarantine_snapshot(&args, source.as_ref(), &config, &eval, started, err));
     if let Some(signal) = quarantine::interrupted_by() {
         let _ = writeln!(
@@ -631,6 +669,29 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
     } else {
         EXIT_OK
     }
+}
+
+/// Whether `path` is `folder` or inside it (both made absolute; links in the folder resolved
+/// when it exists).
+fn inside(path: &Path, folder: &Path) -> bool {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let folder = folder.canonicalize().unwrap_or_else(|_| absolute(folder));
+    // The path may not exist yet: resolve its longest existing ancestor.
+    let path = absolute(path);
+    let mut existing = path.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+            break;
+        };
+        rest.push(name);
+        existing = parent;
+    }
+    let mut resolved = existing
+        .canonicalize()
+        .unwrap_or_else(|_| existing.to_path_buf());
+    resolved.extend(rest.iter().rev());
+    resolved.starts_with(&folder)
 }
 
 fn quarantine_snapshot(
@@ -712,6 +773,29 @@ fn quarantine_snapshot(
     };
     let snapshot = quarantine::snapshot(&target, now, fill)
         .map_err(|e| format!("cannot snapshot into {}: {e}", target.display()))?;
+    match quarantine::prune(
+        &target,
+        ops.quarantine_keep_last,
+        ops.quarantine_max_total_bytes,
+    ) {
+        Ok(removed) if !removed.is_empty() => {
+            let names: Vec<String> = removed
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect();
+            let _ = writeln!(
+                err,
+                "vigil: removed {} older snapshot(s) (operations.quarantine_keep_last, quarantine_max_total_bytes): {}",
+                removed.len(),
+                names.join(", ")
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let _ = writeln!(err, "vigil: warning: cannot remove older snapshots: {e}");
+        }
+    }
     for line in left_out {
         let _ = writeln!(err, "vigil: warning: quarantine: {line}");
     }

@@ -414,6 +414,55 @@ impl RowSink for CsvSink {
     }
 }
 
+/// Removes the oldest snapshots of `target` beyond the newest `keep_last`, then the oldest
+/// until all fit in `max_total_bytes`; the newest is never removed. Returns what was removed.
+pub fn prune(
+    target: &Path,
+    keep_last: Option<u32>,
+    max_total_bytes: Option<u64>,
+) -> io::Result<Vec<PathBuf>> {
+    let mut snapshots: Vec<PathBuf> = fs::read_dir(target)?
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("warehouse_quarantine_")
+                && e.file_type().is_ok_and(|t| t.is_dir())
+        })
+        .map(|e| e.path())
+        .collect();
+    // By name: the UTC timestamp, then `_2`, `_3`... for the same second.
+    snapshots.sort_by_key(|p| {
+        let name = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let (stamp, n) = match name.rsplit_once('_') {
+            Some((stamp, n)) if stamp.ends_with('Z') => (stamp.to_string(), n.parse().unwrap_or(0)),
+            _ => (name, 1u32),
+        };
+        (stamp, n)
+    });
+    let mut removed = Vec::new();
+    let keep = keep_last.map_or(usize::MAX, |k| (k as usize).max(1));
+    while snapshots.len() > keep {
+        let oldest = snapshots.remove(0);
+        fs::remove_dir_all(&oldest)?;
+        removed.push(oldest);
+    }
+    if let Some(limit) = max_total_bytes {
+        let mut sizes: Vec<u64> = snapshots.iter().map(|p| size(p).unwrap_or(0)).collect();
+        while snapshots.len() > 1 && sizes.iter().sum::<u64>() > limit {
+            let oldest = snapshots.remove(0);
+            sizes.remove(0);
+            fs::remove_dir_all(&oldest)?;
+            removed.push(oldest);
+        }
+    }
+    Ok(removed)
+}
+
 /// Renames the finished snapshot to the first free name. A snapshot folder is never empty, so
 /// `rename` fails rather than replace a folder that appeared meanwhile.
 fn place(tmp: &Path, target: &Path, stamp: &str) -> io::Result<PathBuf> {

@@ -37,7 +37,8 @@ fn a_misspelt_engine_key_is_located_with_a_suggestion() {
         out.stderr.lines().next().unwrap(),
         "vigil: error: vigil.yml:3:3: operations.quarantine_on_eror: unknown field \
          `quarantine_on_eror`, expected one of `quarantine_on_error`, `quarantine_target_dir`, \
-         `copy_warehouse`, `quarantine_max_bytes`; did you mean `quarantine_on_error`?"
+         `copy_warehouse`, `quarantine_max_bytes`, `quarantine_keep_last`, \
+         `quarantine_max_total_bytes`; did you mean `quarantine_on_error`?"
     );
 }
 

@@ -401,3 +401,78 @@ fn sixteen_threads_give_exactly_what_one_thread_gives() {
     assert_eq!(one.1, sixteen.1);
     assert!(same(&one.2, &sixteen.2), "observations differ");
 }
+
+#[test]
+fn quarantine_follows_the_flags_keeps_the_last_snapshots_and_never_writes_into_the_warehouse() {
+    let copy = puffy_copy();
+    let warehouse = copy.path().join("warehouse");
+    let target = copy.path().join("snapshots");
+    let config = copy.path().join("vigil.yml");
+    let text = fs::read_to_string(vigil_tests::repo_root().join("schema/examples/puffy.yml"))
+        .unwrap()
+        .replace(
+            "quarantine_target_dir: quarantine",
+            &format!(
+                "quarantine_target_dir: {}\n  quarantine_keep_last: 2",
+                target.display()
+            ),
+        );
+    fs::write(&config, &text).unwrap();
+    let out = copy.path().join("reports");
+    let snapshots = || -> usize { fs::read_dir(&target).map(|d| d.count()).unwrap_or(0) };
+    // 03-09 is late: ERROR. A dry run or --no-quarantine takes no snapshot.
+    for flags in [&["--no-alerts"][..], &["--no-quarantine"]] {
+        let run = vigil_run(&warehouse, &config, &out, "2025-03-09", flags);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(snapshots(), 0, "{flags:?}");
+        assert!(!out.join("quarantine_path.txt").exists());
+    }
+    // Three snapshots asked for, the last two kept.
+    for n in 1..=3 {
+        let run = vigil_run(
+            &warehouse,
+            &config,
+            &out,
+            "2025-03-09",
+            &["--no-alerts", "--quarantine"],
+        );
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(snapshots(), n.min(2));
+        if n == 3 {
+            assert!(
+                run.stderr.contains("removed 1 older snapshot(s)"),
+                "{}",
+                run.stderr
+            );
+        }
+        let recorded = fs::read_to_string(out.join("quarantine_path.txt")).unwrap();
+        assert!(Path::new(&recorded).exists(), "the newest is kept");
+    }
+    // Reports or snapshots inside the warehouse folder: refused before anything is read.
+    let inside = warehouse.join("reports");
+    let run = vigil_run(&warehouse, &config, &inside, "2025-03-09", &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("is inside the warehouse folder")
+            && run.stderr.contains("vigil never writes into the warehouse"),
+        "{}",
+        run.stderr
+    );
+    assert!(!inside.exists());
+    fs::write(
+        &config,
+        text.replace(
+            &target.display().to_string(),
+            &warehouse.join("q").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let run = vigil_run(&warehouse, &config, &out, "2025-03-09", &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("the quarantine folder"),
+        "{}",
+        run.stderr
+    );
+    assert!(!warehouse.join("q").exists());
+}

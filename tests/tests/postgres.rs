@@ -194,7 +194,7 @@ fn quarantine_exports_the_judged_partitions_rows_within_the_size_limit() {
         &with_limit(1 << 30),
         &out,
         "2025-03-31",
-        &["--no-alerts"],
+        &["--no-alerts", "--quarantine"],
     );
     assert_eq!(run.code, 0, "{run:?}");
     let snapshot = PathBuf::from(std::fs::read_to_string(out.join("quarantine_path.txt")).unwrap());
@@ -243,7 +243,7 @@ fn quarantine_exports_the_judged_partitions_rows_within_the_size_limit() {
         &with_limit(1 << 30),
         &dir.path().join("check"),
         day,
-        &["--no-alerts"],
+        &["--no-alerts", "--quarantine"],
     );
     let report = json_report(&dir.path().join("check"));
     assert!(
@@ -274,7 +274,7 @@ fn quarantine_exports_the_judged_partitions_rows_within_the_size_limit() {
         &with_limit(small),
         &out,
         day,
-        &["--no-alerts"],
+        &["--no-alerts", "--quarantine"],
     );
     assert_eq!(run.code, 0, "{run:?}");
     let snapshot = PathBuf::from(std::fs::read_to_string(out.join("quarantine_path.txt")).unwrap());
@@ -306,7 +306,7 @@ fn quarantine_exports_the_judged_partitions_rows_within_the_size_limit() {
         &relative,
         &out,
         day,
-        &["--no-alerts"],
+        &["--no-alerts", "--quarantine"],
     );
     assert_eq!(run.code, 0, "{run:?}");
     let snapshot = PathBuf::from(std::fs::read_to_string(out.join("quarantine_path.txt")).unwrap());

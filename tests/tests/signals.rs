@@ -33,7 +33,7 @@ fn quarantine_child() {
         &var("VIGIL_TEST_CONFIG"),
         &var("VIGIL_TEST_OUT"),
         "2025-03-09",
-        &["--no-alerts"],
+        &["--no-alerts", "--quarantine"],
     );
     eprintln!("{}", out.stderr);
     std::process::exit(out.code);
@@ -109,7 +109,7 @@ fn a_signal_during_the_snapshot_leaves_nothing_partial() {
         &config,
         &copy.path().join("reports"),
         "2025-03-09",
-        &["--no-alerts"],
+        &["--no-alerts", "--quarantine"],
     );
     assert_eq!(run.code, 0, "{run:?}");
     assert!(

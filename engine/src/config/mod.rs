@@ -244,6 +244,14 @@ pub struct Operations {
     /// Most bytes a snapshot's data may take. A file, dataset or table that would go beyond is
     /// left out and listed in `REASON.txt`.
     pub quarantine_max_bytes: u64,
+    /// Keep at most this many snapshots in `quarantine_target_dir`: after a new one, the
+    /// oldest beyond it are removed. Leave it out to keep every snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_keep_last: Option<u32>,
+    /// Keep the snapshots in `quarantine_target_dir` under this many bytes in all: after a new
+    /// one, the oldest are removed until they fit (the newest always stays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_max_total_bytes: Option<u64>,
 }
 
 impl Default for Operations {
@@ -253,6 +261,8 @@ impl Default for Operations {
             quarantine_target_dir: "quarantine".into(),
             copy_warehouse: true,
             quarantine_max_bytes: 1 << 30,
+            quarantine_keep_last: None,
+            quarantine_max_total_bytes: None,
         }
     }
 }
