@@ -419,7 +419,7 @@ fn merge_skips(findings: Vec<Finding>) -> Vec<Finding> {
         let what = if checks.len() == 1 { "Check" } else { "Checks" };
         out.push(
             Finding::new(
-                Severity::Info,
+                Severity::Warn,
                 &rule,
                 check,
                 format!("{what} {} skipped: {reason}", list.join(", ")),

@@ -179,12 +179,13 @@ impl Finding {
         }
     }
 
-    /// The INFO finding `<check>_skipped` of a check that could not run, with the reason.
-    /// The runner merges the skips of one rule that share a reason into one finding.
+    /// The WARN finding `<check>_skipped` of a configured check that could not run, with the
+    /// reason (a check that silently does not run is how monitors miss incidents). The runner
+    /// merges the skips of one rule that share a reason into one finding.
     pub fn skipped(rule: &str, check: &str, reason: impl fmt::Display) -> Self {
         let reason = reason.to_string();
         Finding::new(
-            Severity::Info,
+            Severity::Warn,
             rule,
             format!("{check}_skipped"),
             format!("Check `{check}` skipped: {reason}"),

@@ -165,7 +165,7 @@ fn too_little_history_is_not_judged_and_says_so() {
     assert_eq!(
         summary(&eval),
         [(
-            "INFO".to_string(),
+            "WARN".to_string(),
             "anomaly:skipped".to_string(),
             None,
             None
@@ -235,7 +235,7 @@ fn a_missing_purchases_column_skips_only_conversion() {
                 None
             ),
             (
-                "INFO".to_string(),
+                "WARN".to_string(),
                 "anomaly:conversion_rate_skipped".to_string(),
                 None,
                 None

@@ -269,7 +269,7 @@ fn a_missing_volume_column_skips_only_the_floor() {
                 None
             ),
             (
-                Severity::Info,
+                Severity::Warn,
                 "volume:sessions_floor_skipped".to_string(),
                 None,
                 None,

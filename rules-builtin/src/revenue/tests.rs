@@ -182,7 +182,7 @@ fn a_missing_null_rate_column_is_skipped_with_a_reason() {
                 None
             ),
             (
-                "INFO".to_string(),
+                "WARN".to_string(),
                 "sessions:null_rate:client_id_skipped".to_string(),
                 None,
                 None
