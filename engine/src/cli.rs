@@ -477,11 +477,20 @@ fn warehouse_problems(config: &Config, source: &dyn crate::source::Source) -> Ve
         }
     }
     let cx = config.run_ctx(NaiveDate::MIN, config.run.scope);
-    let plans: Vec<(&str, Vec<crate::metric::MetricRequest>)> = config
-        .rules
-        .iter()
-        .filter_map(|r| Some((r.id.as_str(), r.rule.plan(&cx).ok()?)))
-        .collect();
+    let mut plans: Vec<(&str, Vec<crate::metric::MetricRequest>)> = Vec::new();
+    for r in &config.rules {
+        // A rule that fails or panics in `plan` is a problem of the config, not a crash.
+        let plan = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.rule.plan(&cx)));
+        match plan {
+            Ok(Ok(plan)) => plans.push((r.id.as_str(), plan)),
+            Ok(Err(e)) => problems.push(format!("rules.{}: the rule cannot plan: {e}", r.id)),
+            Err(panic) => problems.push(format!(
+                "rules.{}: the rule panicked in plan: {}",
+                r.id,
+                crate::api::protocol::panic_message(panic.as_ref())
+            )),
+        }
+    }
     let plans: Vec<(&str, &[crate::metric::MetricRequest])> =
         plans.iter().map(|(id, p)| (*id, p.as_slice())).collect();
     let views = headers

@@ -119,6 +119,27 @@ pub fn assert_panics_are_isolated(rule: &str, extra: &[&str], panic: impl Fn(&st
             format!("rules:\n  {rule}: {{at: {step}}}\n  freshness: {{}}\n"),
         )
         .expect("config written");
+        // `validate --warehouse` plans every rule: a panic there is a problem it names.
+        let mut args: Vec<&std::ffi::OsStr> = extra.iter().map(std::ffi::OsStr::new).collect();
+        let warehouse = copy.path().join("warehouse");
+        args.extend([
+            "validate".as_ref(),
+            config.as_os_str(),
+            "--warehouse".as_ref(),
+            warehouse.as_os_str(),
+        ]);
+        let validate = vigil(args);
+        if step == "plan" {
+            assert_eq!(validate.code, 2, "{validate:?}");
+            // A linked rule unwinds; a plugin's panic comes back as its error.
+            let stderr = &validate.stderr;
+            assert!(
+                stderr.contains(&format!("rules.{rule}: the rule "))
+                    && stderr.contains("panicked in plan: ")
+                    && stderr.contains(&panic(step)),
+                "{validate:?}"
+            );
+        }
         let out = copy.path().join("reports");
         let mut flags = extra.to_vec();
         flags.push("--fail_on_error");
