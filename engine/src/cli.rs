@@ -533,6 +533,15 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         Ok(source) => source,
         Err(e) => return fail(err, &e.to_string()),
     };
+    if args.output_dir.exists() && !args.output_dir.is_dir() {
+        return fail(
+            err,
+            &format!(
+                "--output_dir {} is a file, not a folder",
+                args.output_dir.display()
+            ),
+        );
+    }
     // Nothing vigil writes may land in the warehouse it reads.
     let quarantines = config.operations.quarantine_on_error
         && !args.no_quarantine

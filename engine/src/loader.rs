@@ -70,7 +70,10 @@ impl Config {
         };
         let keys = yaml::top_level_keys(text).map_err(located)?;
         let Some(keys) = keys else {
-            let what = if text.trim().is_empty() {
+            let only_comments = text
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+            let what = if only_comments {
                 "the config is empty; start from schema/examples/puffy.yml"
             } else {
                 "the config must be a mapping of sections (tables, rules, operations, ...)"
@@ -84,7 +87,13 @@ impl Config {
             Config::from_native(path, text, &keys, registry)
         }
         .map_err(located)?;
-        config.check_tables().map_err(located)?;
+        config
+            .check_tables()
+            .map_err(|e| match e.line {
+                Some(_) => e,
+                None => yaml::error_at(text, &e.path, e.message),
+            })
+            .map_err(located)?;
         if let Some((path, message)) = config.alert_routing.out_of_range() {
             return Err(located(yaml::error_at(text, path, message)));
         }
@@ -174,8 +183,14 @@ impl Config {
                 let path = format!("tables.{name}.lookups[{n}]");
                 let problem = match self.tables.get(&lookup.table) {
                     None => Some(format!(
-                        "looks up table `{}`, which is not configured",
-                        lookup.table
+                        "looks up table `{}`, which is not configured{}",
+                        lookup.table,
+                        crate::suggest::closest(
+                            &lookup.table,
+                            self.tables.keys().map(String::as_str)
+                        )
+                        .map(|t| format!("; did you mean `{t}`?"))
+                        .unwrap_or_default()
                     )),
                     Some(_) if lookup.table == *name => {
                         Some("a table cannot look itself up".into())

@@ -74,7 +74,31 @@ where
     let de = serde_yaml::Deserializer::from_str(text);
     let de = serde_path_to_error::Deserializer::new(de, &mut track);
     seed.deserialize(de).map_err(|inner| {
-        YamlError::from_tracked(serde_path_to_error::Error::new(track.path(), inner))
+        let mut error =
+            YamlError::from_tracked(serde_path_to_error::Error::new(track.path(), inner));
+        // YAML forbids tabs for indentation; its parser says only that a character is wrong
+        // (on the tab's line or the next).
+        let tab_indented = |line: usize| {
+            text.lines().nth(line).is_some_and(|l| {
+                l.chars()
+                    .take_while(|c| c.is_whitespace())
+                    .any(|c| c == '\t')
+            })
+        };
+        if let Some(line) = error.line {
+            if (line.saturating_sub(2)..line).any(tab_indented) {
+                error
+                    .message
+                    .push_str(" (a tab: YAML indents with spaces only)");
+            }
+        }
+        if error.message.contains("repetition limit exceeded") {
+            error.path = String::new();
+            error.message = "aliases expand too much (each `*alias` repeats its anchor's \
+                             content): write the values out"
+                .into();
+        }
+        error
     })
 }
 
