@@ -92,6 +92,27 @@ where
                     .push_str(" (a tab: YAML indents with spaces only)");
             }
         }
+        if error.message.contains("more than one document") {
+            // The `---` that starts the second document (the first may open with one too).
+            // (or the content after a `...` that ended the first).
+            let marker = |l: &str, m: &str| {
+                l == m || l.starts_with(&format!("{m} ")) || l.starts_with(&format!("{m}\t"))
+            };
+            let mut content = false;
+            let mut ended = false;
+            let second = text.lines().position(|l| {
+                let blank = l.trim().is_empty() || l.trim_start().starts_with('#');
+                let second = (marker(l, "---") && content) || (ended && !blank);
+                ended |= marker(l, "...");
+                content |= marker(l, "---") || !blank;
+                second
+            });
+            error.path = String::new();
+            error.line = second.map(|n| n + 1);
+            error.column = second.map(|_| 1);
+            error.message =
+                "a config is one YAML document; a second one starts here with `---`".into();
+        }
         if error.message.contains("repetition limit exceeded") {
             error.path = String::new();
             error.message = "aliases expand too much (each `*alias` repeats its anchor's \
