@@ -81,12 +81,30 @@ impl Config {
             return Err(located(unlocated("", what.into())));
         };
         yaml::check_finite(text).map_err(located)?;
-        let config = if keys.iter().any(|k| k == "schemas") {
+        let mut config = if keys.iter().any(|k| k == "schemas") {
             Config::from_reference(path, text, registry)
         } else {
             Config::from_native(path, text, &keys, registry)
         }
         .map_err(located)?;
+        // A date taken through a lookup is written as the looked-up table writes it.
+        let looked_up: Vec<(String, crate::timestamp::NaiveTimestamps)> = config
+            .tables
+            .iter()
+            .filter_map(|(name, table)| {
+                let (from, _) = table.date_column.as_deref()?.split_once('.')?;
+                let source = table.lookups.iter().find(|l| l.table == from)?;
+                Some((
+                    name.clone(),
+                    config.tables.get(&source.table)?.naive_timestamps,
+                ))
+            })
+            .collect();
+        for (name, naive) in looked_up {
+            if let Some(table) = config.tables.get_mut(&name) {
+                table.naive_timestamps = naive;
+            }
+        }
         config
             .check_tables()
             .map_err(|e| match e.line {

@@ -116,7 +116,8 @@ pub struct TableConfig {
     #[serde(default)]
     pub required_columns: Vec<String>,
     /// How to read a timestamp with no UTC offset: `reject` counts it as unparsable, `utc` takes
-    /// it as UTC.
+    /// it as UTC. A date column taken through a lookup (`orders.order_ts`) follows the
+    /// looked-up table's setting.
     #[serde(default)]
     pub naive_timestamps: NaiveTimestamps,
     /// Date cells per day (or without a readable day) that may fail to parse before an ERROR
