@@ -314,7 +314,7 @@ fn requests(
             usable_url(events_url).map_err(|why| {
                 format!(
                     "alert_routing.destinations.{name}.events_url `{}` is not a usable URL: {why}",
-                    text::visible(&redact(events_url, std::slice::from_ref(&key)))
+                    text::console(&redact(events_url, std::slice::from_ref(&key)))
                 )
             })?;
             routed
@@ -570,7 +570,7 @@ fn body_excerpt(body: &mut ureq::Body, secrets: &[String]) -> String {
     let redacted = redact(&one_line, secrets);
     format!(
         ", body: {}",
-        text::visible(&text::truncate(&redacted, BODY_EXCERPT))
+        text::console(&text::truncate(&redacted, BODY_EXCERPT))
     )
 }
 
@@ -621,7 +621,7 @@ fn transport_error(e: &ureq::Error) -> String {
 fn error_kind(e: &ureq::Error) -> String {
     let text = e.to_string();
     // ureq's messages may quote the URL; keep only the text before any "http".
-    text::visible(
+    text::console(
         text.split("http")
             .next()
             .unwrap_or("")

@@ -32,27 +32,31 @@ fn push_escape(out: &mut String, c: char) {
     }
 }
 
-/// The text with every hidden character (controls, newlines and tabs included) replaced by a
-/// visible escape such as `\x1b`, `\x0a` or `\u{202e}`: one line, safe on a terminal.
-pub fn visible(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(hidden) {
-        return Cow::Borrowed(s);
-    }
+/// `s` with each character that `special` writes in its own way (returning `true`) written so,
+/// every other hidden character as a visible escape, and the rest as it is.
+fn escape(s: &str, special: impl Fn(char, &mut String) -> bool) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
+        if special(c, &mut out) {
+            continue;
+        }
         if hidden(c) {
             push_escape(&mut out, c);
         } else {
             out.push(c);
         }
     }
-    Cow::Owned(out)
+    out
 }
 
-/// The text for a terminal or a log line: hidden characters as visible escapes, except that
-/// nothing else changes (see [`visible`]).
+/// The text for a terminal or a log line: every hidden character (controls, newlines and tabs
+/// included) replaced by a visible escape such as `\x1b`, `\x0a` or `\u{202e}`: one line, and
+/// nothing else changes.
 pub fn console(s: &str) -> Cow<'_, str> {
-    visible(s)
+    if !s.chars().any(hidden) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(escape(s, |_, _| false))
 }
 
 /// Text for XML 1.0 character data or a double-quoted attribute value: `& < > " '` as entities,
@@ -60,40 +64,38 @@ pub fn console(s: &str) -> Cow<'_, str> {
 /// normalization), and every character XML 1.0 does not allow (other controls, U+FFFE, U+FFFF)
 /// or that would hide text as a visible escape (`\x1b`).
 pub fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' => out.push_str("&#9;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            c if hidden(c) => push_escape(&mut out, c),
-            c => out.push(c),
-        }
-    }
-    out
+    escape(s, |c, out| {
+        let entity = match c {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            '"' => "&quot;",
+            '\'' => "&apos;",
+            '\t' => "&#9;",
+            '\n' => "&#10;",
+            '\r' => "&#13;",
+            _ => return false,
+        };
+        out.push_str(entity);
+        true
+    })
 }
 
 /// Text for HTML (element content or a double-quoted attribute value): `& < > "` as entities,
 /// hidden characters as visible escapes.
 pub fn html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if hidden(c) => push_escape(&mut out, c),
-            c => out.push(c),
-        }
-    }
-    out
+    escape(s, |c, out| {
+        let entity = match c {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            '"' => "&quot;",
+            '\'' => "&#39;",
+            _ => return false,
+        };
+        out.push_str(entity);
+        true
+    })
 }
 
 /// Plain text for Markdown, in a table cell or a list item: the characters Markdown gives a
@@ -101,8 +103,7 @@ pub fn html(s: &str) -> String {
 /// becomes `<br>` and other hidden characters visible escapes, so the text stays one cell and
 /// renders as written.
 pub fn md(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
+    escape(s, |c, out| {
         match c {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -113,15 +114,15 @@ pub fn md(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
+            // A backslash before the escape keeps it literal text.
             c if hidden(c) => {
-                // A backslash before the escape keeps it literal text.
                 out.push('\\');
-                push_escape(&mut out, c);
+                push_escape(out, c);
             }
-            c => out.push(c),
+            _ => return false,
         }
-    }
-    out
+        true
+    })
 }
 
 /// Text as inline code in a Markdown table cell: as [`md_code`], and `|` escaped (GitHub's
@@ -186,9 +187,9 @@ mod tests {
 
     #[test]
     fn controls_become_visible_escapes() {
-        assert_eq!(visible("a\u{1b}[31mb\n\t"), "a\\x1b[31mb\\x0a\\x09");
-        assert_eq!(visible("\u{202e}txt.exe"), "\\u{202e}txt.exe");
-        assert!(matches!(visible("plain"), Cow::Borrowed(_)));
+        assert_eq!(console("a\u{1b}[31mb\n\t"), "a\\x1b[31mb\\x0a\\x09");
+        assert_eq!(console("\u{202e}txt.exe"), "\\u{202e}txt.exe");
+        assert!(matches!(console("plain"), Cow::Borrowed(_)));
     }
 
     #[test]

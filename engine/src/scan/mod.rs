@@ -96,6 +96,11 @@ impl DateStats {
         }
     }
 
+    /// Whether `day` is within a table's date span (first and last day with rows).
+    pub fn in_span(span: Option<(NaiveDate, NaiveDate)>, day: &NaiveDate) -> bool {
+        span.is_some_and(|(first, last)| first <= *day && *day <= last)
+    }
+
     /// First and last day with rows.
     pub fn span(&self) -> Option<(NaiveDate, NaiveDate)> {
         Some((

@@ -144,7 +144,7 @@ pub fn assemble(
         dates.keep_within(input.window);
     }
     let span = computed.dates.as_ref().and_then(DateStats::span);
-    let within = |d: &NaiveDate| span.is_some_and(|(first, last)| first <= *d && *d <= last);
+    let within = |d: &NaiveDate| super::DateStats::in_span(span, d);
     let span_days: Vec<NaiveDate> = span
         .into_iter()
         .flat_map(|(first, last)| first.iter_days().take_while(move |d| *d <= last))

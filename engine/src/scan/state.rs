@@ -231,7 +231,7 @@ impl Partial {
     /// The metric value; per-day series hold 0 on every day of the table's date span, and
     /// nothing outside it (days left out of the run's window).
     pub fn finish(self, span: Option<(NaiveDate, NaiveDate)>) -> MetricValue {
-        let within = |d: &NaiveDate| span.is_some_and(|(first, last)| first <= *d && *d <= last);
+        let within = |d: &NaiveDate| super::DateStats::in_span(span, d);
         let span_days = || {
             span.into_iter()
                 .flat_map(|(first, last)| first.iter_days().take_while(move |d| *d <= last))
