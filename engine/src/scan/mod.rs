@@ -1,6 +1,7 @@
 //! The CSV executor: reads one table file in one streaming pass and computes every metric
 //! requested of it, plus the table's own health (header, required columns, date parsing).
 
+pub mod cache;
 mod columns;
 mod lookup;
 pub mod pushed;
