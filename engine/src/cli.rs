@@ -14,11 +14,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::{Config, ConfigFormat};
 use crate::demo::{DemoSpec, Fault};
 use crate::docs::{self, DocFormat};
+use crate::history;
 use crate::quarantine;
 use crate::registry::Registry;
 use crate::report::{self, RunInfo};
 use crate::rule::{Scope, Severity};
 use crate::runner::{self, Evaluation};
+use crate::state;
+use crate::state::incident::{self, Silence};
+use crate::state::store::{CacheView, Delivered, RunRecord, Store};
 use crate::suggest::closest;
 use crate::timestamp::{leading_date, parse_day, NaiveTimestamps};
 
@@ -78,6 +82,12 @@ enum Command {
     /// Work with rule plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Silence a known problem: its findings stay in the reports, marked silenced, and are not
+    /// alerted (nor fail `--fail_on_error`) through a day.
+    #[command(subcommand)]
+    Silence(SilenceCommand),
+    /// List the runs and incidents kept in the state store.
+    History(HistoryArgs),
     /// Print the config's JSON schema (draft-07), including every registered rule's params.
     Schema {
         /// Write it to this file instead of stdout.
@@ -97,6 +107,76 @@ enum PluginCommand {
         #[arg(long, value_enum, default_value_t = DocFormat::Text)]
         format: DocFormat,
     },
+}
+
+/// Where the state store is, for the commands that read or edit it.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The state store file. Default: VIGIL_STATE, else `state.path` of the config (given
+    /// with --rules) in --output_dir.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// The reports folder of the runs (where the store is by default).
+    #[arg(
+        long = "output_dir",
+        visible_alias = "output-dir",
+        value_name = "DIR",
+        default_value = "reports"
+    )]
+    pub output_dir: PathBuf,
+    /// The config whose `state.path` names the store.
+    #[arg(long = "rules", visible_alias = "config", value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum SilenceCommand {
+    /// Add a silence.
+    Add {
+        /// The check id (e.g. `anomaly:channel_share`) or a finding's fingerprint.
+        check: String,
+        /// Only this subject of the check (a channel, a column).
+        #[arg(long)]
+        subject: Option<String>,
+        /// The last partition date it covers (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE", value_parser = parse_run_date)]
+        until: NaiveDate,
+        /// Why the findings are expected (shown in every report).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List the silences.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = history::Format::Text)]
+        format: history::Format,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove a silence by its id (as listed).
+    Remove {
+        /// The silence's id.
+        id: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct HistoryArgs {
+    /// Only incidents of this check id (or fingerprint).
+    #[arg(long)]
+    check: Option<String>,
+    /// Only runs of partitions and incidents seen on or after this date.
+    #[arg(long, value_name = "DATE", value_parser = parse_run_date)]
+    since: Option<NaiveDate>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = history::Format::Text)]
+    format: history::Format,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +238,13 @@ struct RunArgs {
     /// Read each table on at most N threads (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
+    /// The state store file (run history, incidents, silences). Default: VIGIL_STATE, else
+    /// `state.path` of the config in --output_dir.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_state")]
+    state: Option<PathBuf>,
+    /// Keep no history: every finding is new, nothing is resolved, nothing is stored.
+    #[arg(long = "no-state")]
+    no_state: bool,
 }
 
 #[derive(Debug, Args)]
@@ -262,6 +349,12 @@ where
     };
     let config_file = match &cli.command {
         Command::Run(args) => Some(args.rules.clone()),
+        Command::History(args) => args.store.rules.clone(),
+        Command::Silence(
+            SilenceCommand::Add { store, .. }
+            | SilenceCommand::List { store, .. }
+            | SilenceCommand::Remove { store, .. },
+        ) => store.rules.clone(),
         Command::Validate(args) => args.file.clone().or_else(|| args.rules.clone()),
         _ => None,
     };
@@ -303,6 +396,29 @@ where
             plugin_check(&file, &registry, format, out, err)
         }
         Command::Demo(args) => demo(args, out, err),
+        Command::Silence(command) => {
+            let result = match command {
+                SilenceCommand::Add {
+                    check,
+                    subject,
+                    until,
+                    reason,
+                    store,
+                } => store_path(&store, &registry).and_then(|path| {
+                    history::silence_add(&path, check, subject, until, reason, out)
+                }),
+                SilenceCommand::List { format, store } => store_path(&store, &registry)
+                    .and_then(|path| history::silence_list(&path, format, out)),
+                SilenceCommand::Remove { id, store } => store_path(&store, &registry)
+                    .and_then(|path| history::silence_remove(&path, id, out)),
+            };
+            result.map_or_else(|e| fail(err, &e), |()| EXIT_OK)
+        }
+        Command::History(args) => store_path(&args.store, &registry)
+            .and_then(|path| {
+                history::show(&path, args.check.as_deref(), args.since, args.format, out)
+            })
+            .map_or_else(|e| fail(err, &e), |()| EXIT_OK),
         Command::Schema { output } => {
             let schema = crate::schema::render(&registry);
             match output {
@@ -351,6 +467,24 @@ fn plugin_check(
         Ok(()) => EXIT_OK,
         Err(e) => fail(err, &e.to_string()),
     }
+}
+
+/// The store file of `vigil silence` and `vigil history`.
+fn store_path(args: &StoreArgs, registry: &Registry) -> Result<PathBuf, String> {
+    let config = match &args.rules {
+        Some(file) => {
+            Config::load(file, registry)
+                .map_err(|e| e.to_string())?
+                .state
+        }
+        None => crate::config::StateConfig::default(),
+    };
+    Ok(state::store_path(
+        args.state.as_deref(),
+        std::env::var(state::STATE_ENV).ok(),
+        &config,
+        &args.output_dir,
+    ))
 }
 
 fn fail(err: &mut dyn Write, message: &str) -> i32 {
@@ -542,6 +676,14 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
             ),
         );
     }
+    let state_path = (!args.no_state).then(|| {
+        state::store_path(
+            args.state.as_deref(),
+            std::env::var(state::STATE_ENV).ok(),
+            &config.state,
+            &args.output_dir,
+        )
+    });
     // Nothing vigil writes may land in the warehouse it reads.
     let quarantines = config.operations.quarantine_on_error
         && !args.no_quarantine
@@ -560,6 +702,7 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         let written = [
             ("reports folder", Some(args.output_dir.clone())),
             ("quarantine folder", target),
+            ("state store", state_path.clone()),
         ];
         for (what, path) in written {
             if let Some(path) = path.filter(|p| inside(p, folder)) {
@@ -603,15 +746,73 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         }
         Err(report::LockError::Io(e)) => Err(e),
     };
+    // The history: opened (created on the first run) before any work, so a corrupt or newer
+    // store stops the run before it reads the warehouse.
+    let store = match state_path
+        .as_deref()
+        .map(|p| Store::open(p, true))
+        .transpose()
+    {
+        Ok(store) => store,
+        Err(e) => return fail(err, &e.to_string()),
+    };
+    let warehouse_id = state::warehouse_id(&config.state, &source.describe());
+    let declared: Vec<Silence> = config
+        .state
+        .silences
+        .iter()
+        .map(|s| Silence {
+            id: None,
+            check: s.check.clone(),
+            subject: s.subject.clone(),
+            until: s.until,
+            reason: s.reason.clone(),
+            created_by: "config".into(),
+            expiry_reported: false,
+            origin: "config",
+        })
+        .collect();
+    let previous = match &store {
+        Some(store) => match store.previous(&warehouse_id, &declared) {
+            Ok(previous) => previous,
+            Err(e) => return fail(err, &e.to_string()),
+        },
+        None => state::store::Previous {
+            silences: declared.clone(),
+            ..Default::default()
+        },
+    };
+    let cache = store.as_ref().map(|s| CacheView::new(s, &warehouse_id));
     crate::scan::set_workers(args.threads.map_or(0, usize::from));
-    let eval = runner::evaluate(&config, source.as_ref(), expected_date, scope);
+    let mut eval = runner::evaluate(&config, source.as_ref(), expected_date, scope);
+    if let Some(severity) = config.state.schema_change_severity.severity() {
+        eval.findings.extend(state::schema_changes(
+            &previous.columns,
+            &eval.scans,
+            severity,
+        ));
+        runner::sort_findings(&mut eval.findings);
+    }
+    let lifecycle = incident::advance(
+        previous.open,
+        &previous.silences,
+        previous.latest,
+        &eval.findings,
+        eval.expected_date,
+    );
     if let Some(path) = &args.metrics_out {
         if let Err(e) = std::fs::write(path, report::json::metrics(&eval)) {
             return fail(err, &format!("cannot write {}: {e}", path.display()));
         }
     }
 
-    let errors = eval.count(Severity::Error);
+    // Silenced ERRORs neither quarantine nor fail the run, unless the config says they do.
+    let errors = eval
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .filter(|f| config.state.silenced_errors_fail || !lifecycle.silenced(f))
+        .count();
     let quarantine = (errors > 0 && quarantines)
         .then(|| quarantine_snapshot(&args, source.as_ref(), &config, &eval, started, err));
     if let Some(signal) = quarantine::interrupted_by() {
@@ -630,6 +831,20 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         config: &config,
         quarantine,
         deliveries: Vec::new(),
+        judged: match &store {
+            Some(store) => {
+                let metrics = eval
+                    .observations
+                    .iter()
+                    .map(|o| o.metric.as_str())
+                    .collect();
+                store.judged(&warehouse_id, &metrics).unwrap_or_default()
+            }
+            None => Default::default(),
+        },
+        lifecycle,
+        warehouse_id,
+        store: state_path,
     };
     // Reports first (deliveries `pending` in them), then the alerts within their deadline, then
     // the JSON report once more with how the deliveries went: a delivery that hangs or a run
@@ -649,7 +864,36 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         // The webhooks are told of no report when none was written.
         Err(_) => crate::alert::plan(&info, &eval, &[], &env),
     };
+    let covers = crate::alert::covers(&planned);
     info.deliveries = crate::alert::deliver(&config.alert_routing, planned, args.no_alerts, out);
+    // The history, in one transaction, once the deliveries are known (an incident counts as
+    // announced only when its alert went out). A dry run reads the store and writes nothing.
+    let committed = match (&store, args.no_alerts) {
+        (Some(store), false) => {
+            let delivered: Delivered = crate::alert::delivered(&covers, &info.deliveries);
+            let config_hash = std::fs::read(&config.path)
+                .map(|bytes| format!("{:016x}", state::fnv1a(&bytes)))
+                .unwrap_or_default();
+            store
+                .commit(
+                    &RunRecord {
+                        run_id: &info.run_id,
+                        warehouse_id: &info.warehouse_id,
+                        warehouse: &info.warehouse,
+                        started,
+                        config_hash: &config_hash,
+                        verdict: report::verdict(&eval),
+                        eval: &eval,
+                        lifecycle: &info.lifecycle,
+                        delivered: &delivered,
+                        cache: cache.as_ref(),
+                    },
+                    &declared,
+                )
+                .map_err(|e| e.to_string())
+        }
+        _ => Ok(()),
+    };
     let reports = match written {
         Ok(paths) => paths,
         Err(message) => {
@@ -682,6 +926,12 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         "{}",
         report::console::render(&info, &eval, &reports, false)
     );
+    if let Err(e) = committed {
+        return fail(
+            err,
+            &format!("the run's history was not recorded (the next run will alert again): {e}"),
+        );
+    }
     if errors > 0 && args.fail_on_error {
         EXIT_DATA_ERROR
     } else {

@@ -161,6 +161,7 @@ impl Config {
             rules,
             operations: file.operations,
             alert_routing: file.alert_routing,
+            state: file.state,
         })
     }
 
@@ -189,6 +190,7 @@ impl Config {
             rules,
             operations: parts.operations,
             alert_routing: parts.alert_routing,
+            state: crate::config::StateConfig::default(),
         })
     }
 

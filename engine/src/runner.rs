@@ -267,6 +267,7 @@ impl UnknownColumn {
             format!("{}:unknown_column", self.rule),
             self.message(&file),
         )
+        .about(format!("{}.{}", self.table, self.column))
         .context(json!({
             "table": self.table,
             "column": self.column,

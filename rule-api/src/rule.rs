@@ -147,6 +147,10 @@ pub struct Finding {
     pub rule: String,
     /// The partition (day) the finding is about, if any.
     pub partition_date: Option<NaiveDate>,
+    /// What the check judged when one check judges several things (a channel, a column), so
+    /// that each has its own incident and alert; `None` when the check id says it all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// One sentence a person can act on.
     pub message: String,
     /// The observed value, if the check measures one.
@@ -172,6 +176,7 @@ impl Finding {
             check: check.into(),
             rule: rule.into(),
             partition_date: None,
+            subject: None,
             message: message.into(),
             value: None,
             threshold: None,
@@ -196,6 +201,12 @@ impl Finding {
     /// Sets the partition date.
     pub fn on(mut self, day: NaiveDate) -> Self {
         self.partition_date = Some(day);
+        self
+    }
+
+    /// Sets the subject: what of several things the check judged (a channel, a column).
+    pub fn about(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
         self
     }
 

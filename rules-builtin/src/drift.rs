@@ -372,9 +372,11 @@ impl Drift {
                     }
                 };
             for flag in flags {
-                let (check, message) = if disappeared(flag.value, flag.center) {
+                // The disappearance check serves every weighting: its subject names both.
+                let (check, subject, message) = if disappeared(flag.value, flag.center) {
                     (
                         "anomaly:channel_disappeared",
+                        format!("{channel} ({})", weighting.noun()),
                         format!(
                             "Channel '{channel}' has no {} on {} against a baseline share of {:.1}%",
                             weighting.noun(),
@@ -385,6 +387,7 @@ impl Drift {
                 } else {
                     (
                         weighting.check(),
+                        channel.to_string(),
                         format!(
                             "Channel '{channel}' {} share shifted: {:.1}% vs baseline {:.1}%",
                             weighting.noun(),
@@ -413,6 +416,7 @@ impl Drift {
                 }
                 findings.push(
                     Finding::new(severity, id, check, message)
+                        .about(subject)
                         .on(flag.day)
                         .value(flag.value)
                         .threshold(p.abs_change_threshold)

@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::registry::Origin;
-use crate::rule::{Rule, RunCtx, Scope, TableInfo};
+use crate::rule::{Level, Rule, RunCtx, Scope, TableInfo};
 use crate::timestamp::NaiveTimestamps;
 use yaml::YamlError;
 
@@ -50,6 +50,9 @@ pub struct ConfigFile {
     /// addition to `--plugin`.
     #[serde(default)]
     pub plugins: Vec<PathBuf>,
+    /// The run history: where runs, incidents and silences are kept between runs.
+    #[serde(default)]
+    pub state: StateConfig,
 }
 
 fn version_one() -> u32 {
@@ -268,6 +271,55 @@ impl Default for Operations {
     }
 }
 
+/// `state:` the run history (runs, findings, metrics, incidents, silences) kept between runs,
+/// so an incident is alerted once, reported as ongoing and resolved when it clears.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// The SQLite file of the history. A relative path is resolved against the reports folder
+    /// (`--output_dir`). `--state FILE` and the environment variable `VIGIL_STATE` override it.
+    pub path: String,
+    /// The warehouse's name in the history and in alert dedup keys. Default: derived from the
+    /// warehouse location; set it to keep the history when the location changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warehouse_id: Option<String>,
+    /// Silenced ERROR findings still fail `--fail_on_error` and quarantine a snapshot.
+    pub silenced_errors_fail: bool,
+    /// Severity of a change of a table's columns since the last run.
+    pub schema_change_severity: Level,
+    /// Silences declared in this file (beside those added with `vigil silence add`).
+    pub silences: Vec<SilenceConfig>,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            path: "vigil-state.sqlite".into(),
+            warehouse_id: None,
+            silenced_errors_fail: false,
+            schema_change_severity: Level::Warn,
+            silences: Vec::new(),
+        }
+    }
+}
+
+/// One silence: the findings of a check (and subject) are reported, marked silenced, and not
+/// alerted, through a day.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceConfig {
+    /// The check id (`anomaly:channel_share`) or a finding's fingerprint.
+    pub check: String,
+    /// The subject (a channel, a column); leave it out for every subject of the check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The last partition date it covers (YYYY-MM-DD).
+    #[schemars(with = "String", extend("format" = "date"))]
+    pub until: NaiveDate,
+    /// Why the findings are expected.
+    pub reason: String,
+}
+
 /// `alert_routing:` destinations per severity.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -440,6 +492,8 @@ pub struct Config {
     pub operations: Operations,
     /// `alert_routing:`
     pub alert_routing: AlertRouting,
+    /// `state:`
+    pub state: StateConfig,
 }
 
 /// A config that cannot be used, located in its file where possible.

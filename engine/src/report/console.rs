@@ -6,9 +6,10 @@
 use std::fmt::Write;
 
 use super::text::console as shown;
-use super::{one_line, verdict, RunInfo};
+use super::{incident_note, one_line, verdict, RunInfo};
 use crate::rule::Severity;
 use crate::runner::Evaluation;
+use crate::state::incident::Status;
 
 /// How many findings per severity the console lists.
 const LISTED: usize = 10;
@@ -46,7 +47,13 @@ pub fn render(
                 findings.len()
             );
             for f in findings.iter().take(listed) {
-                let _ = writeln!(out, "  - {}", shown(&one_line(f)));
+                let note = incident_note(info, f);
+                let note = if note.is_empty() {
+                    note
+                } else {
+                    format!(" [{note}]")
+                };
+                let _ = writeln!(out, "  - {}{}", shown(&one_line(f)), shown(&note));
             }
             if findings.len() > listed {
                 let _ = writeln!(out, "  ... (+{} more)", findings.len() - listed);
@@ -62,6 +69,35 @@ pub fn render(
         eval.count(Severity::Warn),
         eval.count(Severity::Info),
     );
+    let lifecycle = &info.lifecycle;
+    if info.store.is_some() {
+        let silenced = eval
+            .findings
+            .iter()
+            .filter(|f| lifecycle.silenced(f))
+            .count();
+        let _ = writeln!(
+            out,
+            "vigil: incidents: {} new, {} ongoing, {} resolved; {silenced} finding(s) silenced{}",
+            lifecycle.count(Status::New),
+            lifecycle.count(Status::Ongoing),
+            lifecycle.count(Status::Resolved),
+            if lifecycle.advances {
+                ""
+            } else {
+                " (a partition older than the last run's: incidents left as they were)"
+            }
+        );
+    }
+    for s in &lifecycle.expired {
+        let _ = writeln!(
+            out,
+            "vigil: silence of {} expired after {} ({})",
+            shown(&s.check),
+            s.until,
+            shown(&s.reason)
+        );
+    }
     for path in reports {
         let _ = writeln!(out, "vigil: wrote {}", shown(&path.display().to_string()));
     }

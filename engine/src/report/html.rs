@@ -4,9 +4,11 @@
 
 use std::fmt::Write;
 
-use super::{verdict, RunInfo};
+use super::{incident_note, verdict, RunInfo};
 use crate::rule::{Observation, Severity};
 use crate::runner::Evaluation;
+use crate::state::incident::Status;
+use crate::state::store::StoredPoint;
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1f2328;max-width:1200px}\
 h1{margin:0 0 4px}\
@@ -63,20 +65,57 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
     if eval.findings.is_empty() {
         h.push_str("<p>No issues detected.</p>");
     } else {
-        h.push_str("<table><tr><th>severity</th><th>check</th><th>partition</th><th>message</th><th>value</th><th>threshold</th></tr>");
+        h.push_str("<table><tr><th>severity</th><th>check</th><th>partition</th><th>message</th><th>value</th><th>threshold</th><th>incident</th></tr>");
         for f in &eval.findings {
             let _ = write!(
                 h,
-                "<tr><td><span class=\"sev sev-{sev}\">{sev}</span></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td><span class=\"sev sev-{sev}\">{sev}</span></td><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&f.check),
+                f.subject.as_ref().map(|s| format!(" [{}]", escape(s))).unwrap_or_default(),
                 f.partition_date.map(|d| d.to_string()).unwrap_or_default(),
                 escape(&f.message),
                 f.value.map(number).unwrap_or_default(),
                 f.threshold.map(number).unwrap_or_default(),
+                escape(&incident_note(info, f)),
                 sev = f.severity
             );
         }
         h.push_str("</table>");
+    }
+    let resolved: Vec<_> = info
+        .lifecycle
+        .tracked
+        .values()
+        .filter(|t| t.status == Status::Resolved)
+        .collect();
+    if !resolved.is_empty() {
+        h.push_str("<h2>Resolved since the last run</h2><table><tr><th>check</th><th>failing since</th><th>runs</th><th>last message</th></tr>");
+        for t in resolved {
+            let i = &t.incident;
+            let _ = write!(
+                h,
+                "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&i.check),
+                i.subject
+                    .as_ref()
+                    .map(|s| format!(" [{}]", escape(s)))
+                    .unwrap_or_default(),
+                i.first_seen,
+                i.runs,
+                escape(&i.message)
+            );
+        }
+        h.push_str("</table>");
+    }
+    for s in &info.lifecycle.expired {
+        let _ = write!(
+            h,
+            "<p class=\"meta\">Silence of <code>{}</code> expired after {} ({}: {})</p>",
+            escape(&s.check),
+            s.until,
+            escape(&s.created_by),
+            escape(&s.reason)
+        );
     }
 
     if !eval.observations.is_empty() {
@@ -87,6 +126,15 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
         );
         for o in &eval.observations {
             h.push_str(&chart(o));
+        }
+        h.push_str("</div>");
+    }
+    if !info.judged.is_empty() {
+        h.push_str("<h2>Judged values over the stored runs</h2><div class=\"charts\">");
+        for o in &eval.observations {
+            if let Some(stored) = info.judged.get(&o.metric) {
+                h.push_str(&runs_chart(o, stored));
+            }
         }
         h.push_str("</div>");
     }
@@ -235,6 +283,82 @@ fn chart(o: &Observation) -> String {
             .map(|p| p.day.to_string())
             .unwrap_or_default(),
         o.day
+    )
+}
+
+/// A metric's value as each stored run judged it (one point per partition, the latest run of
+/// each), then this run's, with a tooltip per point and flagged runs in red.
+fn runs_chart(o: &Observation, stored: &[StoredPoint]) -> String {
+    const W: f64 = 360.0;
+    const H: f64 = 100.0;
+    const PAD: f64 = 8.0;
+    let mut points: Vec<StoredPoint> = stored
+        .iter()
+        .filter(|p| p.day != o.day && p.value.is_finite())
+        .copied()
+        .collect();
+    if o.value.is_finite() {
+        points.push(StoredPoint {
+            day: o.day,
+            value: o.value,
+            flagged: o.flagged,
+        });
+    }
+    points.sort_by_key(|p| p.day);
+    let (lo, hi) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.value), hi.max(p.value))
+        });
+    if points.is_empty() {
+        return String::new();
+    }
+    let hi = if (hi - lo).abs() < f64::EPSILON {
+        lo + 1.0
+    } else {
+        hi
+    };
+    let n = points.len().max(2) as f64 - 1.0;
+    let x = |i: usize| PAD + (W - 2.0 * PAD) * i as f64 / n;
+    let y = |v: f64| PAD + (H - 2.0 * PAD) * (1.0 - (v - lo) / (hi - lo));
+    let mut svg = format!(
+        "<svg viewBox=\"0 0 {W} {H}\" width=\"100%\" role=\"img\" aria-label=\"{} over runs\">",
+        escape(&o.metric)
+    );
+    let line: Vec<String> = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.value)))
+        .collect();
+    let _ = write!(
+        svg,
+        "<polyline class=\"runs\" points=\"{}\" fill=\"none\" stroke=\"#57606a\"/>",
+        line.join(" ")
+    );
+    for (i, p) in points.iter().enumerate() {
+        let _ = write!(
+            svg,
+            "<circle class=\"run\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"><title>run for {}: {}{}</title></circle>",
+            x(i),
+            y(p.value),
+            if p.flagged { "#c62828" } else { "#57606a" },
+            p.day,
+            number(p.value),
+            if p.flagged { " (flagged)" } else { "" }
+        );
+    }
+    svg.push_str("</svg>");
+    format!(
+        "<div class=\"chart\"><h3>{}</h3><p>{} run(s), {} to {} · from {} to {}</p>{svg}</div>",
+        escape(&o.metric),
+        points.len(),
+        points
+            .first()
+            .map(|p| p.day.to_string())
+            .unwrap_or_default(),
+        o.day,
+        number(lo),
+        number(hi)
     )
 }
 

@@ -8,6 +8,8 @@ use crate::config::ConfigFormat;
 use crate::rule::{Finding, Severity};
 use crate::runner::Evaluation;
 use crate::scan::TableScan;
+use crate::state::incident::{Silence, Status, Tracked};
+use crate::state::{dedup_key, fingerprint};
 
 /// Renders the JSON report (pretty, with a trailing newline).
 pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
@@ -69,7 +71,8 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
             o.metric.clone(),
             o.history.iter().map(|p| (p.day.to_string(), json!(p.value))).collect::<Map<String, Value>>().into(),
         )).collect::<Map<String, Value>>(),
-        "findings": eval.findings.iter().map(finding).collect::<Vec<_>>(),
+        "findings": eval.findings.iter().map(|f| finding(info, f)).collect::<Vec<_>>(),
+        "state": state(info),
     });
     let mut text = serde_json::to_string_pretty(&report).expect("a JSON value always serializes");
     text.push('\n');
@@ -124,15 +127,72 @@ fn table(scan: &TableScan) -> Value {
     out
 }
 
-fn finding(f: &Finding) -> Value {
+fn finding(info: &RunInfo<'_>, f: &Finding) -> Value {
+    let tracked = info.lifecycle.of(f);
     json!({
         "severity": f.severity.label(),
         "check": f.check,
         "rule": f.rule,
+        "subject": f.subject,
+        "fingerprint": fingerprint(f),
         "partition_date": f.partition_date.map(|d| d.to_string()),
         "message": f.message,
         "value": f.value,
         "threshold": f.threshold,
         "context": f.context,
+        "incident": tracked.map(|t| incident(info, t)),
+        "silenced": tracked.and_then(|t| t.silence.as_ref()).map(silence),
+    })
+}
+
+fn incident(info: &RunInfo<'_>, t: &Tracked) -> Value {
+    json!({
+        "status": t.status,
+        "first_seen": t.incident.first_seen.to_string(),
+        "last_seen": t.incident.last_seen.to_string(),
+        "runs": t.incident.runs,
+        "dedup_key": dedup_key(&info.warehouse_id, &t.incident.fingerprint),
+    })
+}
+
+fn silence(s: &Silence) -> Value {
+    json!({
+        "id": s.id,
+        "check": s.check,
+        "subject": s.subject,
+        "until": s.until.to_string(),
+        "reason": s.reason,
+        "by": s.created_by,
+        "origin": s.origin,
+    })
+}
+
+/// The run's history: where it is kept, the incidents this run resolved, expired silences.
+fn state(info: &RunInfo<'_>) -> Value {
+    let lifecycle = &info.lifecycle;
+    json!({
+        "store": info.store.as_ref().map(|p| p.display().to_string()),
+        "warehouse_id": info.warehouse_id,
+        "advances_incidents": lifecycle.advances,
+        "incidents": {
+            "new": lifecycle.count(Status::New),
+            "ongoing": lifecycle.count(Status::Ongoing),
+            "resolved": lifecycle.count(Status::Resolved),
+        },
+        "resolved": lifecycle.tracked.values()
+            .filter(|t| t.status == Status::Resolved)
+            .map(|t| json!({
+                "fingerprint": t.incident.fingerprint,
+                "check": t.incident.check,
+                "subject": t.incident.subject,
+                "severity": t.incident.severity.label(),
+                "first_seen": t.incident.first_seen.to_string(),
+                "last_seen": t.incident.last_seen.to_string(),
+                "runs": t.incident.runs,
+                "message": t.incident.message,
+                "dedup_key": dedup_key(&info.warehouse_id, &t.incident.fingerprint),
+            }))
+            .collect::<Vec<_>>(),
+        "silences_expired": lifecycle.expired.iter().map(silence).collect::<Vec<_>>(),
     })
 }

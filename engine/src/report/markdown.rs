@@ -3,9 +3,10 @@
 use std::fmt::Write;
 
 use super::text::{md as md_text, md_cell_code, md_code};
-use super::{verdict, RunInfo};
+use super::{incident_note, verdict, RunInfo};
 use crate::rule::Severity;
 use crate::runner::Evaluation;
+use crate::state::incident::Status;
 
 /// Renders the Markdown report.
 pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
@@ -136,9 +137,72 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
         if let Some(v) = f.value {
             let _ = write!(md, " value={}", number(v));
         }
+        let note = incident_note(info, f);
+        if !note.is_empty() {
+            let _ = write!(md, " — _{}_", md_text(&note));
+        }
         md.push('\n');
     }
+    history(&mut md, info);
     md
+}
+
+/// The incidents this run resolved and the silences that expired.
+fn history(md: &mut String, info: &RunInfo<'_>) {
+    let lifecycle = &info.lifecycle;
+    let resolved: Vec<_> = lifecycle
+        .tracked
+        .values()
+        .filter(|t| t.status == Status::Resolved)
+        .collect();
+    if !resolved.is_empty() {
+        let _ = writeln!(md, "\n## Resolved since the last run");
+        for t in resolved {
+            let i = &t.incident;
+            let subject = i
+                .subject
+                .as_ref()
+                .map(|s| format!(" [{}]", md_text(s)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "- {}{subject}: failing since {}, {} run(s); last: {}",
+                md_code(&i.check),
+                i.first_seen,
+                i.runs,
+                md_text(&i.message)
+            );
+        }
+    }
+    if !lifecycle.expired.is_empty() {
+        let _ = writeln!(md, "\n## Silences expired");
+        for s in &lifecycle.expired {
+            let _ = writeln!(
+                md,
+                "- {} expired after {} (by {}: {})",
+                md_code(&s.check),
+                s.until,
+                md_text(&s.created_by),
+                md_text(&s.reason)
+            );
+        }
+    }
+    match &info.store {
+        Some(path) => {
+            let _ = writeln!(
+                md,
+                "\nHistory: {} new, {} ongoing, {} resolved incident(s); state store {} (warehouse `{}`).",
+                lifecycle.count(Status::New),
+                lifecycle.count(Status::Ongoing),
+                lifecycle.count(Status::Resolved),
+                md_code(&path.display().to_string()),
+                md_text(&info.warehouse_id)
+            );
+        }
+        None => {
+            let _ = writeln!(md, "\nHistory: none kept (`--no-state`).");
+        }
+    }
 }
 
 /// A number in a table: four significant digits or so.

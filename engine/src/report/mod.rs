@@ -7,6 +7,7 @@ pub mod junit;
 pub mod markdown;
 pub mod text;
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,8 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::rule::{Finding, Severity};
 use crate::runner::Evaluation;
+use crate::state::incident::{Lifecycle, Status};
+use crate::state::store::StoredPoint;
 
 /// File name of the JSON report.
 pub const JSON_REPORT: &str = "monitoring_report.json";
@@ -43,6 +46,14 @@ pub struct RunInfo<'a> {
     pub quarantine: Option<Result<PathBuf, String>>,
     /// How the alert deliveries went.
     pub deliveries: Vec<Delivery>,
+    /// What the run did to the incidents (each finding's incident, those resolved, silences).
+    pub lifecycle: Lifecycle,
+    /// The warehouse's id in the state store and in alert dedup keys.
+    pub warehouse_id: String,
+    /// The state store, or `None` when the run keeps no history (`--no-state`).
+    pub store: Option<PathBuf>,
+    /// The values earlier runs judged for this run's metrics, by metric.
+    pub judged: BTreeMap<String, Vec<StoredPoint>>,
 }
 
 impl RunInfo<'_> {
@@ -74,6 +85,30 @@ pub fn one_line(f: &Finding) -> String {
         Some(day) => format!("{} ({day}): {}", f.check, f.message),
         None => format!("{}: {}", f.check, f.message),
     }
+}
+
+/// What a person should know of a finding's incident: `new`, `since 2025-03-06, 3 runs`, and
+/// `silenced through D by WHO: REASON` when a silence covers it.
+pub fn incident_note(info: &RunInfo<'_>, f: &Finding) -> String {
+    let Some(t) = info.lifecycle.of(f) else {
+        return String::new();
+    };
+    let mut note = match t.status {
+        Status::New => "new".to_string(),
+        _ => format!(
+            "since {}, {} run{}",
+            t.incident.first_seen,
+            t.incident.runs,
+            if t.incident.runs == 1 { "" } else { "s" }
+        ),
+    };
+    if let Some(s) = &t.silence {
+        note.push_str(&format!(
+            "; silenced through {} by {}: {}",
+            s.until, s.created_by, s.reason
+        ));
+    }
+    note
 }
 
 /// The paths of the report files in an output folder: JSON, Markdown, HTML, JUnit XML.

@@ -1,0 +1,176 @@
+//! A run remembers: the state store keeps runs, findings, judged and computed metrics, each
+//! table's columns, incidents and silences between runs ([`store`]); the incident lifecycle
+//! decides what a run opens, keeps, resolves and sends ([`incident`]).
+//!
+//! A finding's *fingerprint* names its rule, check and subject (a channel, a column), never
+//! its date: the same problem on the next day is the same incident.
+
+pub mod incident;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::config::StateConfig;
+use crate::rule::{Finding, Severity};
+use crate::scan::TableScan;
+
+/// The environment variable that names the state store file (below `--state`, above
+/// `state.path`).
+pub const STATE_ENV: &str = "VIGIL_STATE";
+
+/// The rule id of the findings the state store adds (schema changes).
+pub const STATE_RULE: &str = "state";
+
+/// Characters of a PagerDuty `dedup_key`.
+pub const MAX_DEDUP_KEY: usize = 255;
+
+/// A finding's fingerprint: `rule/check`, then `/subject` when it has one.
+pub fn fingerprint(f: &Finding) -> String {
+    match &f.subject {
+        Some(subject) => format!("{}/{}/{subject}", f.rule, f.check),
+        None => format!("{}/{}", f.rule, f.check),
+    }
+}
+
+/// The alert dedup key of a fingerprint: `vigil:<warehouse id>:<fingerprint>`, at most
+/// [`MAX_DEDUP_KEY`] bytes (a longer key keeps its start and ends with a hash of the whole, so
+/// it stays unique and the same on every run).
+pub fn dedup_key(warehouse_id: &str, fingerprint: &str) -> String {
+    let key = format!("vigil:{warehouse_id}:{fingerprint}");
+    if key.len() <= MAX_DEDUP_KEY {
+        return key;
+    }
+    let hash = format!("~{:016x}", fnv1a(key.as_bytes()));
+    let mut end = MAX_DEDUP_KEY - hash.len();
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{hash}", &key[..end])
+}
+
+/// FNV-1a, 64 bits: a hash that never changes between runs, versions or platforms.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The warehouse's id in the store and in dedup keys: `state.warehouse_id`, else a hash of the
+/// location as shown (no password), so two warehouses never share incidents.
+pub fn warehouse_id(config: &StateConfig, described: &str) -> String {
+    config
+        .warehouse_id
+        .clone()
+        .unwrap_or_else(|| format!("{:012x}", fnv1a(described.as_bytes()) >> 16))
+}
+
+/// The store file: `--state`, else `VIGIL_STATE`, else `state.path` (relative to the reports
+/// folder).
+pub fn store_path(
+    flag: Option<&Path>,
+    env: Option<String>,
+    config: &StateConfig,
+    output_dir: &Path,
+) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| env.filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| output_dir.join(&config.path))
+}
+
+/// The findings of tables whose columns changed since the warehouse's last run that read
+/// them: columns added, removed, and removed-and-added pairs that look like a rename (same
+/// position or similar names).
+pub fn schema_changes(
+    previous: &BTreeMap<String, Vec<String>>,
+    scans: &[TableScan],
+    severity: Severity,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for scan in scans {
+        let (Ok(stats), Some(before)) = (&scan.outcome, previous.get(&scan.table)) else {
+            continue;
+        };
+        let now = &stats.columns;
+        if now == before {
+            continue;
+        }
+        let mut removed: Vec<&String> = before.iter().filter(|c| !now.contains(c)).collect();
+        let mut added: Vec<&String> = now.iter().filter(|c| !before.contains(c)).collect();
+        let mut renamed = Vec::new();
+        for r in removed.clone() {
+            let at = before.iter().position(|c| c == r);
+            let similar = added.iter().position(|a| {
+                now.iter().position(|c| c == *a) == at
+                    || strsim::normalized_damerau_levenshtein(&a.to_lowercase(), &r.to_lowercase())
+                        >= 0.6
+            });
+            if let Some(i) = similar {
+                renamed.push((r, added.remove(i)));
+                removed.retain(|c| *c != r);
+            }
+        }
+        let mut parts = Vec::new();
+        let list = |cols: &[&String]| {
+            cols.iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !added.is_empty() {
+            parts.push(format!("added {}", list(&added)));
+        }
+        if !removed.is_empty() {
+            parts.push(format!("removed {}", list(&removed)));
+        }
+        if !renamed.is_empty() {
+            let pairs: Vec<String> = renamed
+                .iter()
+                .map(|(r, a)| format!("`{r}` -> `{a}`"))
+                .collect();
+            parts.push(format!("renamed (it looks like) {}", pairs.join(", ")));
+        }
+        if parts.is_empty() {
+            parts.push("the same columns in another order".into());
+        }
+        findings.push(
+            Finding::new(
+                severity,
+                STATE_RULE,
+                format!("schema:{}_columns_changed", scan.table),
+                format!(
+                    "Table {} changed its columns since the last run: {}",
+                    scan.table,
+                    parts.join("; ")
+                ),
+            )
+            .context(json!({
+                "table": scan.table,
+                "added": added,
+                "removed": removed,
+                "renamed": renamed.iter().map(|(r, a)| json!({"from": r, "to": a})).collect::<Vec<_>>(),
+                "before": before,
+                "now": now,
+            })),
+        );
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_keys_are_bounded_unique_and_stable() {
+        let short = dedup_key("wh1", "drift/anomaly:channel_share/direct");
+        assert_eq!(short, "vigil:wh1:drift/anomaly:channel_share/direct");
+        let long_a = dedup_key("wh1", &format!("r/{}a", "é".repeat(200)));
+        let long_b = dedup_key("wh1", &format!("r/{}b", "é".repeat(200)));
+        assert!(long_a.len() <= MAX_DEDUP_KEY && long_b.len() <= MAX_DEDUP_KEY);
+        assert_ne!(long_a, long_b);
+        assert_eq!(long_a, dedup_key("wh1", &format!("r/{}a", "é".repeat(200))));
+    }
+}
