@@ -22,7 +22,7 @@ use crate::rule::{Scope, Severity};
 use crate::runner::{self, Evaluation};
 use crate::state;
 use crate::state::incident::{self, Silence};
-use crate::state::store::{CacheView, Delivered, RunRecord, Store};
+use crate::state::store::{CacheView, Delivered, RunRecord, StateError, Store};
 use crate::suggest::closest;
 use crate::timestamp::{leading_date, parse_day, NaiveTimestamps};
 
@@ -746,16 +746,11 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         }
         Err(report::LockError::Io(e)) => Err(e),
     };
-    // The history: opened (created on the first run) before any work, so a corrupt or newer
-    // store stops the run before it reads the warehouse.
-    let store = match state_path
-        .as_deref()
-        .map(|p| Store::open(p, true))
-        .transpose()
-    {
-        Ok(store) => store,
-        Err(e) => return fail(err, &e.to_string()),
-    };
+    // The history: opened (created on the first run) before the warehouse is read. A store
+    // that is not one, is corrupt or is newer stops the run (a person must look at it); one
+    // that cannot be written (an unwritable folder, a full disk) leaves the run without history:
+    // its findings still reach the reports, the console and the alerts, and it exits 2.
+    let mut history_problem: Option<String> = None;
     let warehouse_id = state::warehouse_id(&config.state, &source.describe());
     let declared: Vec<Silence> = config
         .state
@@ -772,15 +767,37 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
             origin: "config",
         })
         .collect();
-    let previous = match &store {
-        Some(store) => match store.previous(&warehouse_id, &declared) {
-            Ok(previous) => previous,
-            Err(e) => return fail(err, &e.to_string()),
+    let opened = state_path
+        .as_deref()
+        .map(|path| {
+            Store::open(path, true).and_then(|store| {
+                let previous = store.previous(&warehouse_id, &declared)?;
+                Ok((store, previous))
+            })
+        })
+        .transpose();
+    let (store, previous) = match opened {
+        Ok(Some((store, previous))) => (Some(store), previous),
+        Ok(None) => (None, state::store::Previous::default()),
+        Err(e @ (StateError::NotAStore(..) | StateError::Newer(..))) => {
+            return fail(err, &e.to_string())
+        }
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "vigil: warning: {e}; this run goes on without its history (every finding is new)"
+            );
+            history_problem = Some(e.to_string());
+            (None, state::store::Previous::default())
+        }
+    };
+    let previous = state::store::Previous {
+        silences: if store.is_some() {
+            previous.silences
+        } else {
+            declared.clone()
         },
-        None => state::store::Previous {
-            silences: declared.clone(),
-            ..Default::default()
-        },
+        ..previous
     };
     let cache = store.as_ref().map(|s| CacheView::new(s, &warehouse_id));
     crate::scan::set_workers(args.threads.map_or(0, usize::from));
@@ -844,7 +861,7 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         },
         lifecycle,
         warehouse_id,
-        store: state_path,
+        store: store.as_ref().map(|s| s.path().to_path_buf()),
     };
     // Reports first (deliveries `pending` in them), then the alerts within their deadline, then
     // the JSON report once more with how the deliveries went: a delivery that hangs or a run
@@ -894,6 +911,7 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         }
         _ => Ok(()),
     };
+    let committed = committed.and_then(|()| history_problem.map_or(Ok(()), Err));
     let reports = match written {
         Ok(paths) => paths,
         Err(message) => {

@@ -122,6 +122,13 @@ impl Server {
         format!("http://{}/hook", self.addr)
     }
 
+    /// The requests received so far, in order of arrival.
+    pub fn hits(&self) -> Vec<Hit> {
+        let mut hits = self.hits.lock().expect("hits").clone();
+        hits.sort_by_key(|h| h.at);
+        hits
+    }
+
     /// Stops it; the requests received, in order of arrival.
     pub fn stop(mut self) -> Vec<Hit> {
         self.stop.store(true, Ordering::SeqCst);

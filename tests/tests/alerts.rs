@@ -167,6 +167,7 @@ fn slack_gets_one_message_with_the_routed_findings() {
     assert_eq!(
         r.body["text"],
         "vigil: FAIL for partition 2025-03-09 (2 ERROR, 0 WARN, 0 INFO)\n\
+         *New* (2)\n\
          • *ERROR* freshness:orders_partition (2025-03-09): Latest `orders` partition is 2025-03-08 but 2025-03-09 is expected: 1 day(s) behind\n\
          • *ERROR* freshness:sessions_partition (2025-03-09): Latest `sessions` partition is 2025-03-08 but 2025-03-09 is expected: 1 day(s) behind"
     );
@@ -203,11 +204,13 @@ fn pagerduty_gets_one_trigger_per_finding_with_a_dedup_key() {
         .iter()
         .map(|r| r.body["dedup_key"].as_str().unwrap())
         .collect();
+    // One incident per fingerprint (rule, check, subject), keyed by warehouse, never by date.
+    let warehouse = report["state"]["warehouse_id"].as_str().unwrap();
     assert_eq!(
         keys,
         [
-            "vigil:freshness:orders_partition:2025-03-09",
-            "vigil:freshness:sessions_partition:2025-03-09"
+            format!("vigil:{warehouse}:freshness/freshness:orders_partition"),
+            format!("vigil:{warehouse}:freshness/freshness:sessions_partition")
         ]
     );
     let event = &received[0].body;
@@ -454,7 +457,13 @@ fn reports_are_written_before_alerts_and_a_deadline_bounds_the_delivery() {
         (
             Some("not_attempted"),
             Some(0),
-            Some("vigil:freshness:sessions_partition:2025-03-09")
+            Some(
+                format!(
+                    "vigil:{}:freshness/freshness:sessions_partition",
+                    report["state"]["warehouse_id"].as_str().unwrap()
+                )
+                .as_str()
+            )
         )
     );
     assert!(

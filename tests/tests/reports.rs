@@ -155,7 +155,11 @@ fn leftovers(out: &Path) -> Vec<String> {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| {
-            !REPORTS.contains(&n.as_str()) && n != ".vigil.lock" && n != "quarantine_path.txt"
+            // The state store and (after a failed write) its SQLite journal, which the next
+            // open recovers, are not report temporaries.
+            !REPORTS.contains(&n.as_str())
+                && ![".vigil.lock", "quarantine_path.txt"].contains(&n.as_str())
+                && !n.starts_with("vigil-state.sqlite")
         })
         .collect()
 }

@@ -29,8 +29,20 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
             escape(&f.rule),
             escape(&f.check)
         );
-        match f.severity {
-            Severity::Error => {
+        let silence = info.lifecycle.of(f).and_then(|t| t.silence.as_ref());
+        match (f.severity, silence) {
+            // A silenced ERROR is a known problem: skipped with its reason, not a failure.
+            (Severity::Error, Some(s)) => {
+                let _ = write!(
+                    cases,
+                    "<skipped message=\"silenced through {} by {}: {}\"/><system-out>ERROR: {}</system-out>",
+                    s.until,
+                    escape(&s.created_by),
+                    escape(&s.reason),
+                    escape(&f.message)
+                );
+            }
+            (Severity::Error, None) => {
                 failures += 1;
                 let _ = write!(
                     cases,
@@ -39,7 +51,7 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
                     escape(&details(f))
                 );
             }
-            Severity::Warn | Severity::Info => {
+            (Severity::Warn | Severity::Info, _) => {
                 let _ = write!(
                     cases,
                     "<system-out>{}: {}</system-out>",
