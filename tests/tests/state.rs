@@ -389,6 +389,22 @@ fn a_silence_keeps_a_finding_reported_but_quiet_until_it_expires() {
         .unwrap()
         .is_empty());
 
+    // A dry run reads the store and writes nothing; the history lists the runs and incidents.
+    let runs = |text: &str| text.lines().filter(|l| l.contains("2025-03-1")).count();
+    let shown = with_store(&["history"]);
+    assert!(
+        shown.stdout.starts_with("Runs (3):") && shown.stdout.contains("Incidents ("),
+        "{shown:?}"
+    );
+    let (dry, _) = run(
+        dir.path(),
+        &config,
+        "2025-03-11",
+        &["--state", &state, "--no-alerts"],
+    );
+    assert!(dry.stdout.contains("1 ongoing"), "{dry:?}");
+    assert_eq!(runs(&with_store(&["history"]).stdout), runs(&shown.stdout));
+
     // Remove it; removing it again is an error naming the id.
     assert_eq!(with_store(&["silence", "remove", "1"]).code, 0);
     let gone = with_store(&["silence", "remove", "1"]);
