@@ -13,6 +13,7 @@ use crate::api::protocol::panic_message;
 use crate::config::{table_ctx, Config, TableConfig};
 use crate::metric::{MetricRequest, MetricValue, Metrics};
 use crate::rule::{Finding, Observation, Rule, RuleError, RunCtx, Scope, Severity, Step};
+use crate::scan::cache::PartitionCache;
 use crate::scan::{Export, LookupIndex, ScanInput, TableProblem, TableScan};
 use crate::source::Source;
 use crate::suggest::closest;
@@ -52,6 +53,19 @@ pub fn evaluate(
     expected_date: NaiveDate,
     scope: Scope,
 ) -> Evaluation {
+    evaluate_cached(config, source, expected_date, scope, None)
+}
+
+/// [`evaluate`] with the partial results of the partitions of partitioned tables kept in
+/// `cache` between runs (an incremental run): unchanged partitions older than
+/// `run.recompute_days` reuse them (see [`crate::scan::incremental`]).
+pub fn evaluate_cached(
+    config: &Config,
+    source: &dyn Source,
+    expected_date: NaiveDate,
+    scope: Scope,
+    cache: Option<&dyn PartitionCache>,
+) -> Evaluation {
     let rules: Vec<(&str, &dyn Rule)> = config
         .rules
         .iter()
@@ -70,6 +84,9 @@ pub fn evaluate(
                 let input = ScanInput {
                     progress: Some(progress),
                     window: Some(window),
+                    cache,
+                    expected_date: Some(expected_date),
+                    recompute_days: config.run.recompute_days,
                     ..input
                 };
                 source.scan(name, table, input)
@@ -163,7 +180,7 @@ where
                 lookups: &lookups,
                 progress: None,
                 tables: Some(tables),
-                window: None,
+                ..ScanInput::default()
             };
             let mut scanned = scan(name, table, input);
             handover.index = scanned.index.take();

@@ -59,3 +59,57 @@ pub use crate::api::testkit::{day, days, noon};
 pub fn summary(eval: &Evaluation) -> Vec<(String, String, Option<NaiveDate>, Option<f64>)> {
     crate::api::testkit::summary(&eval.findings)
 }
+
+/// A [`PartitionCache`](crate::scan::cache::PartitionCache) in memory, for tests and tools: it
+/// keeps every entry put (the state store forgets those a run does not touch) and counts the
+/// entries asked for and stored.
+#[derive(Debug, Default)]
+pub struct MemoryCache {
+    entries: std::sync::Mutex<BTreeMap<(String, String), Vec<u8>>>,
+    gets: std::sync::atomic::AtomicUsize,
+    puts: std::sync::atomic::AtomicUsize,
+}
+
+impl MemoryCache {
+    /// Every entry: (table, key) and bytes.
+    pub fn entries(&self) -> BTreeMap<(String, String), Vec<u8>> {
+        self.lock().clone()
+    }
+
+    /// Sets the bytes of an entry (to load a saved cache, or to damage one in a test).
+    pub fn insert(&self, table: &str, key: &str, bytes: Vec<u8>) {
+        self.lock()
+            .insert((table.to_string(), key.to_string()), bytes);
+    }
+
+    /// Removes an entry.
+    pub fn remove(&self, table: &str, key: &str) {
+        self.lock().remove(&(table.to_string(), key.to_string()));
+    }
+
+    /// Entries asked for and entries stored since the last call (then counts from zero).
+    pub fn take_counts(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.gets.swap(0, Relaxed), self.puts.swap(0, Relaxed))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Vec<u8>>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl crate::scan::cache::PartitionCache for MemoryCache {
+    fn get(&self, table: &str, key: &str) -> Option<Vec<u8>> {
+        self.gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.lock()
+            .get(&(table.to_string(), key.to_string()))
+            .cloned()
+    }
+
+    fn put(&self, table: &str, key: &str, bytes: Vec<u8>) {
+        self.puts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.insert(table, key, bytes);
+    }
+}

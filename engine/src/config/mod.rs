@@ -84,6 +84,12 @@ pub struct RunConfig {
     /// Rows dated more than this many days after the expected partition are implausible
     /// (`9999-12-31`), as above.
     pub max_future_days: u32,
+    /// Incremental runs (a run given a state store): partitions of a partitioned table
+    /// (Parquet `key=YYYY-MM-DD/` folders) dated this many days before the expected partition
+    /// or later are always read again; older ones whose files are unchanged (same paths, sizes
+    /// and modification times) reuse the metrics stored by the previous run. 0 reads again
+    /// only the expected partition and later ones.
+    pub recompute_days: u32,
 }
 
 impl Default for RunConfig {
@@ -93,6 +99,7 @@ impl Default for RunConfig {
             scope: Scope::Partition,
             max_history_days: 3660,
             max_future_days: 366,
+            recompute_days: 7,
         }
     }
 }

@@ -124,6 +124,13 @@ fn table(scan: &TableScan) -> Value {
         }
         Err(problem) => out["status"] = json!(format!("{problem:?}").to_lowercase()),
     }
+    if let Some(p) = &scan.partitions {
+        out["partitions"] = json!({
+            "read": p.read,
+            "reused": p.reused,
+            "full_scan_reason": p.full_scan_reason,
+        });
+    }
     out
 }
 

@@ -11,3 +11,9 @@ pub trait PartitionCache: Sync {
     /// scanned table neither read nor stored in a run are forgotten when it commits.
     fn put(&self, table: &str, key: &str, bytes: Vec<u8>);
 }
+
+impl std::fmt::Debug for dyn PartitionCache + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PartitionCache")
+    }
+}

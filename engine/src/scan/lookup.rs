@@ -65,6 +65,12 @@ impl Rows {
         self.by_key.is_empty()
     }
 
+    /// Every row's cells as held (keys and values in insertion order, where each cell ends,
+    /// cells per row): equal for equal rows inserted in the same order.
+    pub fn contents(&self) -> (&[u8], &[usize], usize) {
+        (&self.bytes, &self.ends, self.width)
+    }
+
     fn cell(&self, row: usize, i: usize) -> &[u8] {
         cell(&self.bytes, &self.ends, self.width, row, i)
     }

@@ -2,7 +2,9 @@
 //! requested of it, plus the table's own health (header, required columns, date parsing).
 
 pub mod cache;
+mod codec;
 mod columns;
+pub mod incremental;
 mod lookup;
 pub mod pushed;
 mod state;
@@ -23,6 +25,7 @@ use crate::config::TableConfig;
 use crate::metric::{MetricRequest, MetricValue};
 use crate::timestamp::{leading_date, DateError, DayParser};
 use columns::Plan;
+pub use incremental::{scan_partitions, Partition, PartitionFile, PartitionStats};
 pub use lookup::{Row, Rows};
 pub use worker::{Multiline, Record};
 
@@ -170,6 +173,8 @@ pub struct TableScan {
     /// The rows by key that another table looks up, when one does (the runner takes it to hand
     /// it to the tables that look it up).
     pub index: Option<LookupIndex>,
+    /// For a partitioned table scanned with a partition cache: partitions read and reused.
+    pub partitions: Option<PartitionStats>,
 }
 
 /// What another table looks up in this one: its key column and the columns it takes.
@@ -211,6 +216,15 @@ pub struct ScanInput<'a> {
     /// The first and last plausible day of the run: rows dated outside are counted, not put
     /// in daily metrics.
     pub window: Option<(NaiveDate, NaiveDate)>,
+    /// Where the results of unchanged partitions of a partitioned table are kept between runs
+    /// (an incremental run); `None` reads every partition and stores nothing.
+    pub cache: Option<&'a dyn cache::PartitionCache>,
+    /// The run's expected partition: with [`ScanInput::recompute_days`], which partitions are
+    /// read again whatever the cache holds.
+    pub expected_date: Option<NaiveDate>,
+    /// Partitions dated this many days before the expected partition or later are always read
+    /// (`run.recompute_days`); older unchanged ones reuse their stored results.
+    pub recompute_days: u32,
 }
 
 /// Files smaller than this are read by one thread.
@@ -652,6 +666,7 @@ fn table_scan(
             outcome: Ok(scanned.stats),
             metrics: scanned.metrics,
             index: scanned.index,
+            partitions: None,
         },
         Err(problem) => {
             let reason = match &problem {
@@ -678,6 +693,7 @@ fn table_scan(
                 outcome: Err(problem),
                 metrics,
                 index,
+                partitions: None,
             }
         }
     }

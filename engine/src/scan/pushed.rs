@@ -184,5 +184,6 @@ pub fn assemble(
         }),
         metrics,
         index: None,
+        partitions: None,
     }
 }

@@ -14,6 +14,7 @@ use std::hash::BuildHasher;
 use chrono::NaiveDate;
 use foldhash::fast::FixedState;
 
+use super::codec::{Reader, Writer};
 use crate::metric::{Grouping, Measure, MetricValue};
 
 /// The hasher of distinct cells and of hash sets: fixed seed, so runs are reproducible.
@@ -56,6 +57,16 @@ pub enum Acc {
     /// Distinct cells with the dimension value they came with: one probe per row serves a
     /// per-day and a per-day-and-dimension distinct count of the same column.
     Fused(FusedDay),
+    /// The distinct count of a day whose rows all sat in one stored partition (an incremental
+    /// run keeps only the counts of such days): the cells, and per dimension number the cells
+    /// of the dimension value (for a fused count; `None`: no row with that value). It never
+    /// meets another accumulator of its day (the scan reads the partition again if one would).
+    Counted {
+        /// Distinct cells.
+        distinct: usize,
+        /// Distinct cells per dimension number.
+        by_dim: Vec<Option<usize>>,
+    },
 }
 
 /// Distinct cells of a day, each with its dimension numbers.
@@ -137,6 +148,7 @@ impl Acc {
             Acc::Sum(v) => *v,
             Acc::Set(s) => s.len() as f64,
             Acc::Fused(f) => f.first.len() as f64,
+            Acc::Counted { distinct, .. } => *distinct as f64,
         }
     }
 }
@@ -193,10 +205,18 @@ impl Partial {
                 let mut b = b;
                 if renumber.iter().enumerate().any(|(i, n)| i != *n) {
                     for acc in b.values_mut() {
-                        let Acc::Fused(f) = acc else {
-                            unreachable!("fused partials hold fused days")
-                        };
-                        f.renumber(&renumber);
+                        match acc {
+                            Acc::Fused(f) => f.renumber(&renumber),
+                            Acc::Counted { by_dim, .. } => {
+                                let mut counts =
+                                    vec![None; renumber.iter().max().map_or(0, |m| m + 1)];
+                                for (d, n) in by_dim.iter().enumerate() {
+                                    counts[renumber[d]] = *n;
+                                }
+                                *by_dim = counts;
+                            }
+                            _ => unreachable!("fused partials hold fused days"),
+                        }
                     }
                 }
                 into(a, b);
@@ -214,11 +234,12 @@ impl Partial {
         Partial::DailyBy(
             days.iter()
                 .map(|(day, acc)| {
-                    let Acc::Fused(f) = acc else {
-                        unreachable!("fused partials hold fused days")
+                    let counts = match acc {
+                        Acc::Fused(f) => &f.counts,
+                        Acc::Counted { by_dim, .. } => by_dim,
+                        _ => unreachable!("fused partials hold fused days"),
                     };
-                    let counts = f
-                        .counts
+                    let counts = counts
                         .iter()
                         .zip(dims)
                         .filter_map(|(n, dim)| Some((dim.clone(), Acc::Sum((*n)? as f64))));
@@ -552,6 +573,218 @@ impl State {
                     .collect(),
             ),
         }
+    }
+}
+
+/// The kind of accumulators a partial holds, for checking decoded bytes against the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccKind {
+    /// Sums and counts.
+    Sum,
+    /// Distinct cells ([`Acc::Set`] or [`Acc::Counted`]).
+    Set,
+    /// Fused distinct cells ([`Acc::Fused`] or [`Acc::Counted`]).
+    Fused,
+}
+
+impl Acc {
+    /// Writes the accumulator; `claimed`: only its counts (see [`Acc::Counted`]).
+    fn encode(&self, w: &mut Writer, claimed: bool) {
+        match self {
+            Acc::Sum(v) => {
+                w.usize(0);
+                w.f64(*v);
+            }
+            Acc::Set(set) if claimed => counted(w, set.len(), &[]),
+            Acc::Fused(f) if claimed => counted(w, f.first.len(), &f.counts),
+            Acc::Set(set) => {
+                w.usize(1);
+                w.usize(set.len());
+                for h in set {
+                    w.word(*h);
+                }
+            }
+            Acc::Fused(f) => {
+                w.usize(2);
+                w.usize(f.first.len());
+                for (cell, dim) in &f.first {
+                    w.word(*cell);
+                    w.usize(*dim);
+                }
+                w.usize(f.extra.len());
+                for (cell, dim) in &f.extra {
+                    w.word(*cell);
+                    w.usize(*dim);
+                }
+                dims(w, &f.counts);
+            }
+            Acc::Counted { distinct, by_dim } => counted(w, *distinct, by_dim),
+        }
+    }
+
+    /// Reads an accumulator of `kind` whose dimension numbers are below `dims`.
+    fn decode(r: &mut Reader<'_>, kind: AccKind, dims: usize) -> Option<Acc> {
+        let dim = |r: &mut Reader<'_>| r.usize().filter(|d| *d < dims);
+        let acc = match (r.usize()?, kind) {
+            (0, AccKind::Sum) => Acc::Sum(r.f64()?),
+            (1, AccKind::Set) => {
+                let n = r.count(8)?;
+                let mut set = HashSet64::with_capacity_and_hasher(n, HASHER);
+                for _ in 0..n {
+                    set.insert(r.word()?);
+                }
+                Acc::Set(set)
+            }
+            (2, AccKind::Fused) => {
+                let mut f = FusedDay::default();
+                let n = r.count(9)?;
+                f.first.reserve(n);
+                for _ in 0..n {
+                    let cell = r.word()?;
+                    f.first.insert(cell, dim(r)?);
+                }
+                for _ in 0..r.count(9)? {
+                    let cell = r.word()?;
+                    f.extra.insert((cell, dim(r)?));
+                }
+                f.counts = read_dims(r, dims)?;
+                Acc::Fused(f)
+            }
+            (3, AccKind::Set | AccKind::Fused) => {
+                let distinct = r.usize()?;
+                let by_dim = read_dims(r, dims)?;
+                (kind == AccKind::Fused || by_dim.is_empty())
+                    .then_some(Acc::Counted { distinct, by_dim })?
+            }
+            _ => return None,
+        };
+        Some(acc)
+    }
+}
+
+/// Writes an [`Acc::Counted`].
+fn counted(w: &mut Writer, distinct: usize, by_dim: &[Option<usize>]) {
+    w.usize(3);
+    w.usize(distinct);
+    dims(w, by_dim);
+}
+
+/// Writes counts per dimension number.
+fn dims(w: &mut Writer, counts: &[Option<usize>]) {
+    w.usize(counts.len());
+    for n in counts {
+        w.option(*n, Writer::usize);
+    }
+}
+
+/// Reads counts per dimension number, at most `dims` of them.
+fn read_dims(r: &mut Reader<'_>, dims: usize) -> Option<Vec<Option<usize>>> {
+    let n = r.count(1)?;
+    if n > dims.max(1) {
+        return None;
+    }
+    (0..n).map(|_| r.option(Reader::usize)).collect()
+}
+
+impl Partial {
+    /// The days this partial holds accumulators for.
+    pub fn days(&self) -> Vec<NaiveDate> {
+        match self {
+            Partial::Total(_) | Partial::Derived(_) => Vec::new(),
+            Partial::Daily(days) | Partial::Fused(days, _) => days.keys().copied().collect(),
+            Partial::DailyBy(days) => days.keys().copied().collect(),
+        }
+    }
+
+    /// Writes the partial; the distinct cells of the `claimed` days are written as counts only
+    /// (see [`Acc::Counted`]).
+    pub fn encode(&self, w: &mut Writer, claimed: &dyn Fn(&NaiveDate) -> bool) {
+        let days = |w: &mut Writer, days: &HashMap<NaiveDate, Acc>| {
+            w.usize(days.len());
+            for (day, acc) in days {
+                w.date(*day);
+                acc.encode(w, claimed(day));
+            }
+        };
+        match self {
+            Partial::Total(acc) => {
+                w.usize(0);
+                acc.encode(w, false);
+            }
+            Partial::Daily(d) => {
+                w.usize(1);
+                days(w, d);
+            }
+            Partial::DailyBy(d) => {
+                w.usize(2);
+                w.usize(d.len());
+                for (day, by_dim) in d {
+                    w.date(*day);
+                    w.usize(by_dim.len());
+                    for (dim, acc) in by_dim {
+                        w.bytes(dim);
+                        acc.encode(w, claimed(day));
+                    }
+                }
+            }
+            Partial::Fused(d, dims) => {
+                w.usize(3);
+                w.usize(dims.len());
+                for dim in dims {
+                    w.bytes(dim);
+                }
+                days(w, d);
+            }
+            Partial::Derived(source) => {
+                w.usize(4);
+                w.usize(*source);
+            }
+        }
+    }
+
+    /// Reads a partial of the same shape as `template` (what a worker of the same plan hands
+    /// over) whose accumulators are of `kind`; `None` for anything else.
+    pub fn decode(r: &mut Reader<'_>, template: &Partial, kind: AccKind) -> Option<Partial> {
+        fn days(r: &mut Reader<'_>, kind: AccKind, dims: usize) -> Option<HashMap<NaiveDate, Acc>> {
+            let n = r.count(2)?;
+            let mut days = HashMap::with_capacity(n);
+            for _ in 0..n {
+                let day = r.date()?;
+                days.insert(day, Acc::decode(r, kind, dims)?);
+            }
+            Some(days)
+        }
+        let partial = match (r.usize()?, template) {
+            (0, Partial::Total(_)) => Partial::Total(Acc::decode(r, kind, 0)?),
+            (1, Partial::Daily(_)) => Partial::Daily(days(r, kind, 0)?),
+            (2, Partial::DailyBy(_)) => {
+                let n = r.count(2)?;
+                let mut out = HashMap::with_capacity(n);
+                for _ in 0..n {
+                    let day = r.date()?;
+                    let m = r.count(2)?;
+                    let mut by_dim = HashMap::with_capacity(m);
+                    for _ in 0..m {
+                        let dim = r.bytes()?.to_vec();
+                        by_dim.insert(dim, Acc::decode(r, kind, 0)?);
+                    }
+                    out.insert(day, by_dim);
+                }
+                Partial::DailyBy(out)
+            }
+            (3, Partial::Fused(..)) => {
+                let n = r.count(1)?;
+                let dims: Vec<Vec<u8>> = (0..n)
+                    .map(|_| r.bytes().map(<[u8]>::to_vec))
+                    .collect::<Option<_>>()?;
+                Partial::Fused(days(r, kind, dims.len())?, dims)
+            }
+            (4, Partial::Derived(source)) => {
+                (r.usize()? == *source).then_some(Partial::Derived(*source))?
+            }
+            _ => return None,
+        };
+        Some(partial)
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
-use vigil_engine::scan::{Record, TableProblem};
+use vigil_engine::scan::{Partition, PartitionFile, Record, TableProblem};
 
 use crate::text::{unsupported, Text};
 
@@ -29,6 +29,9 @@ enum Column {
 #[derive(Clone, Debug)]
 struct Part {
     path: PathBuf,
+    /// Its identity for incremental runs, and the values of its partition folders.
+    file: PartitionFile,
+    partitions: Vec<(String, Option<Vec<u8>>)>,
     /// Per header position, where its values come from.
     columns: Vec<Column>,
     row_groups: usize,
@@ -53,6 +56,8 @@ pub struct Dataset {
 struct Found {
     path: PathBuf,
     partitions: Vec<(String, Option<Vec<u8>>)>,
+    /// Its path relative to the dataset, size and modification time.
+    file: PartitionFile,
 }
 
 impl Dataset {
@@ -67,9 +72,11 @@ impl Dataset {
         if meta.is_dir() {
             walk(path, path, &mut Vec::new(), &mut found, &mut problems);
         } else if meta.is_file() {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
             found.push(Found {
                 path: path.to_path_buf(),
                 partitions: Vec::new(),
+                file: identity(name.into_owned(), &meta),
             });
         } else {
             return Err(TableProblem::Unreadable(
@@ -123,6 +130,8 @@ impl Dataset {
                     })
                     .collect(),
                 path: f.path,
+                file: f.file,
+                partitions: f.partitions,
                 row_groups,
             })
             .collect();
@@ -138,6 +147,49 @@ impl Dataset {
                 (0..p.row_groups).map(move |row_group| Segment { part, row_group })
             })
             .collect()
+    }
+
+    /// The partitions of the table, each the files of one folder (in the order of
+    /// [`Dataset::segments`]), keyed by the folder's path in the dataset and dated by the last
+    /// of its partition values that is a day (`YYYY-MM-DD`). A single file is one undated
+    /// partition.
+    pub fn partitions(&self) -> Vec<Partition> {
+        let mut out: Vec<Partition> = Vec::new();
+        let mut folder_of_last: Option<&str> = None;
+        let mut segment = 0;
+        for part in &self.parts {
+            let folder = part.file.path.rsplit_once('/').map_or("", |(f, _)| f);
+            let segments = segment..segment + part.row_groups;
+            segment += part.row_groups;
+            match out.last_mut() {
+                Some(last) if folder_of_last == Some(folder) => {
+                    last.files.push(part.file.clone());
+                    last.segments.end = segments.end;
+                }
+                _ => {
+                    // A folder whose files are not consecutive (a subfolder sorts between
+                    // them) gives several partitions, told apart by their rank.
+                    let rank = out
+                        .iter()
+                        .filter(|p| p.key.split('#').next() == Some(folder))
+                        .count();
+                    out.push(Partition {
+                        key: match rank {
+                            0 => folder.to_string(),
+                            n => format!("{folder}#{}", n + 1),
+                        },
+                        day: part.partitions.iter().rev().find_map(|(_, value)| {
+                            let text = std::str::from_utf8(value.as_deref()?).ok()?;
+                            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+                        }),
+                        files: vec![part.file.clone()],
+                        segments,
+                    });
+                    folder_of_last = Some(folder);
+                }
+            }
+        }
+        out
     }
 
     /// Reads the projected columns of one row group and gives each row to `fold`.
@@ -273,12 +325,29 @@ fn walk(
                 _ => problems.push(format!("folder `{shown}` is not a partition (`key=value`)")),
             },
             Ok(meta) if meta.is_file() => found.push(Found {
+                file: identity(shown, &meta),
                 path,
                 partitions: partitions.clone(),
             }),
             Ok(_) => problems.push(format!("`{shown}` is not a regular file")),
             Err(e) => problems.push(format!("`{shown}`: {e}")),
         }
+    }
+}
+
+/// A file's identity: its path in the dataset, size and modification time.
+fn identity(path: String, meta: &std::fs::Metadata) -> PartitionFile {
+    let modified_ns =
+        meta.modified()
+            .ok()
+            .and_then(|t| match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(after) => i64::try_from(after.as_nanos()).ok(),
+                Err(before) => i64::try_from(before.duration().as_nanos()).ok().map(|n| -n),
+            });
+    PartitionFile {
+        path,
+        size: meta.len(),
+        modified_ns,
     }
 }
 

@@ -8,6 +8,10 @@
 //! timestamps with a time zone become their UTC instant (`...Z`), timestamps without one stay
 //! naive (and follow `naive_timestamps`), dates stay dates, numbers are written in their
 //! shortest exact form and decimals with their scale. Linking this crate registers the format.
+//!
+//! Given a partition cache (an incremental run), a dataset is scanned partition by partition
+//! (each leaf `key=value/` folder), and unchanged older partitions reuse their stored results
+//! (see `vigil_engine::scan::incremental`).
 
 pub mod convert;
 mod dataset;
@@ -16,7 +20,7 @@ pub mod text;
 use std::path::{Path, PathBuf};
 
 use vigil_engine::config::TableConfig;
-use vigil_engine::scan::{scan_segments, ScanInput, TableProblem, TableScan};
+use vigil_engine::scan::{scan_partitions, ScanInput, TableProblem, TableScan};
 use vigil_engine::source::{FolderFormat, FormatRegistration};
 
 pub use dataset::Dataset;
@@ -55,6 +59,10 @@ impl FolderFormat for Parquet {
             .map(|d| d.header.clone())
             .map_err(Clone::clone);
         let segments = dataset.as_ref().map(Dataset::segments).unwrap_or_default();
+        let partitions = dataset
+            .as_ref()
+            .map(Dataset::partitions)
+            .unwrap_or_default();
         let read = |segment: &dataset::Segment,
                     projection: &[usize],
                     fold: &mut dyn FnMut(&dyn vigil_engine::scan::Record)|
@@ -64,13 +72,14 @@ impl FolderFormat for Parquet {
                 Err(problem) => Err(problem.clone()),
             }
         };
-        scan_segments(
+        scan_partitions(
             name,
             table,
             path.to_path_buf(),
             header,
             input,
             &segments,
+            &partitions,
             &read,
         )
     }
