@@ -801,7 +801,17 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
     };
     let cache = store.as_ref().map(|s| CacheView::new(s, &warehouse_id));
     crate::scan::set_workers(args.threads.map_or(0, usize::from));
-    let mut eval = runner::evaluate(&config, source.as_ref(), expected_date, scope);
+    // Partitioned tables reuse the stored results of unchanged partitions (a dry run too: it
+    // reads the store, and writes nothing).
+    let mut eval = runner::evaluate_cached(
+        &config,
+        source.as_ref(),
+        expected_date,
+        scope,
+        cache
+            .as_ref()
+            .map(|c| c as &dyn crate::scan::cache::PartitionCache),
+    );
     if let Some(severity) = config.state.schema_change_severity.severity() {
         eval.findings.extend(state::schema_changes(
             &previous.columns,
