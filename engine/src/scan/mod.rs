@@ -126,6 +126,9 @@ pub struct TableStats {
     pub rows: u64,
     /// Header names, in file order.
     pub columns: Vec<String>,
+    /// The columns' types as the source declares them (Parquet, PostgreSQL), in header order;
+    /// empty for CSV, whose columns have none.
+    pub column_types: Vec<String>,
     /// Required columns (and the date column) absent from the header, in config order.
     pub missing_columns: Vec<String>,
     /// Rows whose field count differs from the header's (their missing cells read as null).
@@ -629,6 +632,7 @@ fn finish(name: &str, plan: Plan<'_>, outputs: Vec<worker::Output>) -> Scanned {
     let stats = TableStats {
         rows: first.rows,
         columns: plan.header,
+        column_types: Vec::new(),
         missing_columns: plan.missing_columns,
         malformed_rows: first.malformed_rows,
         lookup_misses: input_lookup_names(&plan.lookups)

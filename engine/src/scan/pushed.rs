@@ -177,6 +177,7 @@ pub fn assemble(
             multiline: Default::default(),
             rows: computed.rows,
             columns: binding.header,
+            column_types: Vec::new(),
             missing_columns: binding.missing_columns,
             malformed_rows: 0,
             lookup_misses: computed.lookup_misses,

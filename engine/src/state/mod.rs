@@ -81,10 +81,11 @@ pub fn store_path(
 }
 
 /// The findings of tables whose columns changed since the warehouse's last run that read
-/// them: columns added, removed, and removed-and-added pairs that look like a rename (same
-/// position or similar names).
+/// them: columns added, removed, removed-and-added pairs that look like a rename (same
+/// position or similar names), and columns whose type changed (where the source has types:
+/// Parquet, PostgreSQL).
 pub fn schema_changes(
-    previous: &BTreeMap<String, Vec<String>>,
+    previous: &BTreeMap<String, Vec<(String, String)>>,
     scans: &[TableScan],
     severity: Severity,
 ) -> Vec<Finding> {
@@ -93,75 +94,156 @@ pub fn schema_changes(
         let (Ok(stats), Some(before)) = (&scan.outcome, previous.get(&scan.table)) else {
             continue;
         };
-        let now = &stats.columns;
-        if now == before {
-            continue;
+        let now: Vec<(String, String)> = stats
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    c.clone(),
+                    stats.column_types.get(i).cloned().unwrap_or_default(),
+                )
+            })
+            .collect();
+        if let Some(finding) = schema_change(&scan.table, before, &now, severity) {
+            findings.push(finding);
         }
-        let mut removed: Vec<&String> = before.iter().filter(|c| !now.contains(c)).collect();
-        let mut added: Vec<&String> = now.iter().filter(|c| !before.contains(c)).collect();
-        let mut renamed = Vec::new();
-        for r in removed.clone() {
-            let at = before.iter().position(|c| c == r);
-            let similar = added.iter().position(|a| {
-                now.iter().position(|c| c == *a) == at
-                    || strsim::normalized_damerau_levenshtein(&a.to_lowercase(), &r.to_lowercase())
-                        >= 0.6
-            });
-            if let Some(i) = similar {
-                renamed.push((r, added.remove(i)));
-                removed.retain(|c| *c != r);
-            }
-        }
-        let mut parts = Vec::new();
-        let list = |cols: &[&String]| {
-            cols.iter()
-                .map(|c| format!("`{c}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        if !added.is_empty() {
-            parts.push(format!("added {}", list(&added)));
-        }
-        if !removed.is_empty() {
-            parts.push(format!("removed {}", list(&removed)));
-        }
-        if !renamed.is_empty() {
-            let pairs: Vec<String> = renamed
-                .iter()
-                .map(|(r, a)| format!("`{r}` -> `{a}`"))
-                .collect();
-            parts.push(format!("renamed (it looks like) {}", pairs.join(", ")));
-        }
-        if parts.is_empty() {
-            parts.push("the same columns in another order".into());
-        }
-        findings.push(
-            Finding::new(
-                severity,
-                STATE_RULE,
-                format!("schema:{}_columns_changed", scan.table),
-                format!(
-                    "Table {} changed its columns since the last run: {}",
-                    scan.table,
-                    parts.join("; ")
-                ),
-            )
-            .context(json!({
-                "table": scan.table,
-                "added": added,
-                "removed": removed,
-                "renamed": renamed.iter().map(|(r, a)| json!({"from": r, "to": a})).collect::<Vec<_>>(),
-                "before": before,
-                "now": now,
-            })),
-        );
     }
     findings
+}
+
+/// The schema-change finding of one table, if its columns changed.
+fn schema_change(
+    table: &str,
+    before: &[(String, String)],
+    now: &[(String, String)],
+    severity: Severity,
+) -> Option<Finding> {
+    let names = |cols: &[(String, String)]| -> Vec<String> {
+        cols.iter().map(|(n, _)| n.clone()).collect()
+    };
+    let (was, is) = (names(before), names(now));
+    let retyped: Vec<(String, String, String)> = now
+        .iter()
+        .filter_map(|(name, kind)| {
+            let (_, old) = before.iter().find(|(n, _)| n == name)?;
+            (!kind.is_empty() && !old.is_empty() && old != kind)
+                .then(|| (name.clone(), old.clone(), kind.clone()))
+        })
+        .collect();
+    if was == is && retyped.is_empty() {
+        return None;
+    }
+    let mut removed: Vec<&String> = was.iter().filter(|c| !is.contains(c)).collect();
+    let mut added: Vec<&String> = is.iter().filter(|c| !was.contains(c)).collect();
+    let mut renamed = Vec::new();
+    for r in removed.clone() {
+        let at = was.iter().position(|c| c == r);
+        let similar = added.iter().position(|a| {
+            is.iter().position(|c| c == *a) == at
+                || strsim::normalized_damerau_levenshtein(&a.to_lowercase(), &r.to_lowercase())
+                    >= 0.6
+        });
+        if let Some(i) = similar {
+            renamed.push((r, added.remove(i)));
+            removed.retain(|c| *c != r);
+        }
+    }
+    let list = |cols: &[&String]| {
+        cols.iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if !added.is_empty() {
+        parts.push(format!("added {}", list(&added)));
+    }
+    if !removed.is_empty() {
+        parts.push(format!("removed {}", list(&removed)));
+    }
+    if !renamed.is_empty() {
+        let pairs: Vec<String> = renamed
+            .iter()
+            .map(|(r, a)| format!("`{r}` -> `{a}`"))
+            .collect();
+        parts.push(format!("renamed (it looks like) {}", pairs.join(", ")));
+    }
+    if !retyped.is_empty() {
+        let changes: Vec<String> = retyped
+            .iter()
+            .map(|(c, old, new)| format!("`{c}` {old} -> {new}"))
+            .collect();
+        parts.push(format!("retyped {}", changes.join(", ")));
+    }
+    if parts.is_empty() {
+        parts.push("the same columns in another order".into());
+    }
+    Some(
+        Finding::new(
+            severity,
+            STATE_RULE,
+            format!("schema:{table}_columns_changed"),
+            format!(
+                "Table {table} changed its columns since the last run: {}",
+                parts.join("; ")
+            ),
+        )
+        .context(json!({
+            "table": table,
+            "added": added,
+            "removed": removed,
+            "renamed": renamed.iter().map(|(r, a)| json!({"from": r, "to": a})).collect::<Vec<_>>(),
+            "retyped": retyped.iter().map(|(c, old, new)| json!({"column": c, "from": old, "to": new})).collect::<Vec<_>>(),
+            "before": was,
+            "now": is,
+        })),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cols(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn schema_changes_name_added_removed_renamed_and_retyped_columns() {
+        let before = cols(&[
+            ("id", "Int64"),
+            ("revenue", "Float64"),
+            ("ts", "Utf8"),
+            ("old", "Utf8"),
+        ]);
+        let now = cols(&[
+            ("id", "Utf8"),
+            ("order_revenue", "Float64"),
+            ("ts", "Utf8"),
+            ("new_flag", "Boolean"),
+        ]);
+        let f = schema_change("orders", &before, &now, Severity::Warn).unwrap();
+        assert_eq!(f.check, "schema:orders_columns_changed");
+        assert_eq!(
+            f.message,
+            "Table orders changed its columns since the last run: renamed (it looks like) \
+             `revenue` -> `order_revenue`, `old` -> `new_flag`; retyped `id` Int64 -> Utf8"
+        );
+        // CSV has no types: only names count.
+        let csv = cols(&[("id", ""), ("revenue", ""), ("ts", ""), ("old", "")]);
+        assert!(schema_change("orders", &before, &csv, Severity::Warn).is_none());
+        assert!(schema_change("orders", &before, &before, Severity::Warn).is_none());
+        let dropped = cols(&[("id", "Int64"), ("ts", "Utf8")]);
+        let f = schema_change("orders", &before, &dropped, Severity::Warn).unwrap();
+        assert!(
+            f.message.ends_with("removed `revenue`, `old`"),
+            "{}",
+            f.message
+        );
+    }
 
     #[test]
     fn dedup_keys_are_bounded_unique_and_stable() {

@@ -200,8 +200,9 @@ pub struct Previous {
     pub silences: Vec<Silence>,
     /// The expected partition of the warehouse's latest run.
     pub latest: Option<NaiveDate>,
-    /// Each table's columns at the warehouse's latest run that read it.
-    pub columns: BTreeMap<String, Vec<String>>,
+    /// Each table's columns (name, type; the type empty where the source has none) at the
+    /// warehouse's latest run that read it.
+    pub columns: BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// Which notices reached every destination they were routed to.
@@ -492,7 +493,7 @@ impl Store {
             .map_err(e)?;
         for row in rows {
             let (table, list) = row.map_err(e)?;
-            let list: Vec<String> = serde_json::from_str(&list).map_err(|err| {
+            let list: Vec<(String, String)> = serde_json::from_str(&list).map_err(|err| {
                 StateError::NotAStore(self.path.clone(), format!("columns of {table}: {err}"))
             })?;
             columns.insert(table, list);
@@ -909,7 +910,13 @@ impl Store {
                     }
                 }
                 if let Ok(stats) = &scan.outcome {
-                    let list = serde_json::to_string(&stats.columns).unwrap_or_default();
+                    let typed: Vec<(&String, &str)> = stats
+                        .columns
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (c, stats.column_types.get(i).map_or("", String::as_str)))
+                        .collect();
+                    let list = serde_json::to_string(&typed).unwrap_or_default();
                     columns
                         .execute(params![
                             record.warehouse_id,

@@ -49,6 +49,8 @@ pub struct Segment {
 pub struct Dataset {
     /// The columns: those of the files in order of first appearance, then partition keys.
     pub header: Vec<String>,
+    /// Each header column's type (the first file's Arrow type that has it; `partition key`).
+    pub types: Vec<String>,
     parts: Vec<Part>,
 }
 
@@ -84,15 +86,18 @@ impl Dataset {
             ));
         }
         let mut header: Vec<String> = Vec::new();
+        let mut types: Vec<String> = Vec::new();
         let mut schemas = Vec::new();
         for f in &found {
             match schema(&f.path) {
-                Ok((names, row_groups)) => {
-                    for name in &names {
+                Ok((fields, row_groups)) => {
+                    for (name, kind) in &fields {
                         if !header.contains(name) {
                             header.push(name.clone());
+                            types.push(kind.clone());
                         }
                     }
+                    let names: Vec<String> = fields.into_iter().map(|(n, _)| n).collect();
                     schemas.push((names, row_groups));
                 }
                 Err(e) => problems.push(format!("{}: {e}", f.path.display())),
@@ -112,6 +117,7 @@ impl Dataset {
             for (key, _) in &f.partitions {
                 if !header.contains(key) {
                     header.push(key.clone());
+                    types.push("partition key".into());
                 }
             }
         }
@@ -135,7 +141,11 @@ impl Dataset {
                 row_groups,
             })
             .collect();
-        Ok(Dataset { header, parts })
+        Ok(Dataset {
+            header,
+            types,
+            parts,
+        })
     }
 
     /// Every row group of every file, in file order.
@@ -270,7 +280,7 @@ impl Record for BatchRow<'_> {
 
 /// A file's top-level column names and its number of row groups; a column whose type has no
 /// text form is an error naming it.
-fn schema(path: &Path) -> Result<(Vec<String>, usize), String> {
+fn schema(path: &Path) -> Result<(Vec<(String, String)>, usize), String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| e.to_string())?;
     let mut names = Vec::new();
@@ -278,7 +288,7 @@ fn schema(path: &Path) -> Result<(Vec<String>, usize), String> {
         if let Some(why) = unsupported(field.data_type()) {
             return Err(format!("column `{}`: {why}", field.name()));
         }
-        names.push(field.name().clone());
+        names.push((field.name().clone(), field.data_type().to_string()));
     }
     Ok((names, builder.metadata().num_row_groups()))
 }

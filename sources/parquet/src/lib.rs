@@ -72,7 +72,7 @@ impl FolderFormat for Parquet {
                 Err(problem) => Err(problem.clone()),
             }
         };
-        scan_partitions(
+        let mut scan = scan_partitions(
             name,
             table,
             path.to_path_buf(),
@@ -81,7 +81,11 @@ impl FolderFormat for Parquet {
             &segments,
             &partitions,
             &read,
-        )
+        );
+        if let (Ok(stats), Ok(d)) = (&mut scan.outcome, &dataset) {
+            stats.column_types.clone_from(&d.types);
+        }
+        scan
     }
 
     fn header(&self, path: &Path) -> Result<Vec<String>, TableProblem> {

@@ -305,6 +305,18 @@ impl Source for PostgresSource {
                 return Ok(Err(TableProblem::Missing));
             };
             let header = sql::header(&relation, &joins);
+            // Each column's type as vigil reads it (looked-up columns: `lookup`), for the
+            // schema-change check.
+            let types: Vec<String> = relation
+                .columns
+                .iter()
+                .map(|(_, kind)| format!("{kind:?}").to_lowercase())
+                .chain(
+                    joins
+                        .iter()
+                        .flat_map(|j| j.columns.iter().map(|_| "lookup".to_string())),
+                )
+                .collect();
             let binding = bind(header, table, input.requests, &failed);
             let query = sql::plan(&sql::Postgres, table, &relation, &joins, &binding);
             let params: Vec<Box<dyn postgres::types::ToSql + Sync>> = query
@@ -324,13 +336,11 @@ impl Source for PostgresSource {
                     TableProblem::Unreadable(format!("the query failed: {}", explain(&e)))
                 });
             let _ = tx.rollback();
-            Ok(Ok(assemble(
-                name,
-                location.clone(),
-                binding,
-                computed,
-                input,
-            )))
+            let mut scan = assemble(name, location.clone(), binding, computed, input);
+            if let Ok(stats) = &mut scan.outcome {
+                stats.column_types = types;
+            }
+            Ok(Ok(scan))
         };
         let problem = match run() {
             Ok(Ok(scan)) => return scan,
