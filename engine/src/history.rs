@@ -84,16 +84,9 @@ pub fn silence_list(path: &Path, format: Format, out: &mut dyn Write) -> Result<
             let list: Vec<_> = silences
                 .iter()
                 .map(|s| {
-                    json!({
-                        "id": s.id,
-                        "check": s.check,
-                        "subject": s.subject,
-                        "until": s.until.to_string(),
-                        "reason": s.reason,
-                        "created_by": s.created_by,
-                        "origin": s.origin,
-                        "expired": s.until < today,
-                    })
+                    let mut shown = serde_json::to_value(s).unwrap_or_default();
+                    shown["expired"] = json!(s.until < today);
+                    shown
                 })
                 .collect();
             let _ = writeln!(out, "{}", json!({ "silences": list }));

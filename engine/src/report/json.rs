@@ -163,15 +163,7 @@ fn incident(info: &RunInfo<'_>, t: &Tracked) -> Value {
 }
 
 fn silence(s: &Silence) -> Value {
-    json!({
-        "id": s.id,
-        "check": s.check,
-        "subject": s.subject,
-        "until": s.until.to_string(),
-        "reason": s.reason,
-        "by": s.created_by,
-        "origin": s.origin,
-    })
+    serde_json::to_value(s).unwrap_or(Value::Null)
 }
 
 /// The run's history: where it is kept, the incidents this run resolved, expired silences.
