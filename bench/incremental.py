@@ -23,6 +23,7 @@ Needs: cargo. Honours CARGO_TARGET_DIR. The warehouse is kept in WORK and reused
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -87,10 +88,17 @@ def move_last_day(folder: Path, aside: Path, back: bool) -> None:
 
 
 def timed(command: list) -> tuple[float, dict]:
+    """Runs the example; returns its wall time and its JSON line, with its CPU seconds (user +
+    system, from the children's resource usage: less sensitive than the wall time to other work
+    on the machine) as `cpu`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = run(command)
     wall = time.perf_counter() - start
-    return wall, json.loads(done.stdout.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, out
 
 
 def summary(walls: list[float]) -> dict:
@@ -104,6 +112,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=TARGET / "bench" / "incremental-M")
     args = parser.parse_args()
     vigil, incremental, csv2parquet = build()
+    load_before = os.getloadavg()
     work = args.work
     folder, config = warehouse(vigil, csv2parquet, work, args.sessions_per_day)
     aside = work / "aside"
@@ -123,11 +132,13 @@ def main() -> None:
 
     reference = work / "findings-full.txt"
     results = {"full": [], "incremental": {7: [], 0: []}}
+    cpu = {"full": [], 7: [], 0: []}
     details = {}
     for i in range(args.runs):
         findings = work / f"findings-full-{i}.txt"
         wall, out = timed([*base, END, "--findings", findings])
         results["full"].append(wall)
+        cpu["full"].append(out["cpu"])
         details["full"] = out
         if i == 0:
             shutil.copy(findings, reference)
@@ -140,26 +151,29 @@ def main() -> None:
             wall, out = timed([*base, END, "--cache", cache, "--recompute-days", days,
                                "--findings", findings])
             results["incremental"][days].append(wall)
+            cpu[days].append(out["cpu"])
             details[f"incremental-{days}"] = out
             if findings.read_text() != reference.read_text():
                 sys.exit(f"incremental (recompute_days {days}) findings differ from the full "
                          f"run's: {findings} vs {reference}")
 
     full = summary(results["full"])
-    rows = [("full (no cache)", full, details["full"])]
+    full_cpu = statistics.median(cpu["full"])
+    rows = [("full (no cache)", full, full_cpu, details["full"])]
     for days in (7, 0):
         rows.append((f"incremental, recompute_days {days}", summary(results["incremental"][days]),
-                     details[f"incremental-{days}"]))
+                     statistics.median(cpu[days]), details[f"incremental-{days}"]))
     print(f"\nDay {DAYS} ({END}) of a {DAYS}-day partitioned Parquet warehouse, "
           f"{args.sessions_per_day:,} sessions/day, {os.cpu_count()} cores, "
           f"median of {args.runs} runs; findings and metrics identical to the full run.\n")
-    print("| run | median s | min-max s | speedup | sessions read/reused | sessions scan s "
-          "| orders s | attribution s | cache load+save s | cache MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, s, d in rows:
+    print(f"Load average before and after: {load_before}, {os.getloadavg()}.\n")
+    print("| run | median s | min-max s | speedup | CPU s | CPU ratio | sessions read/reused "
+          "| sessions scan s | orders s | attribution s | cache load+save s | cache MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, s, c, d in rows:
         t = d["tables"]
         print(f"| {name} | {s['median']:.3f} | {s['min']:.3f}-{s['max']:.3f} "
-              f"| {full['median'] / s['median']:.1f}x "
+              f"| {full['median'] / s['median']:.1f}x | {c:.3f} | {full_cpu / c:.1f}x "
               f"| {t['sessions']['read']}/{t['sessions']['reused']} "
               f"| {t['sessions']['seconds']:.3f} | {t['orders']['seconds']:.3f} "
               f"| {t['attribution']['seconds']:.3f} | {d['load'] + d['save']:.3f} "
@@ -170,6 +184,8 @@ def main() -> None:
             print(f"  {table}: {t['full_scan_reason']}")
     (work / "results.json").write_text(json.dumps(
         {"runs": args.runs, "sessions_per_day": args.sessions_per_day, "cores": os.cpu_count(),
+         "load_average": [load_before, os.getloadavg()],
+         "cpu_seconds": {"full": cpu["full"], **{f"incremental-{d}": cpu[d] for d in (7, 0)}},
          "warm_run_seconds": warm_wall, "seconds": {"full": full, **{
              f"incremental-{d}": summary(results["incremental"][d]) for d in (7, 0)}},
          "last_run": details}, indent=2))
