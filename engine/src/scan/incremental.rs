@@ -8,8 +8,9 @@
 //! A stored entry is keyed by the partition's folder; its value holds the partition's identity
 //! (every file's relative path, size and modification time in nanoseconds, and a fingerprint of
 //! the table's plan: vigil's version and the encoding, the table config, the requests, the
-//! header and the indexes the table looks up), then the worker output of the partition: table
-//! health counts, unparsable-date samples and one partial value per request, then a checksum.
+//! header, the index it hands over and the indexes it looks up), then the worker output of the
+//! partition: table health counts, unparsable-date samples, one partial value per request and
+//! the rows it hands over, then a checksum.
 //! An entry that does not match or does not decode is ignored and the partition read.
 //!
 //! Distinct counts: a day whose rows all sit in one partition (when it is stored) keeps only its
