@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use vigil_engine::config::Config;
+use vigil_engine::metric::{Measure, MetricValue};
 use vigil_engine::rule::Scope;
 use vigil_engine::runner::{evaluate, evaluate_cached, Evaluation};
 use vigil_engine::scan::cache::PartitionCache;
@@ -173,9 +174,10 @@ fn the_next_days_run_reads_only_changed_partitions_and_finds_what_a_full_run_fin
         (s.read, s.reused, s.full_scan_reason),
         (19 + undated, 0, None)
     );
-    // Orders counts duplicates and hands an index to attribution; attribution is one file.
-    let orders = stats(&first, "orders").full_scan_reason.unwrap();
-    assert!(orders.contains("looks rows up"), "{orders}");
+    // Orders (duplicates, an index for attribution) is read by partition too; attribution, one
+    // file dated through its lookup of orders, is read whole.
+    let o = stats(&first, "orders");
+    assert_eq!((o.read, o.reused, o.full_scan_reason), (19, 0, None));
     let attribution = stats(&first, "attribution").full_scan_reason.unwrap();
     assert!(
         attribution.contains("not partitioned by day"),
@@ -195,6 +197,8 @@ fn the_next_days_run_reads_only_changed_partitions_and_finds_what_a_full_run_fin
         (s.read, s.reused, s.full_scan_reason),
         (9 + undated, 10, None)
     );
+    let o = stats(&second, "orders");
+    assert_eq!((o.read, o.reused, o.full_scan_reason), (8, 12, None));
 
     // The same day again with nothing changed: only the recomputed days are read.
     let again = run_both(&warehouse, &config, LAST, &cache);
@@ -223,11 +227,36 @@ fn rows_of_a_reused_day_in_another_partition_make_it_read_again_and_counts_stay_
         copy.join("part-0.parquet"),
     )
     .unwrap();
+    // A copy of 03-02's orders in a folder read before every other: its rows come first, so
+    // the rows of the (reused) 03-02 partition become the duplicates, and the copy's rows the
+    // ones attribution looks up.
+    let orders = warehouse.join("fct_orders");
+    let early = orders.join("order_date=0-copy");
+    std::fs::create_dir_all(&early).unwrap();
+    std::fs::copy(
+        orders.join("order_date=2025-03-02/part-0.parquet"),
+        early.join("part-0.parquet"),
+    )
+    .unwrap();
     let second = run_both(&warehouse, &config, LAST, &cache);
     let undated = undated(&warehouse);
     // Read: the 8 recomputed days, the copy, 03-02 again, and the undated partition.
     let s = stats(&second, "sessions");
     assert_eq!((s.read, s.reused), (10 + undated, 11));
+    // Orders: the recomputed days and the copy are read; 03-02, which kept only counts for
+    // its distinct transactions, is read again.
+    let o = stats(&second, "orders");
+    assert_eq!((o.read, o.reused), (10, 11));
+    let orders = second.scans.iter().find(|s| s.table == "orders").unwrap();
+    let duplicates = orders
+        .metrics
+        .iter()
+        .find(|(r, _)| matches!(r.measure, Measure::Duplicates(_)))
+        .and_then(|(_, value)| value.clone().ok());
+    let Some(MetricValue::Daily(daily)) = duplicates else {
+        panic!("{duplicates:?}")
+    };
+    assert!(daily[&day("2025-03-02")] > 0.0, "{daily:?}");
     // Stored again with the hashes of 03-02 (shared with the copy): now reusable.
     let third = run_both(&warehouse, &config, LAST, &cache);
     let s = stats(&third, "sessions");
@@ -269,7 +298,7 @@ fn damaged_cache_entries_are_ignored_and_their_partitions_read() {
     assert_eq!((s.read, s.reused), (8 + 6 + undated, 6));
     // Every partition read is stored again (and only those).
     let (_, puts) = cache.take_counts();
-    assert_eq!(puts, s.read);
+    assert_eq!(puts, s.read + stats(&second, "orders").read);
     let s = stats(&run_both(&warehouse, &config, LAST, &cache), "sessions");
     assert_eq!((s.read, s.reused), (8 + undated, 12));
 }

@@ -8,16 +8,21 @@
 //! A stored entry is keyed by the partition's folder; its value holds the partition's identity
 //! (every file's relative path, size and modification time in nanoseconds, and a fingerprint of
 //! the table's plan: vigil's version and the encoding, the table config, the requests, the
-//! header and the indexes the table looks up), then the worker output of the partition: table
-//! health counts, unparsable-date samples and one partial value per request, then a checksum.
+//! header, the index it hands over and the indexes it looks up), then the worker output of the
+//! partition: table health counts, unparsable-date samples, one partial value per request and
+//! the rows it hands over, then a checksum.
 //! An entry that does not match or does not decode is ignored and the partition read.
 //!
 //! Distinct counts: a day whose rows all sit in one partition (when it is stored) keeps only its
 //! counts, any other day its cell hashes; a reused partition whose count-only day has rows in
-//! another partition of the run is read again. Requests that depend on every row of the table at
-//! once (duplicates, a distinct count over the whole table) and tables that hand an index to
-//! another (the first row of each key wins) are scanned fully, with the reason in
-//! [`PartitionStats::full_scan_reason`].
+//! another partition of the run is read again. Order-dependent results merge in file order
+//! (partitions are read one worker each, in order): `duplicates` keeps each value with the
+//! group of its first row in the partition (a later partition's first row of a value an earlier
+//! one holds is a duplicate too), and the index a table hands to another keeps the first row of
+//! each key of the partition (the first partition's wins). A distinct count over the whole table
+//! needs every cell at once: such a table is scanned fully, with the reason in
+//! [`PartitionStats::full_scan_reason`]. A table that looks another up folds a fingerprint of
+//! the looked-up index into its identity (reused only while that index is unchanged).
 
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
@@ -225,18 +230,9 @@ pub fn scan_partitions<S: Sync>(
 
 /// Why the plan's results cannot be put together from partitions, if they cannot.
 fn whole_table(plan: &Plan<'_>) -> Option<String> {
-    if plan.export.is_some() {
-        return Some(
-            "another table looks rows up in it (the first row of each key wins, in file order)"
-                .into(),
-        );
-    }
     plan.bound
         .iter()
         .find_map(|b| match (&b.request.measure, &b.request.grouping) {
-            (Measure::Duplicates(c), _) => Some(format!(
-                "`duplicates` of `{c}` compares every row with all the rows before it"
-            )),
             (Measure::Distinct(c), Grouping::Total) => Some(format!(
                 "a distinct count of `{c}` over the whole table needs every row at once"
             )),
@@ -341,13 +337,14 @@ fn fingerprint(
         })
         .collect();
     let text = format!(
-        "{}\n{}\n{name}\n{}\n{}\n{:?}\n{:?}",
+        "{}\n{}\n{name}\n{}\n{}\n{:?}\n{:?}\n{:?}",
         String::from_utf8_lossy(MAGIC),
         env!("CARGO_PKG_VERSION"),
         serde_json::to_string(config).unwrap_or_default(),
         serde_json::to_string(input.requests).unwrap_or_default(),
         plan.header,
         lookups,
+        input.export,
     );
     [
         FixedState::with_seed(1).hash_one(&text),
@@ -424,6 +421,12 @@ fn encode(
     let claimed = |d: &NaiveDate| claims.binary_search(d).is_ok();
     for partial in &output.partials {
         partial.encode(&mut w, &claimed);
+    }
+    w.usize(output.index_rows.len());
+    for cells in output.index_rows.rows() {
+        for cell in cells {
+            w.bytes(cell);
+        }
     }
     let sum = checksum(&w.0);
     w.word(sum);
@@ -503,6 +506,13 @@ fn decode(
         .zip(kinds)
         .map(|(t, kind)| Partial::decode(&mut r, t, *kind))
         .collect::<Option<_>>()?;
+    let width = template.index_rows.width();
+    let mut index_rows = Rows::new(width - 1);
+    for _ in 0..r.count(width)? {
+        let key = r.bytes()?;
+        let values: Vec<&[u8]> = (1..width).map(|_| r.bytes()).collect::<Option<_>>()?;
+        index_rows.insert_first(key, values);
+    }
     if !r.is_empty() {
         return None;
     }
@@ -513,7 +523,7 @@ fn decode(
         dates,
         samples: vec![(partition.segments.start, samples)],
         partials,
-        index_rows: Rows::default(),
+        index_rows,
         multiline,
     };
     Some((output, claims))

@@ -65,6 +65,26 @@ impl Rows {
         self.by_key.is_empty()
     }
 
+    /// Cells per row: the key and the values.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Each row's cells (the key first), in the order they were inserted.
+    pub fn rows(&self) -> impl Iterator<Item = impl Iterator<Item = &[u8]>> {
+        (0..self.ends.len() / self.width.max(1))
+            .map(move |row| (0..self.width).map(move |i| self.cell(row, i)))
+    }
+
+    /// Adds the rows of `other` (of the same width) in their order, each unless a row with its
+    /// key is already held: the rows of a table read in parts, merged in file order.
+    pub fn append(&mut self, other: &Rows) {
+        for mut cells in other.rows() {
+            let key = cells.next().unwrap_or_default();
+            self.insert_first(key, cells);
+        }
+    }
+
     /// Every row's cells as held (keys and values in insertion order, where each cell ends,
     /// cells per row): equal for equal rows inserted in the same order.
     pub fn contents(&self) -> (&[u8], &[usize], usize) {

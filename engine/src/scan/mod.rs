@@ -583,6 +583,9 @@ fn finish(name: &str, plan: Plan<'_>, outputs: Vec<worker::Output>) -> Scanned {
         for (a, b) in first.partials.iter_mut().zip(output.partials) {
             a.merge(b);
         }
+        // Parts of a table that exports are merged in file order (the first row of a key
+        // wins).
+        first.index_rows.append(&output.index_rows);
     }
     if let Some(dates) = first.dates.as_mut() {
         // In file order, whichever worker read which segment.

@@ -167,6 +167,63 @@ pub enum Partial {
     Fused(HashMap<NaiveDate, Acc>, Vec<Vec<u8>>),
     /// Computed by the fused partial of the request at this position.
     Derived(usize),
+    /// [`Measure::Duplicates`]: the counts, and each value with the group (day, for a daily
+    /// grouping, and dimension value) of its first row. Merged in file order: the first row of
+    /// a value that an earlier part already holds is a duplicate too.
+    Ordered(Box<Partial>, FirstRows),
+}
+
+/// Values and the group of their first row: its day slot and dimension number.
+#[derive(Debug)]
+pub struct FirstRows {
+    /// Each value, with the day slot and dimension number of its first row.
+    values: HashMap<Vec<u8>, (usize, usize), FixedState>,
+    /// Days by slot (none for a total).
+    days: Vec<NaiveDate>,
+    /// Dimension values by number (none without a dimension).
+    dims: Vec<Vec<u8>>,
+}
+
+impl FirstRows {
+    /// Takes the values of a later part: returns the groups (day, dimension value) of those
+    /// this one already holds (duplicates), and adds the others.
+    fn absorb(&mut self, later: FirstRows) -> Vec<(Option<NaiveDate>, Vec<u8>)> {
+        fn number<T: PartialEq + Clone>(all: &mut Vec<T>, item: &T) -> usize {
+            match all.iter().position(|x| x == item) {
+                Some(n) => n,
+                None => {
+                    all.push(item.clone());
+                    all.len() - 1
+                }
+            }
+        }
+        let slots: Vec<usize> = later
+            .days
+            .iter()
+            .map(|d| number(&mut self.days, d))
+            .collect();
+        let dims: Vec<usize> = later
+            .dims
+            .iter()
+            .map(|d| number(&mut self.dims, d))
+            .collect();
+        let mut duplicates = Vec::new();
+        for (value, (slot, dim)) in later.values {
+            match self.values.entry(value) {
+                Entry::Occupied(_) => duplicates.push((
+                    later.days.get(slot).copied(),
+                    later.dims.get(dim).cloned().unwrap_or_default(),
+                )),
+                Entry::Vacant(entry) => {
+                    entry.insert((
+                        slots.get(slot).copied().unwrap_or(0),
+                        dims.get(dim).copied().unwrap_or(0),
+                    ));
+                }
+            }
+        }
+        duplicates
+    }
 }
 
 impl Partial {
@@ -222,7 +279,30 @@ impl Partial {
                 into(a, b);
             }
             (Partial::Derived(_), Partial::Derived(_)) => {}
+            (Partial::Ordered(a, firsts), Partial::Ordered(b, later)) => {
+                a.merge(*b);
+                for (day, dim) in firsts.absorb(later) {
+                    a.add_one(day, dim);
+                }
+            }
             _ => unreachable!("one request has one grouping"),
+        }
+    }
+
+    /// Adds one to the sum of a group (a duplicate found when merging).
+    fn add_one(&mut self, day: Option<NaiveDate>, dim: Vec<u8>) {
+        let acc = match (self, day) {
+            (Partial::Total(acc), _) => acc,
+            (Partial::Daily(days), Some(day)) => days.entry(day).or_insert(Acc::Sum(0.0)),
+            (Partial::DailyBy(days), Some(day)) => days
+                .entry(day)
+                .or_default()
+                .entry(dim)
+                .or_insert(Acc::Sum(0.0)),
+            _ => return,
+        };
+        if let Acc::Sum(sum) = acc {
+            *sum += 1.0;
         }
     }
 
@@ -281,6 +361,7 @@ impl Partial {
                 }
                 MetricValue::DailyBy(series)
             }
+            Partial::Ordered(counts, _) => counts.finish(span),
             Partial::Derived(_) => unreachable!("a derived partial is finished from its source"),
         }
     }
@@ -343,8 +424,9 @@ pub struct State {
     dims: Vec<Vec<u8>>,
     /// Dimension numbers by the hash of the value.
     dim_numbers: HashMap<u64, usize, FixedState>,
-    /// Exact values seen so far (only for [`Measure::Duplicates`]).
-    seen: HashSet<Vec<u8>, FixedState>,
+    /// Exact values seen so far, each with the group (day slot, dimension number) of its first
+    /// row (only for [`Measure::Duplicates`]).
+    seen: HashMap<Vec<u8>, (usize, usize), FixedState>,
     /// A per-day distinct count that also records each cell's dimension value.
     fused: bool,
     /// Computed by the fused state at this position: updates are skipped.
@@ -363,7 +445,7 @@ impl State {
             .then(Vec::new),
             dims: Vec::new(),
             dim_numbers: HashMap::with_hasher(HASHER),
-            seen: HashSet::with_hasher(HASHER),
+            seen: HashMap::with_hasher(HASHER),
             fused: false,
             derived_from: None,
         }
@@ -465,7 +547,11 @@ impl State {
             }
             return;
         }
-        let add = self.row_value(cell);
+        let dim = match self.sums {
+            Some(_) => 0,
+            None => self.dim_number(dim),
+        };
+        let add = self.row_value(cell, (slot, dim));
         if let Some(sums) = &mut self.sums {
             if sums.len() <= slot {
                 sums.resize(slot + 1, 0.0);
@@ -473,14 +559,14 @@ impl State {
             sums[slot] += add;
             return;
         }
-        let dim = self.dim_number(dim);
         if let Acc::Sum(sum) = self.acc(slot, dim, || Acc::Sum(0.0)) {
             *sum += add;
         }
     }
 
-    /// What a row adds to a sum-like measure.
-    fn row_value(&mut self, cell: &RowCell<'_>) -> f64 {
+    /// What a row adds to a sum-like measure; `group` is the row's (day slot, dimension
+    /// number).
+    fn row_value(&mut self, cell: &RowCell<'_>, group: (usize, usize)) -> f64 {
         match (&self.measure, cell.cell) {
             (Measure::Rows, _) => 1.0,
             (Measure::Sum(_), Cell::Number(n)) => n,
@@ -496,10 +582,10 @@ impl State {
                     .bytes
                     .filter(|b| !is_empty(Some(b)))
                     .unwrap_or_default();
-                if self.seen.contains(key) {
+                if self.seen.contains_key(key) {
                     1.0
                 } else {
-                    self.seen.insert(key.to_vec());
+                    self.seen.insert(key.to_vec(), group);
                     0.0
                 }
             }
@@ -519,7 +605,7 @@ impl State {
     }
 
     /// The groups keyed by date (`days[slot]`) and dimension value, for merging.
-    pub fn into_partial(self, days: &[NaiveDate]) -> Partial {
+    pub fn into_partial(mut self, days: &[NaiveDate]) -> Partial {
         if let Some(source) = self.derived_from {
             return Partial::Derived(source);
         }
@@ -532,6 +618,22 @@ impl State {
                 .collect();
             return Partial::Fused(days, self.dims);
         }
+        if let Measure::Duplicates(_) = self.measure {
+            let firsts = FirstRows {
+                values: std::mem::take(&mut self.seen),
+                days: match self.grouping {
+                    Grouping::Total => Vec::new(),
+                    _ => days.to_vec(),
+                },
+                dims: self.dims.clone(),
+            };
+            return Partial::Ordered(Box::new(self.groups(days)), firsts);
+        }
+        self.groups(days)
+    }
+
+    /// The groups of a state that is neither derived nor fused.
+    fn groups(self, days: &[NaiveDate]) -> Partial {
         if let Some(sums) = self.sums {
             return match self.grouping {
                 Grouping::Total => Partial::Total(Acc::Sum(sums.first().copied().unwrap_or(0.0))),
@@ -693,6 +795,7 @@ impl Partial {
             Partial::Total(_) | Partial::Derived(_) => Vec::new(),
             Partial::Daily(days) | Partial::Fused(days, _) => days.keys().copied().collect(),
             Partial::DailyBy(days) => days.keys().copied().collect(),
+            Partial::Ordered(counts, _) => counts.days(),
         }
     }
 
@@ -739,6 +842,24 @@ impl Partial {
                 w.usize(4);
                 w.usize(*source);
             }
+            Partial::Ordered(counts, firsts) => {
+                w.usize(5);
+                counts.encode(w, claimed);
+                w.usize(firsts.days.len());
+                for day in &firsts.days {
+                    w.date(*day);
+                }
+                w.usize(firsts.dims.len());
+                for dim in &firsts.dims {
+                    w.bytes(dim);
+                }
+                w.usize(firsts.values.len());
+                for (value, (slot, dim)) in &firsts.values {
+                    w.bytes(value);
+                    w.usize(*slot);
+                    w.usize(*dim);
+                }
+            }
         }
     }
 
@@ -781,6 +902,23 @@ impl Partial {
             }
             (4, Partial::Derived(source)) => {
                 (r.usize()? == *source).then_some(Partial::Derived(*source))?
+            }
+            (5, Partial::Ordered(counts, _)) => {
+                let counts = Partial::decode(r, counts, kind)?;
+                let days: Vec<NaiveDate> =
+                    (0..r.count(1)?).map(|_| r.date()).collect::<Option<_>>()?;
+                let dims: Vec<Vec<u8>> = (0..r.count(1)?)
+                    .map(|_| r.bytes().map(<[u8]>::to_vec))
+                    .collect::<Option<_>>()?;
+                let n = r.count(3)?;
+                let mut values = HashMap::with_capacity_and_hasher(n, HASHER);
+                for _ in 0..n {
+                    let value = r.bytes()?.to_vec();
+                    let slot = r.usize().filter(|s| *s < days.len().max(1))?;
+                    let dim = r.usize().filter(|d| *d < dims.len().max(1))?;
+                    values.insert(value, (slot, dim));
+                }
+                Partial::Ordered(Box::new(counts), FirstRows { values, days, dims })
             }
             _ => return None,
         };
