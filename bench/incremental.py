@@ -1,20 +1,19 @@
 """vigil's incremental-run benchmark: on a 91-day demo warehouse (50,000 sessions a day, size M)
 written as hive-partitioned Parquet datasets (one `<column>_day=YYYY-MM-DD/` folder per day for
-the sessions and the orders; attribution, which has no date column of its own, one file), the run
-for day 91 (2025-04-01):
+the sessions and the orders; attribution, which has no date column of its own, one file), the
+daily run for day 91 (2025-04-01), through the real command line:
 
-  full         without a partition cache: every partition read;
-  incremental  with the partition cache left by the run for day 90 (2025-03-31, made once with
-               day 91's partitions moved out of the datasets): only the partitions of the last
-               `recompute_days` days (7 by default, and 0) and changed ones are read.
+  full         `vigil run --no-state`: every partition read;
+  incremental  `vigil run --state FILE` with the state store left by the run for day 90
+               (2025-03-31, made once with day 91's partitions moved out of the datasets): only
+               the partitions of the last `run.recompute_days` days (7 by default, and 0) and
+               changed ones are read; the rest come from the store.
 
-Both go through the same entry point, the `incremental` example of the vigil crate
-(cli/examples/incremental.rs: config load, source, `runner::evaluate_cached`, no reports), whose
-cache is a file (until `vigil run --state FILE` keeps it in the state store). Each incremental run
-starts from a copy of the day-90 cache. `--runs` runs each (median, min-max reported); the
-findings and every metric of each incremental run must equal the full run's (the benchmark stops
-otherwise). It also reports where the time goes: per table scan time and partitions read/reused,
-and the cache's load/save time and size.
+Both write the four reports (the demo config has no alert destination; no quarantine). Each incremental run starts from a copy of the day-90 store. `--runs`
+runs each (median, min-max reported, and CPU seconds, steadier than wall time when the machine
+has other work); the findings and judged metrics of each incremental run must equal the full
+run's (the benchmark stops otherwise). It also reports the partitions read and reused per table
+and the store's size.
 
 Usage: python3 bench/incremental.py [--runs 3] [--work DIR] [--sessions-per-day 50000]
 Needs: cargo. Honours CARGO_TARGET_DIR. The warehouse is kept in WORK and reused when present.
@@ -47,12 +46,12 @@ def run(command: list, **kwargs) -> subprocess.CompletedProcess:
     return done
 
 
-def build() -> tuple[Path, Path, Path]:
-    for args in (["-p", "vigil", "--bin", "vigil", "--example", "incremental"],
+def build() -> tuple[Path, Path]:
+    for args in (["-p", "vigil", "--bin", "vigil"],
                  ["-p", "vigil-source-parquet", "--example", "csv2parquet"]):
         subprocess.run(["cargo", "build", "--release", "-q", *args], cwd=ROOT, check=True)
     release = TARGET / "release"
-    return release / "vigil", release / "examples" / "incremental", release / "examples" / "csv2parquet"
+    return release / "vigil", release / "examples" / "csv2parquet"
 
 
 def warehouse(vigil: Path, csv2parquet: Path, work: Path, sessions: int) -> tuple[Path, Path]:
@@ -87,108 +86,109 @@ def move_last_day(folder: Path, aside: Path, back: bool) -> None:
             inside.rename(outside)
 
 
-def timed(command: list) -> tuple[float, dict]:
-    """Runs the example; returns its wall time and its JSON line, with its CPU seconds (user +
-    system, from the children's resource usage: less sensitive than the wall time to other work
-    on the machine) as `cpu`."""
+def timed(command: list, reports: Path) -> tuple[float, float, dict]:
+    """Runs vigil; returns its wall time, its CPU seconds (user + system, from the children's
+    resource usage) and its JSON report."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = run(command)
+    done = subprocess.run([str(c) for c in command], capture_output=True, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = json.loads(done.stdout.strip().splitlines()[-1])
-    out["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, out
+    if done.returncode not in (0, 1):
+        sys.exit(f"failed ({done.returncode}): {' '.join(map(str, command))}\n{done.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    report = json.loads((reports / "monitoring_report.json").read_text())
+    return wall, cpu, report
 
 
-def summary(walls: list[float]) -> dict:
-    return {"median": statistics.median(walls), "min": min(walls), "max": max(walls), "runs": walls}
+def judged(report: dict) -> list:
+    """What must be equal between a full and an incremental run."""
+    findings = [[f[k] for k in ("severity", "check", "subject", "partition_date", "message",
+                                "value", "threshold")] for f in report["findings"]]
+    return [findings, report["observations"], report["daily_metrics"]]
+
+
+def summary(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "runs": values}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--sessions-per-day", type=int, default=50_000)
     parser.add_argument("--work", type=Path, default=TARGET / "bench" / "incremental-M")
+    parser.add_argument("--sessions-per-day", type=int, default=50_000)
     args = parser.parse_args()
-    vigil, incremental, csv2parquet = build()
-    load_before = os.getloadavg()
+    vigil, csv2parquet = build()
     work = args.work
     folder, config = warehouse(vigil, csv2parquet, work, args.sessions_per_day)
-    aside = work / "aside"
-    move_last_day(folder, aside, back=True)  # after an interrupted benchmark
-    base = [incremental, folder, config]
-
-    # The run for day 90 leaves the cache (every partition read and stored).
-    warm = work / "cache-day90.bin"
-    warm.unlink(missing_ok=True)
-    move_last_day(folder, aside, back=False)
-    try:
-        warm_wall, warm_out = timed([*base, PREVIOUS, "--cache", warm])
-    finally:
-        move_last_day(folder, aside, back=True)
-    print(f"day-90 run storing the cache: {warm_wall:.2f} s, {warm_out['cache_bytes']:,} bytes",
-          file=sys.stderr)
-
-    reference = work / "findings-full.txt"
-    results = {"full": [], "incremental": {7: [], 0: []}}
-    cpu = {"full": [], 7: [], 0: []}
-    details = {}
-    for i in range(args.runs):
-        findings = work / f"findings-full-{i}.txt"
-        wall, out = timed([*base, END, "--findings", findings])
-        results["full"].append(wall)
-        cpu["full"].append(out["cpu"])
-        details["full"] = out
-        if i == 0:
-            shutil.copy(findings, reference)
-        elif findings.read_text() != reference.read_text():
-            sys.exit(f"two full runs differ: {findings} vs {reference}")
-        for days in (7, 0):
-            cache = work / "cache-run.bin"
-            shutil.copy(warm, cache)
-            findings = work / f"findings-incremental-{days}-{i}.txt"
-            wall, out = timed([*base, END, "--cache", cache, "--recompute-days", days,
-                               "--findings", findings])
-            results["incremental"][days].append(wall)
-            cpu[days].append(out["cpu"])
-            details[f"incremental-{days}"] = out
-            if findings.read_text() != reference.read_text():
-                sys.exit(f"incremental (recompute_days {days}) findings differ from the full "
-                         f"run's: {findings} vs {reference}")
-
-    full = summary(results["full"])
-    full_cpu = statistics.median(cpu["full"])
-    rows = [("full (no cache)", full, full_cpu, details["full"])]
+    configs = {}
     for days in (7, 0):
-        rows.append((f"incremental, recompute_days {days}", summary(results["incremental"][days]),
-                     statistics.median(cpu[days]), details[f"incremental-{days}"]))
-    print(f"\nDay {DAYS} ({END}) of a {DAYS}-day partitioned Parquet warehouse, "
-          f"{args.sessions_per_day:,} sessions/day, {os.cpu_count()} cores, "
-          f"median of {args.runs} runs; findings and metrics identical to the full run.\n")
-    print(f"Load average before and after: {load_before}, {os.getloadavg()}.\n")
-    print("| run | median s | min-max s | speedup | CPU s | CPU ratio | sessions read/reused "
-          "| sessions scan s | orders s | attribution s | cache load+save s | cache MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, s, c, d in rows:
-        t = d["tables"]
+        configs[days] = work / f"vigil-recompute-{days}.yml"
+        configs[days].write_text(config.read_text() + f"run:\n  recompute_days: {days}\n")
+
+    def command(date: str, reports: Path, *extra) -> list:
+        return [vigil, "run", "--warehouse", folder, "--rules", configs[7],
+                "--output_dir", reports, "--expected_run_date", date, "--no-quarantine",
+                *extra]
+
+    # The run for day 90 leaves the store (every partition read and stored).
+    warm = work / "state-day90.sqlite"
+    if not warm.exists():
+        aside = work / "aside"
+        move_last_day(folder, aside, back=False)
+        try:
+            wall, _, _ = timed(command(PREVIOUS, work / "reports-90", "--state", warm),
+                               work / "reports-90")
+        finally:
+            move_last_day(folder, aside, back=True)
+        print(f"day-90 run storing the state: {wall:.2f} s, {warm.stat().st_size:,} bytes",
+              file=sys.stderr)
+    results = {"full": [], 7: [], 0: []}
+    cpu = {"full": [], 7: [], 0: []}
+    partitions = {}
+    for i in range(args.runs):
+        wall, seconds, full = timed(command(END, work / "reports-full", "--no-state"),
+                                    work / "reports-full")
+        results["full"].append(wall)
+        cpu["full"].append(seconds)
+        for days in (7, 0):
+            state = work / "state-run.sqlite"
+            shutil.copy(warm, state)
+            reports = work / f"reports-{days}"
+            cmd = [c if c != configs[7] else configs[days]
+                   for c in command(END, reports, "--state", state)]
+            # Each incremental run commits like a daily run (runs, findings, partitions).
+            wall, seconds, report = timed(cmd, reports)
+            results[days].append(wall)
+            cpu[days].append(seconds)
+            if judged(report) != judged(full):
+                sys.exit(f"incremental (recompute_days {days}) findings or metrics differ from "
+                         f"the full run's: compare {reports} with {work / 'reports-full'}")
+            partitions[days] = {t["table"]: t.get("partitions") for t in report["tables"]}
+        print(f"round {i + 1}: full {results['full'][-1]:.2f} s, incremental(7) "
+              f"{results[7][-1]:.2f} s, incremental(0) {results[0][-1]:.2f} s", file=sys.stderr)
+    full = statistics.median(results["full"])
+    print(f"\nday-91 run of a {DAYS}-day partitioned Parquet warehouse "
+          f"({args.sessions_per_day:,} sessions/day), {args.runs} runs, load average "
+          f"{os.getloadavg()[0]:.1f}; findings and judged metrics identical in every run\n")
+    print("| run | wall s (median) | min-max s | speedup | CPU s | sessions read/reused |"
+          " orders read/reused |")
+    print("|---|---:|---|---:|---:|---|---|")
+    for key, name in (("full", "full (`--no-state`)"),
+                      (7, "incremental, `recompute_days: 7`"),
+                      (0, "incremental, `recompute_days: 0`")):
+        s = summary(results[key])
+        shown = partitions.get(key, {})
+        cell = lambda t: ("all" if not shown.get(t) else
+                          f"{shown[t]['read']} / {shown[t]['reused']}")
         print(f"| {name} | {s['median']:.3f} | {s['min']:.3f}-{s['max']:.3f} "
-              f"| {full['median'] / s['median']:.1f}x | {c:.3f} | {full_cpu / c:.1f}x "
-              f"| {t['sessions']['read']}/{t['sessions']['reused']} "
-              f"| {t['sessions']['seconds']:.3f} | {t['orders']['seconds']:.3f} "
-              f"| {t['attribution']['seconds']:.3f} | {d['load'] + d['save']:.3f} "
-              f"| {d['cache_bytes'] / 2**20:.1f} |")
-    print("\nFull scans with cache (reasons):")
-    for table, t in details["incremental-7"]["tables"].items():
-        if t["full_scan_reason"]:
-            print(f"  {table}: {t['full_scan_reason']}")
+              f"| {full / s['median']:.1f}x | {statistics.median(cpu[key]):.2f} "
+              f"| {cell('sessions')} | {cell('orders')} |")
     (work / "results.json").write_text(json.dumps(
-        {"runs": args.runs, "sessions_per_day": args.sessions_per_day, "cores": os.cpu_count(),
-         "load_average": [load_before, os.getloadavg()],
-         "cpu_seconds": {"full": cpu["full"], **{f"incremental-{d}": cpu[d] for d in (7, 0)}},
-         "warm_run_seconds": warm_wall, "seconds": {"full": full, **{
-             f"incremental-{d}": summary(results["incremental"][d]) for d in (7, 0)}},
-         "last_run": details}, indent=2))
+        {"wall": {str(k): summary(v) for k, v in results.items()},
+         "cpu": {str(k): summary(v) for k, v in cpu.items()},
+         "partitions": {str(k): v for k, v in partitions.items()}}, indent=2))
 
 
 if __name__ == "__main__":
