@@ -239,7 +239,7 @@ fn silences_and_history_live_in_postgres() {
     let out = vigil(["silence", "list", "--state", &url]);
     assert!(out.stdout.starts_with("no silences in "), "{out:?}");
 
-    // `VIGIL_STATE` may name it too; the history of an empty store.
+    // The history of a store without runs.
     let out = vigil(["history", "--state", &url]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.starts_with("Runs (0):"), "{out:?}");

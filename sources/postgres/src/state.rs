@@ -80,11 +80,11 @@ impl PostgresStore {
     }
 
     fn schema_exists(&mut self) -> Result<bool, DbError> {
-        let rows = self.query(
+        let found = self.count(
             "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
             &[POSTGRES_SCHEMA.into()],
         )?;
-        Ok(rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0) > 0)
+        Ok(found > 0)
     }
 
     /// A count from a query.
