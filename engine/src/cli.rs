@@ -112,9 +112,10 @@ enum PluginCommand {
 /// Where the state store is, for the commands that read or edit it.
 #[derive(Debug, Args)]
 pub struct StoreArgs {
-    /// The state store file. Default: VIGIL_STATE, else `state.path` of the config (given
+    /// The state store: a SQLite file, or a database URL (`postgres://user@host/db`; the
+    /// password from PGPASSWORD). Default: VIGIL_STATE, else `state.path` of the config (given
     /// with --rules) in --output_dir.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE|URL")]
     pub state: Option<PathBuf>,
     /// The reports folder of the runs (where the store is by default).
     #[arg(
@@ -238,9 +239,10 @@ struct RunArgs {
     /// Read each table on at most N threads (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
-    /// The state store file (run history, incidents, silences). Default: VIGIL_STATE, else
+    /// The state store (run history, incidents, silences): a SQLite file, or a database URL
+    /// (`postgres://user@host/db`; the password from PGPASSWORD). Default: VIGIL_STATE, else
     /// `state.path` of the config in --output_dir.
-    #[arg(long, value_name = "FILE", conflicts_with = "no_state")]
+    #[arg(long, value_name = "FILE|URL", conflicts_with = "no_state")]
     state: Option<PathBuf>,
     /// Keep no history: every finding is new, nothing is resolved, nothing is stored.
     #[arg(long = "no-state")]
@@ -404,17 +406,17 @@ where
                     until,
                     reason,
                     store,
-                } => store_path(&store, &registry).and_then(|path| {
+                } => store_location(&store, &registry).and_then(|path| {
                     history::silence_add(&path, check, subject, until, reason, out)
                 }),
-                SilenceCommand::List { format, store } => store_path(&store, &registry)
+                SilenceCommand::List { format, store } => store_location(&store, &registry)
                     .and_then(|path| history::silence_list(&path, format, out)),
-                SilenceCommand::Remove { id, store } => store_path(&store, &registry)
+                SilenceCommand::Remove { id, store } => store_location(&store, &registry)
                     .and_then(|path| history::silence_remove(&path, id, out)),
             };
             result.map_or_else(|e| fail(err, &e), |()| EXIT_OK)
         }
-        Command::History(args) => store_path(&args.store, &registry)
+        Command::History(args) => store_location(&args.store, &registry)
             .and_then(|path| {
                 history::show(&path, args.check.as_deref(), args.since, args.format, out)
             })
@@ -469,8 +471,8 @@ fn plugin_check(
     }
 }
 
-/// The store file of `vigil silence` and `vigil history`.
-fn store_path(args: &StoreArgs, registry: &Registry) -> Result<PathBuf, String> {
+/// The store of `vigil silence` and `vigil history`.
+fn store_location(args: &StoreArgs, registry: &Registry) -> Result<state::Location, String> {
     let config = match &args.rules {
         Some(file) => {
             Config::load(file, registry)
@@ -479,7 +481,7 @@ fn store_path(args: &StoreArgs, registry: &Registry) -> Result<PathBuf, String> 
         }
         None => crate::config::StateConfig::default(),
     };
-    Ok(state::store_path(
+    Ok(state::store_location(
         args.state.as_deref(),
         std::env::var(state::STATE_ENV).ok(),
         &config,
@@ -677,7 +679,7 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         );
     }
     let state_path = (!args.no_state).then(|| {
-        state::store_path(
+        state::store_location(
             args.state.as_deref(),
             std::env::var(state::STATE_ENV).ok(),
             &config.state,
@@ -702,7 +704,12 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         let written = [
             ("reports folder", Some(args.output_dir.clone())),
             ("quarantine folder", target),
-            ("state store", state_path.clone()),
+            (
+                "state store",
+                state_path
+                    .as_ref()
+                    .and_then(|s| s.file().map(Path::to_path_buf)),
+            ),
         ];
         for (what, path) in written {
             if let Some(path) = path.filter(|p| inside(p, folder)) {
@@ -768,9 +775,9 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         })
         .collect();
     let opened = state_path
-        .as_deref()
-        .map(|path| {
-            Store::open(path, true).and_then(|store| {
+        .as_ref()
+        .map(|location| {
+            Store::open(location, true).and_then(|store| {
                 let previous = store.previous(&warehouse_id, &declared)?;
                 Ok((store, previous))
             })
@@ -871,7 +878,7 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         },
         lifecycle,
         warehouse_id,
-        store: store.as_ref().map(|s| s.path().to_path_buf()),
+        store: store.as_ref().map(|s| s.location().to_string()),
     };
     // Reports first (deliveries `pending` in them), then the alerts within their deadline, then
     // the JSON report once more with how the deliveries went: a delivery that hangs or a run

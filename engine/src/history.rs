@@ -2,7 +2,6 @@
 //! state store.
 
 use std::io::Write;
-use std::path::Path;
 
 use chrono::{NaiveDate, Utc};
 use clap::ValueEnum;
@@ -11,6 +10,7 @@ use serde_json::json;
 use crate::report::text;
 use crate::state::incident::Silence;
 use crate::state::store::Store;
+use crate::state::Location;
 
 /// How `vigil history` and `vigil silence list` print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -23,7 +23,7 @@ pub enum Format {
 
 /// `vigil silence add`: stores a silence and prints its id.
 pub fn silence_add(
-    path: &Path,
+    path: &Location,
     check: String,
     subject: Option<String>,
     until: NaiveDate,
@@ -60,7 +60,7 @@ pub fn silence_add(
         text::console(&covered(&silence)),
         silence.until,
         text::console(&silence.reason),
-        store.path().display()
+        store.location()
     );
     Ok(())
 }
@@ -75,7 +75,7 @@ fn covered(s: &Silence) -> String {
 
 /// `vigil silence list`: the silences not removed, with whether each is still active today
 /// (UTC) — a run judges a silence by its partition date.
-pub fn silence_list(path: &Path, format: Format, out: &mut dyn Write) -> Result<(), String> {
+pub fn silence_list(path: &Location, format: Format, out: &mut dyn Write) -> Result<(), String> {
     let store = Store::open(path, false).map_err(|e| e.to_string())?;
     let silences = store.silences().map_err(|e| e.to_string())?;
     let today = Utc::now().date_naive();
@@ -93,7 +93,7 @@ pub fn silence_list(path: &Path, format: Format, out: &mut dyn Write) -> Result<
         }
         Format::Text => {
             if silences.is_empty() {
-                let _ = writeln!(out, "no silences in {}", store.path().display());
+                let _ = writeln!(out, "no silences in {}", store.location());
                 return Ok(());
             }
             let rows: Vec<Vec<String>> = silences
@@ -120,7 +120,7 @@ pub fn silence_list(path: &Path, format: Format, out: &mut dyn Write) -> Result<
 }
 
 /// `vigil silence remove ID`.
-pub fn silence_remove(path: &Path, id: i64, out: &mut dyn Write) -> Result<(), String> {
+pub fn silence_remove(path: &Location, id: i64, out: &mut dyn Write) -> Result<(), String> {
     let store = Store::open(path, false).map_err(|e| e.to_string())?;
     if store
         .remove_silence(id, Utc::now())
@@ -131,14 +131,14 @@ pub fn silence_remove(path: &Path, id: i64, out: &mut dyn Write) -> Result<(), S
     } else {
         Err(format!(
             "no active silence #{id} in {} (see `vigil silence list`)",
-            store.path().display()
+            store.location()
         ))
     }
 }
 
 /// `vigil history`: the runs, then the incidents.
 pub fn show(
-    path: &Path,
+    path: &Location,
     check: Option<&str>,
     since: Option<NaiveDate>,
     format: Format,

@@ -283,8 +283,10 @@ impl Default for Operations {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
-    /// The SQLite file of the history. A relative path is resolved against the reports folder
-    /// (`--output_dir`). `--state FILE` and the environment variable `VIGIL_STATE` override it.
+    /// The SQLite file of the history, or a PostgreSQL URL (`postgres://user@host:5432/db`:
+    /// the history in its schema `vigil_state`; give the password in `PGPASSWORD`, not here). A
+    /// relative path is resolved against the reports folder (`--output_dir`). `--state` and the
+    /// environment variable `VIGIL_STATE` override it.
     pub path: String,
     /// The warehouse's name in the history and in alert dedup keys. Default: derived from the
     /// warehouse location; set it to keep the history when the location changes.

@@ -170,7 +170,7 @@ fn silence(s: &Silence) -> Value {
 fn state(info: &RunInfo<'_>) -> Value {
     let lifecycle = &info.lifecycle;
     json!({
-        "store": info.store.as_ref().map(|p| p.display().to_string()),
+        "store": info.store,
         "warehouse_id": info.warehouse_id,
         "advances_incidents": lifecycle.advances,
         "incidents": {

@@ -195,7 +195,7 @@ fn history(md: &mut String, info: &RunInfo<'_>) {
                 lifecycle.count(Status::New),
                 lifecycle.count(Status::Ongoing),
                 lifecycle.count(Status::Resolved),
-                md_code(&path.display().to_string()),
+                md_code(path),
                 md_text(&info.warehouse_id)
             );
         }

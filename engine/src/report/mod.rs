@@ -50,8 +50,9 @@ pub struct RunInfo<'a> {
     pub lifecycle: Lifecycle,
     /// The warehouse's id in the state store and in alert dedup keys.
     pub warehouse_id: String,
-    /// The state store, or `None` when the run keeps no history (`--no-state`).
-    pub store: Option<PathBuf>,
+    /// The state store as shown (a file, or a URL without its password), or `None` when the
+    /// run keeps no history (`--no-state`).
+    pub store: Option<String>,
     /// The values earlier runs judged for this run's metrics, by metric.
     pub judged: BTreeMap<String, Vec<StoredPoint>>,
 }

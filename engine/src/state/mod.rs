@@ -5,10 +5,14 @@
 //! A finding's *fingerprint* names its rule, check and subject (a channel, a column), never
 //! its date: the same problem on the next day is the same incident.
 
+pub mod db;
 pub mod incident;
+mod sqlite;
 pub mod store;
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -17,8 +21,8 @@ use crate::config::StateConfig;
 use crate::rule::{Finding, Severity};
 use crate::scan::TableScan;
 
-/// The environment variable that names the state store file (below `--state`, above
-/// `state.path`).
+/// The environment variable that names the state store, a file or a database URL (below
+/// `--state`, above `state.path`).
 pub const STATE_ENV: &str = "VIGIL_STATE";
 
 /// The rule id of the findings the state store adds (schema changes).
@@ -67,17 +71,61 @@ pub fn warehouse_id(config: &StateConfig, described: &str) -> String {
         .unwrap_or_else(|| format!("{:012x}", fnv1a(described.as_bytes()) >> 16))
 }
 
-/// The store file: `--state`, else `VIGIL_STATE`, else `state.path` (relative to the reports
-/// folder).
-pub fn store_path(
+/// Where a state store is: a SQLite file, or a database URL such as `postgres://...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file.
+    File(PathBuf),
+    /// A database URL (shown without its password).
+    Url(String),
+}
+
+impl Location {
+    /// A URL when `text` has a scheme (`postgres://...`), else a file.
+    pub fn parse(text: &OsStr) -> Location {
+        match text.to_str() {
+            Some(url) if url.contains("://") => Location::Url(url.to_string()),
+            _ => Location::File(PathBuf::from(text)),
+        }
+    }
+
+    /// The file of a SQLite store.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Location::File(path) => Some(path),
+            Location::Url(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    /// The file, or the URL with any password replaced by `***`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::File(path) => write!(f, "{}", path.display()),
+            Location::Url(url) => f.write_str(&crate::source::redact(url)),
+        }
+    }
+}
+
+/// The store: `--state`, else `VIGIL_STATE`, else `state.path` (a file relative to the reports
+/// folder, or a database URL).
+pub fn store_location(
     flag: Option<&Path>,
     env: Option<String>,
     config: &StateConfig,
     output_dir: &Path,
-) -> PathBuf {
-    flag.map(Path::to_path_buf)
-        .or_else(|| env.filter(|v| !v.is_empty()).map(PathBuf::from))
-        .unwrap_or_else(|| output_dir.join(&config.path))
+) -> Location {
+    if let Some(flag) = flag {
+        return Location::parse(flag.as_os_str());
+    }
+    if let Some(env) = env.filter(|v| !v.is_empty()) {
+        return Location::parse(OsStr::new(&env));
+    }
+    match Location::parse(OsStr::new(&config.path)) {
+        Location::File(path) => Location::File(output_dir.join(path)),
+        url => url,
+    }
 }
 
 /// The findings of tables whose columns changed since the warehouse's last run that read
@@ -242,6 +290,35 @@ mod tests {
             f.message.ends_with("removed `revenue`, `old`"),
             "{}",
             f.message
+        );
+    }
+
+    #[test]
+    fn a_store_is_a_file_or_a_url_shown_without_its_password() {
+        let config = StateConfig::default();
+        let out = Path::new("reports");
+        assert_eq!(
+            store_location(None, None, &config, out),
+            Location::File(PathBuf::from("reports/vigil-state.sqlite"))
+        );
+        let url = "postgres://vigil:s3cret@db:5432/state";
+        let at = store_location(None, Some(url.into()), &config, out);
+        assert_eq!(at, Location::Url(url.into()));
+        assert_eq!(at.to_string(), "postgres://vigil:***@db:5432/state");
+        let flag = store_location(
+            Some(Path::new("/tmp/s.sqlite")),
+            Some(url.into()),
+            &config,
+            out,
+        );
+        assert_eq!(flag.file(), Some(Path::new("/tmp/s.sqlite")));
+        let configured = StateConfig {
+            path: "postgresql://db/state".into(),
+            ..StateConfig::default()
+        };
+        assert_eq!(
+            store_location(None, Some(String::new()), &configured, out),
+            Location::Url("postgresql://db/state".into())
         );
     }
 

@@ -1,162 +1,67 @@
-//! The SQLite state store: runs, their findings and judged metrics, every computed daily metric
-//! value, incidents, silences, each table's columns, and the partial results of partitions.
+//! The state store: runs, their findings and judged metrics, every computed daily metric
+//! value, incidents, silences, each table's columns, and the partial results of partitions; in
+//! a SQLite file or a PostgreSQL database, through the same queries ([`super::db`]).
 //!
 //! A run reads what it needs at its start ([`Store::previous`]) and writes everything in one
-//! transaction at its end ([`Store::commit`]), so a killed run leaves the previous state. The
-//! file is in WAL mode with a busy timeout, so runs at once wait for each other's commit instead
-//! of failing or corrupting it. A file that is not a vigil store, is corrupt, or was written by
-//! a newer vigil is an error naming it, never recreated.
+//! transaction at its end ([`Store::commit`]), so a killed run leaves the previous state. Runs
+//! at once wait for each other's commit instead of failing or corrupting the store. A store
+//! that is not one, is corrupt, or was written by a newer vigil is an error naming it, never
+//! recreated.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde_json::{json, Value};
 
+use super::db::{self, Db, DbError, DbErrorKind, Param, Row, BUSY_TIMEOUT};
 use super::fingerprint;
 use super::incident::{Incident, Lifecycle, Notice, Silence, Status};
+use super::sqlite::{Sqlite, MIGRATIONS};
+use super::Location;
 use crate::metric::MetricValue;
-use crate::rule::{Observation, Severity};
+use crate::rule::Severity;
 use crate::runner::Evaluation;
 use crate::scan::cache::PartitionCache;
-
-/// `PRAGMA application_id` of a vigil store ("VIGL").
-const APPLICATION_ID: i32 = 0x5649_474C;
-
-/// How long a run waits for another run's commit.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The migrations, in order: the store's version is how many were applied.
-const MIGRATIONS: &[&str] = &[r"
-CREATE TABLE runs (
-    id TEXT PRIMARY KEY,
-    warehouse_id TEXT NOT NULL,
-    warehouse TEXT NOT NULL,
-    started TEXT NOT NULL,
-    finished TEXT NOT NULL,
-    config_hash TEXT NOT NULL,
-    expected_date TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    verdict TEXT NOT NULL,
-    errors INTEGER NOT NULL,
-    warnings INTEGER NOT NULL,
-    infos INTEGER NOT NULL,
-    vigil_version TEXT NOT NULL
-);
-CREATE INDEX runs_by_warehouse ON runs (warehouse_id, expected_date);
-CREATE TABLE incidents (
-    id INTEGER PRIMARY KEY,
-    warehouse_id TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    check_id TEXT NOT NULL,
-    subject TEXT,
-    severity TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
-    first_seen TEXT NOT NULL,
-    last_seen TEXT NOT NULL,
-    runs INTEGER NOT NULL,
-    opened_run TEXT NOT NULL,
-    last_run TEXT NOT NULL,
-    resolved_run TEXT,
-    resolved_on TEXT,
-    notified TEXT,
-    reminded TEXT,
-    message TEXT NOT NULL
-);
-CREATE UNIQUE INDEX one_open_incident ON incidents (warehouse_id, fingerprint)
-    WHERE status = 'open';
-CREATE TABLE findings (
-    run_id TEXT NOT NULL REFERENCES runs (id),
-    fingerprint TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    check_id TEXT NOT NULL,
-    subject TEXT,
-    partition_date TEXT,
-    message TEXT NOT NULL,
-    value REAL,
-    threshold REAL,
-    incident_id INTEGER REFERENCES incidents (id),
-    silence_id INTEGER
-);
-CREATE INDEX findings_by_run ON findings (run_id);
-CREATE TABLE observations (
-    run_id TEXT NOT NULL REFERENCES runs (id),
-    metric TEXT NOT NULL,
-    day TEXT NOT NULL,
-    value REAL,
-    center REAL,
-    spread REAL,
-    z REAL,
-    flagged INTEGER NOT NULL
-);
-CREATE INDEX observations_by_metric ON observations (metric, day);
-CREATE TABLE silences (
-    id INTEGER PRIMARY KEY,
-    check_id TEXT NOT NULL,
-    subject TEXT,
-    until TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    created TEXT NOT NULL,
-    created_by TEXT NOT NULL,
-    origin TEXT NOT NULL CHECK (origin IN ('store', 'config')),
-    expiry_reported INTEGER NOT NULL DEFAULT 0,
-    removed TEXT
-);
-CREATE TABLE metric_series (
-    warehouse_id TEXT NOT NULL,
-    table_name TEXT NOT NULL,
-    request TEXT NOT NULL,
-    series TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    PRIMARY KEY (warehouse_id, table_name, request)
-);
-CREATE VIEW daily_metrics AS
-    SELECT s.warehouse_id, s.table_name, s.request, s.run_id,
-           json_extract(e.value, '$[0]') AS day,
-           json_extract(e.value, '$[1]') AS dimension,
-           json_extract(e.value, '$[2]') AS value
-    FROM metric_series AS s, json_each(s.series) AS e;
-CREATE TABLE table_columns (
-    warehouse_id TEXT NOT NULL,
-    table_name TEXT NOT NULL,
-    columns TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    PRIMARY KEY (warehouse_id, table_name)
-);
-CREATE TABLE partition_cache (
-    warehouse_id TEXT NOT NULL,
-    table_name TEXT NOT NULL,
-    key TEXT NOT NULL,
-    bytes BLOB NOT NULL,
-    run_id TEXT NOT NULL,
-    PRIMARY KEY (warehouse_id, table_name, key)
-);
-"];
 
 /// The store version this vigil writes (and the newest it reads).
 pub const VERSION: i32 = MIGRATIONS.len() as i32;
 
-/// Why the store cannot be used. Every variant names the file.
+// Every database has the same migrations, version for version.
+const _: () = assert!(MIGRATIONS.len() == db::POSTGRES_MIGRATIONS.len());
+
+/// Why the store cannot be used. Every variant names the store (a file, or a database URL
+/// without its password).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StateError {
     /// `vigil silence list` or `history` on a store that does not exist.
-    Missing(PathBuf),
-    /// The file cannot be opened or created.
-    Open(PathBuf, String),
-    /// The file is not a vigil state store, or is corrupt.
-    NotAStore(PathBuf, String),
+    Missing(Location),
+    /// The store cannot be opened, created or reached.
+    Open(Location, String),
+    /// The store is not a vigil state store, or is corrupt.
+    NotAStore(Location, String),
     /// The store was written by a newer vigil.
-    Newer(PathBuf, i32),
+    Newer(Location, i32),
     /// Another run held the store longer than the busy timeout.
-    Busy(PathBuf),
+    Busy(Location),
     /// A query failed.
-    Sql(PathBuf, String),
+    Sql(Location, String),
+}
+
+impl StateError {
+    /// What a database error means for the store at `location`.
+    fn of(location: &Location, e: DbError) -> StateError {
+        let at = location.clone();
+        match e.kind {
+            DbErrorKind::Missing => StateError::Missing(at),
+            DbErrorKind::Open => StateError::Open(at, e.message),
+            DbErrorKind::NotAStore => StateError::NotAStore(at, e.message),
+            DbErrorKind::Newer(v) => StateError::Newer(at, v),
+            DbErrorKind::Busy => StateError::Busy(at),
+            DbErrorKind::Other => StateError::Sql(at, e.message),
+        }
+    }
 }
 
 impl fmt::Display for StateError {
@@ -164,27 +69,23 @@ impl fmt::Display for StateError {
         match self {
             StateError::Missing(p) => write!(
                 f,
-                "state store {} does not exist (a `vigil run` with the same --state or --output_dir creates it)",
-                p.display()
+                "state store {p} does not exist (a `vigil run` with the same --state or --output_dir creates it)"
             ),
-            StateError::Open(p, e) => write!(f, "cannot open the state store {}: {e}", p.display()),
+            StateError::Open(p, e) => write!(f, "cannot open the state store {p}: {e}"),
             StateError::NotAStore(p, e) => write!(
                 f,
-                "{} is not a usable vigil state store ({e}); vigil never recreates it: move it away to start a new history, or restore it from a backup",
-                p.display()
+                "{p} is not a usable vigil state store ({e}); vigil never recreates it: move it away to start a new history, or restore it from a backup"
             ),
             StateError::Newer(p, v) => write!(
                 f,
-                "the state store {} was written by a newer vigil (store version {v}, this vigil reads up to {VERSION}); upgrade vigil",
-                p.display()
+                "the state store {p} was written by a newer vigil (store version {v}, this vigil reads up to {VERSION}); upgrade vigil"
             ),
             StateError::Busy(p) => write!(
                 f,
-                "the state store {} stayed locked by another vigil for {} s; try again when it finishes",
-                p.display(),
+                "the state store {p} stayed locked by another vigil for {} s; try again when it finishes",
                 BUSY_TIMEOUT.as_secs()
             ),
-            StateError::Sql(p, e) => write!(f, "state store {}: {e}", p.display()),
+            StateError::Sql(p, e) => write!(f, "state store {p}: {e}"),
         }
     }
 }
@@ -295,112 +196,92 @@ pub struct StoredPoint {
 
 /// The state store.
 pub struct Store {
-    path: PathBuf,
-    conn: Mutex<Connection>,
+    location: Location,
+    db: Mutex<Box<dyn Db>>,
 }
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Store({})", self.path.display())
+        write!(f, "Store({})", self.location)
     }
 }
 
+/// A store's text that is not what vigil writes.
+fn damaged(what: String) -> DbError {
+    DbError::new(DbErrorKind::NotAStore, what)
+}
+
+fn severity(s: &str) -> Result<Severity, DbError> {
+    match s {
+        "ERROR" => Ok(Severity::Error),
+        "WARN" => Ok(Severity::Warn),
+        "INFO" => Ok(Severity::Info),
+        other => Err(damaged(format!("unknown severity `{other}`"))),
+    }
+}
+
+fn date(s: &str) -> Result<NaiveDate, DbError> {
+    s.parse()
+        .map_err(|_| damaged(format!("`{s}` is not a date")))
+}
+
+/// A count as a 64-bit integer parameter.
+fn count(n: usize) -> Param<'static> {
+    Param::Int(Some(i64::try_from(n).unwrap_or(i64::MAX)))
+}
+
+/// A finite number, else NULL.
+fn finite(v: Option<f64>) -> Param<'static> {
+    Param::Real(v.filter(|v| v.is_finite()))
+}
+
 impl Store {
-    /// Opens the store at `path`, creating it (and its folder) when `create` and it does not
-    /// exist, and migrating it to [`VERSION`].
-    pub fn open(path: &Path, create: bool) -> Result<Store, StateError> {
-        let path = path.to_path_buf();
-        match std::fs::metadata(&path) {
-            Ok(m) if !m.is_file() => {
-                return Err(StateError::Open(path, "it is not a regular file".into()))
+    /// Opens the store at `location` (a SQLite file, or a database URL such as
+    /// `postgres://...`), creating it when `create` and it does not exist, and migrating it to
+    /// [`VERSION`].
+    pub fn open(location: &Location, create: bool) -> Result<Store, StateError> {
+        let opened: Result<Box<dyn Db>, DbError> = match location {
+            Location::File(path) => {
+                Sqlite::open(path, create).map(|db| Box::new(db) as Box<dyn Db>)
             }
-            Ok(_) => {}
-            Err(_) if !create => return Err(StateError::Missing(path)),
-            Err(_) => {
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| StateError::Open(path.clone(), e.to_string()))?;
-                }
-            }
-        }
-        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if create {
-            flags |= OpenFlags::SQLITE_OPEN_CREATE;
-        }
-        let conn = Connection::open_with_flags(&path, flags)
-            .map_err(|e| StateError::Open(path.clone(), e.to_string()))?;
-        let store = Store {
-            conn: Mutex::new(conn),
-            path,
+            Location::Url(url) => db::connect(url, create),
         };
-        store.prepare()?;
-        Ok(store)
+        let mut db = opened.map_err(|e| StateError::of(location, e))?;
+        db.migrate().map_err(|e| StateError::of(location, e))?;
+        Ok(Store {
+            location: location.clone(),
+            db: Mutex::new(db),
+        })
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the store is.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    fn db(&self) -> MutexGuard<'_, Box<dyn Db>> {
+        self.db.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Maps a SQLite error to what it means for the user.
-    fn error(&self, e: rusqlite::Error) -> StateError {
-        let path = self.path.clone();
-        match e.sqlite_error_code() {
-            Some(ErrorCode::NotADatabase) => {
-                StateError::NotAStore(path, "it is not a SQLite database".into())
+    /// Runs `f` on the connection; its error names the store.
+    fn with<T>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T, DbError>) -> Result<T, StateError> {
+        let mut db = self.db();
+        f(db.as_mut()).map_err(|e| StateError::of(&self.location, e))
+    }
+
+    /// Runs `f` in one write transaction: all of it is committed, or nothing.
+    fn transaction<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Db) -> Result<T, DbError>,
+    ) -> Result<T, StateError> {
+        self.with(|db| {
+            db.begin()?;
+            let done = f(db).and_then(|v| db.commit().map(|()| v));
+            if done.is_err() {
+                let _ = db.rollback();
             }
-            Some(ErrorCode::DatabaseCorrupt) => {
-                StateError::NotAStore(path, format!("it is corrupt: {e}"))
-            }
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StateError::Busy(path),
-            _ => StateError::Sql(path, e.to_string()),
-        }
-    }
-
-    /// Sets the connection up, checks what the file is and migrates it.
-    fn prepare(&self) -> Result<(), StateError> {
-        let mut conn = self.conn();
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| self.error(e))?;
-        let _: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|e| self.error(e))?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(|e| self.error(e))?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.error(e))?;
-        let version: i32 = tx
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| self.error(e))?;
-        let application: i32 = tx
-            .query_row("PRAGMA application_id", [], |r| r.get(0))
-            .map_err(|e| self.error(e))?;
-        let objects: i64 = tx
-            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
-            .map_err(|e| self.error(e))?;
-        if application != APPLICATION_ID && (objects > 0 || version != 0) {
-            return Err(StateError::NotAStore(
-                self.path.clone(),
-                "it is a SQLite database of something else".into(),
-            ));
-        }
-        if version > VERSION {
-            return Err(StateError::Newer(self.path.clone(), version));
-        }
-        for migration in &MIGRATIONS[usize::try_from(version).unwrap_or(0)..] {
-            tx.execute_batch(migration).map_err(|e| self.error(e))?;
-        }
-        if version < VERSION {
-            tx.execute_batch(&format!(
-                "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {VERSION};"
-            ))
-            .map_err(|e| self.error(e))?;
-        }
-        tx.commit().map_err(|e| self.error(e))
+            done
+        })
     }
 
     /// What a run of `warehouse_id` needs to know: open incidents, silences (the stored ones
@@ -410,228 +291,128 @@ impl Store {
         warehouse_id: &str,
         declared: &[Silence],
     ) -> Result<Previous, StateError> {
-        let conn = self.conn();
-        let e = |e| self.error(e);
-        let mut open = Vec::new();
-        let mut stmt = conn
-            .prepare(
+        self.with(|db| {
+            let rows = db.query(
                 "SELECT id, fingerprint, rule, check_id, subject, severity, first_seen, last_seen,
                         runs, notified, reminded, message
-                 FROM incidents WHERE warehouse_id = ?1 AND status = 'open' ORDER BY id",
-            )
-            .map_err(e)?;
-        let rows = stmt
-            .query_map([warehouse_id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, u32>(8)?,
-                    r.get::<_, Option<String>>(9)?,
-                    r.get::<_, Option<String>>(10)?,
-                    r.get::<_, String>(11)?,
-                ))
-            })
-            .map_err(e)?;
-        for row in rows {
-            let (
-                id,
-                fp,
-                rule,
-                check,
-                subject,
-                severity,
-                first,
-                last,
-                runs,
-                notified,
-                reminded,
-                message,
-            ) = row.map_err(e)?;
-            open.push(Incident {
-                id: Some(id),
-                fingerprint: fp,
-                rule,
-                check,
-                subject,
-                severity: self.severity(&severity)?,
-                first_seen: self.date(&first)?,
-                last_seen: self.date(&last)?,
-                runs,
-                notified: notified.map(|s| self.severity(&s)).transpose()?,
-                reminded: reminded.map(|s| self.date(&s)).transpose()?,
-                message,
-            });
-        }
-        drop(stmt);
-        let mut silences = self.silences_in(&conn, false)?;
-        for d in declared {
-            if !silences.iter().any(|s| same_silence(s, d)) {
-                silences.push(d.clone());
+                 FROM incidents WHERE warehouse_id = $1 AND status = 'open' ORDER BY id",
+                &[warehouse_id.into()],
+            )?;
+            let open = rows
+                .iter()
+                .map(|r| {
+                    Ok(Incident {
+                        id: Some(r.int(0)?),
+                        fingerprint: r.text(1)?,
+                        rule: r.text(2)?,
+                        check: r.text(3)?,
+                        subject: r.opt_text(4)?,
+                        severity: severity(&r.text(5)?)?,
+                        first_seen: date(&r.text(6)?)?,
+                        last_seen: date(&r.text(7)?)?,
+                        runs: r.count(8)?,
+                        notified: r.opt_text(9)?.map(|s| severity(&s)).transpose()?,
+                        reminded: r.opt_text(10)?.map(|s| date(&s)).transpose()?,
+                        message: r.text(11)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, DbError>>()?;
+            let mut silences = silences_in(db, false)?;
+            for d in declared {
+                if !silences.iter().any(|s| same_silence(s, d)) {
+                    silences.push(d.clone());
+                }
             }
-        }
-        let latest: Option<String> = conn
-            .query_row(
-                "SELECT max(expected_date) FROM runs WHERE warehouse_id = ?1",
-                [warehouse_id],
-                |r| r.get(0),
-            )
-            .map_err(e)?;
-        let mut columns = BTreeMap::new();
-        let mut stmt = conn
-            .prepare("SELECT table_name, columns FROM table_columns WHERE warehouse_id = ?1")
-            .map_err(e)?;
-        let rows = stmt
-            .query_map([warehouse_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            let latest = db.query(
+                "SELECT max(expected_date) FROM runs WHERE warehouse_id = $1",
+                &[warehouse_id.into()],
+            )?;
+            let latest = match latest.first() {
+                Some(row) => row.opt_text(0)?.map(|d| date(&d)).transpose()?,
+                None => None,
+            };
+            let mut columns = BTreeMap::new();
+            let rows = db.query(
+                "SELECT table_name, columns FROM table_columns WHERE warehouse_id = $1",
+                &[warehouse_id.into()],
+            )?;
+            for row in rows {
+                let (table, list) = (row.text(0)?, row.text(1)?);
+                let list: Vec<(String, String)> = serde_json::from_str(&list)
+                    .map_err(|err| damaged(format!("columns of {table}: {err}")))?;
+                columns.insert(table, list);
+            }
+            Ok(Previous {
+                open,
+                silences,
+                latest,
+                columns,
             })
-            .map_err(e)?;
-        for row in rows {
-            let (table, list) = row.map_err(e)?;
-            let list: Vec<(String, String)> = serde_json::from_str(&list).map_err(|err| {
-                StateError::NotAStore(self.path.clone(), format!("columns of {table}: {err}"))
-            })?;
-            columns.insert(table, list);
-        }
-        Ok(Previous {
-            open,
-            silences,
-            latest: latest.map(|d| self.date(&d)).transpose()?,
-            columns,
         })
-    }
-
-    fn severity(&self, s: &str) -> Result<Severity, StateError> {
-        match s {
-            "ERROR" => Ok(Severity::Error),
-            "WARN" => Ok(Severity::Warn),
-            "INFO" => Ok(Severity::Info),
-            other => Err(StateError::NotAStore(
-                self.path.clone(),
-                format!("unknown severity `{other}`"),
-            )),
-        }
-    }
-
-    fn date(&self, s: &str) -> Result<NaiveDate, StateError> {
-        s.parse()
-            .map_err(|_| StateError::NotAStore(self.path.clone(), format!("`{s}` is not a date")))
-    }
-
-    /// The silences (with `all`, removed ones too), stored order.
-    fn silences_in(&self, conn: &Connection, all: bool) -> Result<Vec<Silence>, StateError> {
-        let e = |e| self.error(e);
-        let sql = if all {
-            "SELECT id, check_id, subject, until, reason, created_by, expiry_reported, origin
-             FROM silences ORDER BY id"
-        } else {
-            "SELECT id, check_id, subject, until, reason, created_by, expiry_reported, origin
-             FROM silences WHERE removed IS NULL ORDER BY id"
-        };
-        let mut stmt = conn.prepare(sql).map_err(e)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, bool>(6)?,
-                    r.get::<_, String>(7)?,
-                ))
-            })
-            .map_err(e)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, check, subject, until, reason, created_by, reported, origin) =
-                row.map_err(e)?;
-            out.push(Silence {
-                id: Some(id),
-                check,
-                subject,
-                until: self.date(&until)?,
-                reason,
-                created_by,
-                expiry_reported: reported,
-                origin: if origin == "config" {
-                    "config"
-                } else {
-                    "store"
-                },
-            });
-        }
-        Ok(out)
     }
 
     /// Adds a silence; returns its id.
     pub fn add_silence(&self, silence: &Silence, now: DateTime<Utc>) -> Result<i64, StateError> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO silences (check_id, subject, until, reason, created, created_by, origin)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                silence.check,
-                silence.subject,
-                silence.until.to_string(),
-                silence.reason,
-                now.to_rfc3339(),
-                silence.created_by,
-                silence.origin
-            ],
-        )
-        .map_err(|e| self.error(e))?;
-        Ok(conn.last_insert_rowid())
+        let (until, now) = (silence.until.to_string(), now.to_rfc3339());
+        self.with(|db| {
+            let rows = db.query(
+                "INSERT INTO silences (check_id, subject, until, reason, created, created_by, origin)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                &[
+                    (&silence.check).into(),
+                    (&silence.subject).into(),
+                    until.as_str().into(),
+                    (&silence.reason).into(),
+                    now.as_str().into(),
+                    (&silence.created_by).into(),
+                    silence.origin.into(),
+                ],
+            )?;
+            rows.first()
+                .ok_or_else(|| DbError::new(DbErrorKind::Other, "the insert returned no id"))?
+                .int(0)
+        })
     }
 
     /// The silences not removed.
     pub fn silences(&self) -> Result<Vec<Silence>, StateError> {
-        let conn = self.conn();
-        self.silences_in(&conn, false)
+        self.with(|db| silences_in(db, false))
     }
 
     /// Removes a silence (kept, marked removed); `false` when no such silence is active.
     pub fn remove_silence(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StateError> {
-        let changed = self
-            .conn()
-            .execute(
-                "UPDATE silences SET removed = ?2 WHERE id = ?1 AND removed IS NULL",
-                params![id, now.to_rfc3339()],
+        let now = now.to_rfc3339();
+        let changed = self.with(|db| {
+            db.execute(
+                "UPDATE silences SET removed = $2 WHERE id = $1 AND removed IS NULL",
+                &[id.into(), now.as_str().into()],
             )
-            .map_err(|e| self.error(e))?;
+        })?;
         Ok(changed == 1)
     }
 
     /// The runs since `since` (all warehouses), oldest first.
     pub fn runs(&self, since: Option<NaiveDate>) -> Result<Vec<RunRow>, StateError> {
-        let conn = self.conn();
-        let e = |e| self.error(e);
-        let mut stmt = conn
-            .prepare(
-                "SELECT id, warehouse_id, started, expected_date, verdict, errors, warnings, infos
-                 FROM runs WHERE expected_date >= ?1 ORDER BY started, id",
-            )
-            .map_err(e)?;
         let since = since.map_or(String::new(), |d| d.to_string());
-        let rows = stmt
-            .query_map([since], |r| {
+        self.with(|db| {
+            db.query(
+                "SELECT id, warehouse_id, started, expected_date, verdict, errors, warnings, infos
+                 FROM runs WHERE expected_date >= $1 ORDER BY started, id",
+                &[since.as_str().into()],
+            )?
+            .iter()
+            .map(|r| {
                 Ok(RunRow {
-                    id: r.get(0)?,
-                    warehouse_id: r.get(1)?,
-                    started: r.get(2)?,
-                    expected_date: r.get(3)?,
-                    verdict: r.get(4)?,
-                    counts: [r.get(5)?, r.get(6)?, r.get(7)?],
+                    id: r.text(0)?,
+                    warehouse_id: r.text(1)?,
+                    started: r.text(2)?,
+                    expected_date: r.text(3)?,
+                    verdict: r.text(4)?,
+                    counts: [r.count(5)?, r.count(6)?, r.count(7)?],
                 })
             })
-            .map_err(e)?;
-        rows.collect::<Result<_, _>>().map_err(e)
+            .collect()
+        })
     }
 
     /// The incidents seen since `since` whose check (or fingerprint) is `check`, oldest first.
@@ -640,36 +421,35 @@ impl Store {
         check: Option<&str>,
         since: Option<NaiveDate>,
     ) -> Result<Vec<IncidentRow>, StateError> {
-        let conn = self.conn();
-        let e = |e| self.error(e);
-        let mut stmt = conn
-            .prepare(
+        let since = since.map_or(String::new(), |d| d.to_string());
+        self.with(|db| {
+            db.query(
                 "SELECT id, warehouse_id, status, fingerprint, check_id, severity, first_seen,
                         last_seen, runs, resolved_on, message
                  FROM incidents
-                 WHERE last_seen >= ?1 AND (?2 IS NULL OR check_id = ?2 OR fingerprint = ?2)
+                 WHERE last_seen >= $1
+                   AND (CAST($2 AS TEXT) IS NULL OR check_id = $2 OR fingerprint = $2)
                  ORDER BY id",
-            )
-            .map_err(e)?;
-        let since = since.map_or(String::new(), |d| d.to_string());
-        let rows = stmt
-            .query_map(params![since, check], |r| {
+                &[since.as_str().into(), check.into()],
+            )?
+            .iter()
+            .map(|r| {
                 Ok(IncidentRow {
-                    id: r.get(0)?,
-                    warehouse_id: r.get(1)?,
-                    status: r.get(2)?,
-                    fingerprint: r.get(3)?,
-                    check: r.get(4)?,
-                    severity: r.get(5)?,
-                    first_seen: r.get(6)?,
-                    last_seen: r.get(7)?,
-                    runs: r.get(8)?,
-                    resolved_on: r.get(9)?,
-                    message: r.get(10)?,
+                    id: r.int(0)?,
+                    warehouse_id: r.text(1)?,
+                    status: r.text(2)?,
+                    fingerprint: r.text(3)?,
+                    check: r.text(4)?,
+                    severity: r.text(5)?,
+                    first_seen: r.text(6)?,
+                    last_seen: r.text(7)?,
+                    runs: r.count(8)?,
+                    resolved_on: r.opt_text(9)?,
+                    message: r.text(10)?,
                 })
             })
-            .map_err(e)?;
-        rows.collect::<Result<_, _>>().map_err(e)
+            .collect()
+        })
     }
 
     /// The values earlier runs of `warehouse_id` judged for `metrics` (the latest run of each
@@ -679,305 +459,309 @@ impl Store {
         warehouse_id: &str,
         metrics: &BTreeSet<&str>,
     ) -> Result<BTreeMap<String, Vec<StoredPoint>>, StateError> {
-        let conn = self.conn();
-        let e = |e| self.error(e);
-        let mut stmt = conn
-            .prepare(
+        self.with(|db| {
+            let rows = db.query(
                 "SELECT o.metric, o.day, o.value, o.flagged
                  FROM observations AS o JOIN runs AS r ON r.id = o.run_id
-                 WHERE r.warehouse_id = ?1
+                 WHERE r.warehouse_id = $1
                  ORDER BY o.metric, o.day, r.started",
-            )
-            .map_err(e)?;
-        let rows = stmt
-            .query_map([warehouse_id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<f64>>(2)?,
-                    r.get::<_, bool>(3)?,
-                ))
-            })
-            .map_err(e)?;
-        let mut out: BTreeMap<String, Vec<StoredPoint>> = BTreeMap::new();
-        for row in rows {
-            let (metric, day, value, flagged) = row.map_err(e)?;
-            if !metrics.contains(metric.as_str()) {
-                continue;
+                &[warehouse_id.into()],
+            )?;
+            let mut out: BTreeMap<String, Vec<StoredPoint>> = BTreeMap::new();
+            for row in rows {
+                let metric = row.text(0)?;
+                if !metrics.contains(metric.as_str()) {
+                    continue;
+                }
+                let point = StoredPoint {
+                    day: date(&row.text(1)?)?,
+                    value: row.opt_real(2)?.unwrap_or(f64::NAN),
+                    flagged: row.int(3)? != 0,
+                };
+                let points = out.entry(metric).or_default();
+                // A later run of the same partition replaces the earlier one.
+                match points.last_mut() {
+                    Some(last) if last.day == point.day => *last = point,
+                    _ => points.push(point),
+                }
             }
-            let point = StoredPoint {
-                day: self.date(&day)?,
-                value: value.unwrap_or(f64::NAN),
-                flagged,
-            };
-            let points = out.entry(metric).or_default();
-            // A later run of the same partition replaces the earlier one.
-            match points.last_mut() {
-                Some(last) if last.day == point.day => *last = point,
-                _ => points.push(point),
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Writes a run in one transaction: the run, its findings and judged metrics, the metric
     /// series that changed, the tables' columns, the incidents, the silences declared in the
     /// config and the expiries reported, and the partition results.
     pub fn commit(&self, record: &RunRecord<'_>, declared: &[Silence]) -> Result<(), StateError> {
-        let mut conn = self.conn();
-        let e = |e| self.error(e);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(e)?;
-        let eval = record.eval;
-        let finished = Utc::now();
-        tx.execute(
-            "INSERT INTO runs (id, warehouse_id, warehouse, started, finished, config_hash,
-                               expected_date, scope, verdict, errors, warnings, infos,
-                               vigil_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![
-                record.run_id,
-                record.warehouse_id,
-                record.warehouse,
-                record.started.to_rfc3339(),
-                finished.to_rfc3339(),
-                record.config_hash,
-                eval.expected_date.to_string(),
-                eval.scope.as_str(),
-                record.verdict,
-                eval.count(Severity::Error),
-                eval.count(Severity::Warn),
-                eval.count(Severity::Info),
-                env!("CARGO_PKG_VERSION"),
-            ],
-        )
-        .map_err(e)?;
-        // Incidents first: findings point at them.
-        let mut ids: BTreeMap<&str, i64> = BTreeMap::new();
-        let day = eval.expected_date.to_string();
-        for (print, t) in &record.lifecycle.tracked {
-            let i = &t.incident;
-            let delivered_open =
-                t.notice == Some(Notice::Open) && record.delivered.opened.contains(print);
-            let notified = if delivered_open {
-                Some(i.severity)
-            } else {
-                i.notified
-            };
-            let reminded = if delivered_open
-                || (t.notice == Some(Notice::Remind) && record.delivered.reminded.contains(print))
-            {
-                Some(eval.expected_date)
-            } else {
-                i.reminded
-            };
-            let notified = notified.map(Severity::label);
-            let reminded = reminded.map(|d| d.to_string());
-            match (i.id, t.status) {
-                (Some(id), Status::Resolved) => {
-                    tx.execute(
-                        "UPDATE incidents SET status = 'resolved', resolved_run = ?2,
-                                resolved_on = ?3 WHERE id = ?1",
-                        params![id, record.run_id, day],
-                    )
-                    .map_err(e)?;
-                }
-                (Some(id), _) => {
-                    tx.execute(
-                        "UPDATE incidents SET severity = ?2, last_seen = ?3, runs = ?4,
-                                last_run = ?5, notified = ?6, reminded = ?7, message = ?8
-                         WHERE id = ?1",
-                        params![
-                            id,
-                            i.severity.label(),
-                            i.last_seen.to_string(),
-                            i.runs,
-                            record.run_id,
-                            notified,
-                            reminded,
-                            i.message
-                        ],
-                    )
-                    .map_err(e)?;
-                    ids.insert(print, id);
-                }
-                (None, _) => {
-                    // Another run may have opened it meanwhile: then this run's finding joins it.
-                    let id: i64 = tx
-                        .query_row(
-                            "INSERT INTO incidents (warehouse_id, fingerprint, rule, check_id,
-                                 subject, severity, status, first_seen, last_seen, runs,
-                                 opened_run, last_run, notified, reminded, message)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?7, 1, ?8, ?8, ?9, ?10,
-                                     ?11)
-                             ON CONFLICT (warehouse_id, fingerprint) WHERE status = 'open'
-                             DO UPDATE SET last_run = excluded.last_run
-                             RETURNING id",
-                            params![
-                                record.warehouse_id,
-                                print,
-                                i.rule,
-                                i.check,
-                                i.subject,
-                                i.severity.label(),
-                                day,
-                                record.run_id,
-                                notified,
-                                reminded,
-                                i.message
-                            ],
-                            |r| r.get(0),
-                        )
-                        .map_err(e)?;
-                    ids.insert(print, id);
-                }
+        self.transaction(|db| write_run(db, record, declared))
+    }
+}
+
+/// The silences (with `all`, removed ones too), stored order.
+fn silences_in(db: &mut dyn Db, all: bool) -> Result<Vec<Silence>, DbError> {
+    let sql = if all {
+        "SELECT id, check_id, subject, until, reason, created_by, expiry_reported, origin
+         FROM silences ORDER BY id"
+    } else {
+        "SELECT id, check_id, subject, until, reason, created_by, expiry_reported, origin
+         FROM silences WHERE removed IS NULL ORDER BY id"
+    };
+    db.query(sql, &[])?
+        .iter()
+        .map(|r| {
+            Ok(Silence {
+                id: Some(r.int(0)?),
+                check: r.text(1)?,
+                subject: r.opt_text(2)?,
+                until: date(&r.text(3)?)?,
+                reason: r.text(4)?,
+                created_by: r.text(5)?,
+                expiry_reported: r.int(6)? != 0,
+                origin: if r.text(7)? == "config" {
+                    "config"
+                } else {
+                    "store"
+                },
+            })
+        })
+        .collect()
+}
+
+/// The statements of [`Store::commit`], inside its transaction.
+fn write_run(db: &mut dyn Db, record: &RunRecord<'_>, declared: &[Silence]) -> Result<(), DbError> {
+    let eval = record.eval;
+    let finished = Utc::now().to_rfc3339();
+    let started = record.started.to_rfc3339();
+    let day = eval.expected_date.to_string();
+    db.execute(
+        "INSERT INTO runs (id, warehouse_id, warehouse, started, finished, config_hash,
+                           expected_date, scope, verdict, errors, warnings, infos,
+                           vigil_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        &[
+            record.run_id.into(),
+            record.warehouse_id.into(),
+            record.warehouse.into(),
+            started.as_str().into(),
+            finished.as_str().into(),
+            record.config_hash.into(),
+            day.as_str().into(),
+            eval.scope.as_str().into(),
+            record.verdict.into(),
+            count(eval.count(Severity::Error)),
+            count(eval.count(Severity::Warn)),
+            count(eval.count(Severity::Info)),
+            env!("CARGO_PKG_VERSION").into(),
+        ],
+    )?;
+    // Incidents first: findings point at them.
+    let mut ids: BTreeMap<&str, i64> = BTreeMap::new();
+    for (print, t) in &record.lifecycle.tracked {
+        let i = &t.incident;
+        let delivered_open =
+            t.notice == Some(Notice::Open) && record.delivered.opened.contains(print);
+        let notified = if delivered_open {
+            Some(i.severity)
+        } else {
+            i.notified
+        };
+        let reminded = if delivered_open
+            || (t.notice == Some(Notice::Remind) && record.delivered.reminded.contains(print))
+        {
+            Some(eval.expected_date)
+        } else {
+            i.reminded
+        };
+        let notified = notified.map(Severity::label);
+        let reminded = reminded.map(|d| d.to_string());
+        match (i.id, t.status) {
+            (Some(id), Status::Resolved) => {
+                db.execute(
+                    "UPDATE incidents SET status = 'resolved', resolved_run = $2,
+                            resolved_on = $3 WHERE id = $1",
+                    &[id.into(), record.run_id.into(), day.as_str().into()],
+                )?;
+            }
+            (Some(id), _) => {
+                let last_seen = i.last_seen.to_string();
+                db.execute(
+                    "UPDATE incidents SET severity = $2, last_seen = $3, runs = $4,
+                            last_run = $5, notified = $6, reminded = $7, message = $8
+                     WHERE id = $1",
+                    &[
+                        id.into(),
+                        i.severity.label().into(),
+                        last_seen.as_str().into(),
+                        i64::from(i.runs).into(),
+                        record.run_id.into(),
+                        notified.into(),
+                        (&reminded).into(),
+                        (&i.message).into(),
+                    ],
+                )?;
+                ids.insert(print, id);
+            }
+            (None, _) => {
+                // Another run may have opened it meanwhile: then this run's finding joins it.
+                let rows = db.query(
+                    "INSERT INTO incidents (warehouse_id, fingerprint, rule, check_id,
+                         subject, severity, status, first_seen, last_seen, runs,
+                         opened_run, last_run, notified, reminded, message)
+                     VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $7, 1, $8, $8, $9, $10,
+                             $11)
+                     ON CONFLICT (warehouse_id, fingerprint) WHERE status = 'open'
+                     DO UPDATE SET last_run = excluded.last_run
+                     RETURNING id",
+                    &[
+                        record.warehouse_id.into(),
+                        print.into(),
+                        (&i.rule).into(),
+                        (&i.check).into(),
+                        (&i.subject).into(),
+                        i.severity.label().into(),
+                        day.as_str().into(),
+                        record.run_id.into(),
+                        notified.into(),
+                        (&reminded).into(),
+                        (&i.message).into(),
+                    ],
+                )?;
+                let id = rows
+                    .first()
+                    .ok_or_else(|| DbError::new(DbErrorKind::Other, "the insert returned no id"))?
+                    .int(0)?;
+                ids.insert(print, id);
             }
         }
-        {
-            let mut insert = tx
-                .prepare(
-                    "INSERT INTO findings (run_id, fingerprint, severity, rule, check_id, subject,
-                         partition_date, message, value, threshold, incident_id, silence_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )
-                .map_err(e)?;
-            for f in &eval.findings {
-                let print = fingerprint(f);
-                let silence = record
-                    .lifecycle
-                    .tracked
-                    .get(&print)
-                    .and_then(|t| t.silence.as_ref())
-                    .and_then(|s| s.id);
-                insert
-                    .execute(params![
-                        record.run_id,
-                        print,
-                        f.severity.label(),
-                        f.rule,
-                        f.check,
-                        f.subject,
-                        f.partition_date.map(|d| d.to_string()),
-                        f.message,
-                        f.value.filter(|v| v.is_finite()),
-                        f.threshold.filter(|v| v.is_finite()),
-                        ids.get(print.as_str()),
-                        silence
-                    ])
-                    .map_err(e)?;
-            }
-            let mut insert = tx
-                .prepare(
-                    "INSERT INTO observations (run_id, metric, day, value, center, spread, z,
-                         flagged) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(e)?;
-            for o in &eval.observations {
-                insert
-                    .execute(observation_row(record.run_id, o))
-                    .map_err(e)?;
-            }
-            let mut upsert = tx
-                .prepare(
+    }
+    for f in &eval.findings {
+        let print = fingerprint(f);
+        let silence = record
+            .lifecycle
+            .tracked
+            .get(&print)
+            .and_then(|t| t.silence.as_ref())
+            .and_then(|s| s.id);
+        let partition = f.partition_date.map(|d| d.to_string());
+        db.execute(
+            "INSERT INTO findings (run_id, fingerprint, severity, rule, check_id, subject,
+                 partition_date, message, value, threshold, incident_id, silence_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            &[
+                record.run_id.into(),
+                print.as_str().into(),
+                f.severity.label().into(),
+                (&f.rule).into(),
+                (&f.check).into(),
+                (&f.subject).into(),
+                (&partition).into(),
+                (&f.message).into(),
+                finite(f.value),
+                finite(f.threshold),
+                ids.get(print.as_str()).copied().into(),
+                silence.into(),
+            ],
+        )?;
+    }
+    for o in &eval.observations {
+        let day = o.day.to_string();
+        db.execute(
+            "INSERT INTO observations (run_id, metric, day, value, center, spread, z,
+                 flagged) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                record.run_id.into(),
+                (&o.metric).into(),
+                day.as_str().into(),
+                finite(Some(o.value)),
+                finite(o.baseline.map(|b| b.0)),
+                finite(o.baseline.map(|b| b.1)),
+                finite(o.z),
+                i64::from(o.flagged).into(),
+            ],
+        )?;
+    }
+    for scan in &eval.scans {
+        for (request, value) in &scan.metrics {
+            if let Ok(value) = value {
+                let (request, series) = (request.to_string(), series(value).to_string());
+                db.execute(
                     "INSERT INTO metric_series (warehouse_id, table_name, request, series, run_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (warehouse_id, table_name, request) DO UPDATE
                      SET series = excluded.series, run_id = excluded.run_id
-                     WHERE series IS NOT excluded.series",
-                )
-                .map_err(e)?;
-            let mut columns = tx
-                .prepare(
-                    "INSERT INTO table_columns (warehouse_id, table_name, columns, run_id)
-                     VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (warehouse_id, table_name) DO UPDATE
-                     SET columns = excluded.columns, run_id = excluded.run_id",
-                )
-                .map_err(e)?;
-            for scan in &eval.scans {
-                for (request, value) in &scan.metrics {
-                    if let Ok(value) = value {
-                        upsert
-                            .execute(params![
-                                record.warehouse_id,
-                                scan.table,
-                                request.to_string(),
-                                series(value).to_string(),
-                                record.run_id
-                            ])
-                            .map_err(e)?;
-                    }
-                }
-                if let Ok(stats) = &scan.outcome {
-                    let typed: Vec<(&String, &str)> = stats
-                        .columns
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| (c, stats.column_types.get(i).map_or("", String::as_str)))
-                        .collect();
-                    let list = serde_json::to_string(&typed).unwrap_or_default();
-                    columns
-                        .execute(params![
-                            record.warehouse_id,
-                            scan.table,
-                            list,
-                            record.run_id
-                        ])
-                        .map_err(e)?;
-                }
-            }
-        }
-        let stored = self.silences_in(&tx, true)?;
-        for d in declared {
-            if !stored.iter().any(|s| same_silence(s, d)) {
-                tx.execute(
-                    "INSERT INTO silences (check_id, subject, until, reason, created, created_by,
-                         origin) VALUES (?1, ?2, ?3, ?4, ?5, 'config', 'config')",
-                    params![
-                        d.check,
-                        d.subject,
-                        d.until.to_string(),
-                        d.reason,
-                        finished.to_rfc3339()
+                     WHERE metric_series.series IS DISTINCT FROM excluded.series",
+                    &[
+                        record.warehouse_id.into(),
+                        (&scan.table).into(),
+                        request.as_str().into(),
+                        series.as_str().into(),
+                        record.run_id.into(),
                     ],
-                )
-                .map_err(e)?;
+                )?;
             }
         }
-        for s in &record.lifecycle.expired {
-            tx.execute(
-                "UPDATE silences SET expiry_reported = 1
-                 WHERE check_id = ?1 AND subject IS ?2 AND until = ?3 AND reason = ?4",
-                params![s.check, s.subject, s.until.to_string(), s.reason],
-            )
-            .map_err(e)?;
+        if let Ok(stats) = &scan.outcome {
+            let typed: Vec<(&String, &str)> = stats
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c, stats.column_types.get(i).map_or("", String::as_str)))
+                .collect();
+            let list = serde_json::to_string(&typed).unwrap_or_default();
+            db.execute(
+                "INSERT INTO table_columns (warehouse_id, table_name, columns, run_id)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (warehouse_id, table_name) DO UPDATE
+                 SET columns = excluded.columns, run_id = excluded.run_id",
+                &[
+                    record.warehouse_id.into(),
+                    (&scan.table).into(),
+                    list.as_str().into(),
+                    record.run_id.into(),
+                ],
+            )?;
         }
-        if let Some(cache) = record.cache {
-            cache.write(&tx, record.run_id).map_err(e)?;
-        }
-        tx.commit().map_err(e)
     }
+    let stored = silences_in(db, true)?;
+    for d in declared {
+        if !stored.iter().any(|s| same_silence(s, d)) {
+            let until = d.until.to_string();
+            db.execute(
+                "INSERT INTO silences (check_id, subject, until, reason, created, created_by,
+                     origin) VALUES ($1, $2, $3, $4, $5, 'config', 'config')",
+                &[
+                    (&d.check).into(),
+                    (&d.subject).into(),
+                    until.as_str().into(),
+                    (&d.reason).into(),
+                    finished.as_str().into(),
+                ],
+            )?;
+        }
+    }
+    for s in &record.lifecycle.expired {
+        let until = s.until.to_string();
+        db.execute(
+            "UPDATE silences SET expiry_reported = 1
+             WHERE check_id = $1 AND subject IS NOT DISTINCT FROM $2 AND until = $3
+               AND reason = $4",
+            &[
+                (&s.check).into(),
+                (&s.subject).into(),
+                until.as_str().into(),
+                (&s.reason).into(),
+            ],
+        )?;
+    }
+    if let Some(cache) = record.cache {
+        cache.write(db, record.run_id)?;
+    }
+    Ok(())
 }
 
 /// Whether two silences say the same (a config silence and its stored copy).
 fn same_silence(a: &Silence, b: &Silence) -> bool {
     a.check == b.check && a.subject == b.subject && a.until == b.until && a.reason == b.reason
-}
-
-fn observation_row(run_id: &str, o: &Observation) -> [rusqlite::types::Value; 8] {
-    use rusqlite::types::Value as V;
-    let real = |v: Option<f64>| v.filter(|v| v.is_finite()).map_or(V::Null, V::Real);
-    [
-        V::Text(run_id.to_string()),
-        V::Text(o.metric.clone()),
-        V::Text(o.day.to_string()),
-        real(Some(o.value)),
-        real(o.baseline.map(|b| b.0)),
-        real(o.baseline.map(|b| b.1)),
-        real(o.z),
-        V::Integer(i64::from(o.flagged)),
-    ]
 }
 
 /// A metric value as stored: a JSON list of `[day, dimension, value]` (day and dimension
@@ -1034,33 +818,42 @@ impl<'a> CacheView<'a> {
     }
 
     /// Writes the stored values and forgets the keys of touched tables this run did not use.
-    fn write(&self, tx: &rusqlite::Transaction<'_>, run_id: &str) -> rusqlite::Result<()> {
+    fn write(&self, db: &mut dyn Db, run_id: &str) -> Result<(), DbError> {
         let puts = std::mem::take(&mut *self.puts.lock().unwrap_or_else(PoisonError::into_inner));
-        let mut insert = tx.prepare(
-            "INSERT INTO partition_cache (warehouse_id, table_name, key, bytes, run_id)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (warehouse_id, table_name, key) DO UPDATE
-             SET bytes = excluded.bytes, run_id = excluded.run_id",
-        )?;
-        for (table, key, bytes) in puts {
-            insert.execute(params![self.warehouse_id, table, key, bytes, run_id])?;
+        for (table, key, bytes) in &puts {
+            db.execute(
+                "INSERT INTO partition_cache (warehouse_id, table_name, key, bytes, run_id)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (warehouse_id, table_name, key) DO UPDATE
+                 SET bytes = excluded.bytes, run_id = excluded.run_id",
+                &[
+                    (&self.warehouse_id).into(),
+                    table.into(),
+                    key.into(),
+                    bytes.as_slice().into(),
+                    run_id.into(),
+                ],
+            )?;
         }
         let touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut keys = tx.prepare(
-            "SELECT key FROM partition_cache WHERE warehouse_id = ?1 AND table_name = ?2",
-        )?;
-        let mut delete = tx.prepare(
-            "DELETE FROM partition_cache WHERE warehouse_id = ?1 AND table_name = ?2 AND key = ?3",
-        )?;
         for (table, used) in touched.iter() {
-            let stale: Vec<String> = keys
-                .query_map(params![self.warehouse_id, table], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?
-                .into_iter()
-                .filter(|k| !used.contains(k))
-                .collect();
-            for key in stale {
-                delete.execute(params![self.warehouse_id, table, key])?;
+            let keys = db.query(
+                "SELECT key FROM partition_cache WHERE warehouse_id = $1 AND table_name = $2",
+                &[(&self.warehouse_id).into(), table.into()],
+            )?;
+            for row in keys {
+                let key = row.text(0)?;
+                if !used.contains(&key) {
+                    db.execute(
+                        "DELETE FROM partition_cache
+                         WHERE warehouse_id = $1 AND table_name = $2 AND key = $3",
+                        &[
+                            (&self.warehouse_id).into(),
+                            table.into(),
+                            key.as_str().into(),
+                        ],
+                    )?;
+                }
             }
         }
         Ok(())
@@ -1070,17 +863,17 @@ impl<'a> CacheView<'a> {
 impl PartitionCache for CacheView<'_> {
     fn get(&self, table: &str, key: &str) -> Option<Vec<u8>> {
         self.touch(table, key);
-        self.store
-            .conn()
-            .query_row(
-                "SELECT bytes FROM partition_cache
-                 WHERE warehouse_id = ?1 AND table_name = ?2 AND key = ?3",
-                params![self.warehouse_id, table, key],
-                |r| r.get(0),
-            )
-            .optional()
-            .ok()
-            .flatten()
+        let rows: Vec<Row> = self
+            .store
+            .with(|db| {
+                db.query(
+                    "SELECT bytes FROM partition_cache
+                     WHERE warehouse_id = $1 AND table_name = $2 AND key = $3",
+                    &[(&self.warehouse_id).into(), table.into(), key.into()],
+                )
+            })
+            .ok()?;
+        rows.first()?.bytes(0).ok()
     }
 
     fn put(&self, table: &str, key: &str, bytes: Vec<u8>) {

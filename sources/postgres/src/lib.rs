@@ -6,6 +6,9 @@
 //! joins. The location may carry `statement_timeout=SECONDS` (default 300) and any libpq
 //! parameter the `postgres` crate reads (`connect_timeout`, default 10 s; `sslmode`, ...). A
 //! password comes from the URL, `PGPASSWORD` or `VIGIL_WAREHOUSE`, and is never printed.
+//!
+//! It also holds state stores (`--state postgres://...`) in a database's schema `vigil_state`
+//! (see [`state`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,6 +24,8 @@ use vigil_engine::scan::pushed::{assemble, bind, FailedLookup};
 use vigil_engine::scan::{ScanInput, TableProblem, TableScan};
 use vigil_engine::source::{redact, RowSink, SchemeRegistration, Source};
 use vigil_engine::sql::{self, Join, Kind, Param, Relation, Value};
+
+pub mod state;
 
 inventory::submit! {
     SchemeRegistration {
@@ -49,10 +54,23 @@ fn connect(location: &str) -> Result<Box<dyn Source>, String> {
             .map(Duration::from_secs_f64)
             .ok_or_else(|| format!("{shown}: statement_timeout must be a number of seconds"))?,
     };
-    let mut config = postgres::Config::from_str(&location).map_err(|e| {
+    let config = client_config(&location, &shown)?;
+    let source = PostgresSource {
+        shown,
+        statement_timeout,
+        config,
+    };
+    source.client()?;
+    Ok(Box::new(source))
+}
+
+/// The connection settings of a location shown as `shown`: a connect timeout of 10 s unless
+/// it sets one, the password from `PGPASSWORD` unless it has one.
+fn client_config(location: &str, shown: &str) -> Result<postgres::Config, String> {
+    let mut config = postgres::Config::from_str(location).map_err(|e| {
         format!(
             "{shown} is not a PostgreSQL location: {}",
-            scrub(&e.to_string(), &location)
+            scrub(&e.to_string(), location)
         )
     })?;
     if config.get_connect_timeout().is_none() {
@@ -63,13 +81,25 @@ fn connect(location: &str) -> Result<Box<dyn Source>, String> {
             config.password(password);
         }
     }
-    let source = PostgresSource {
-        shown,
-        statement_timeout,
-        config,
-    };
-    source.client()?;
-    Ok(Box::new(source))
+    Ok(config)
+}
+
+/// Where the server is, for messages: host, port, database, user (never the password).
+fn whereabouts(config: &postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(h) => h.clone(),
+            postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "PostgreSQL at {host}:{port}, database `{}` as user `{}`",
+        config.get_dbname().unwrap_or("(default)"),
+        config.get_user().unwrap_or("(default)")
+    )
 }
 
 /// The location without parameter `name`, and its value.
@@ -108,30 +138,15 @@ fn scrub(message: &str, location: &str) -> String {
 }
 
 impl PostgresSource {
-    /// Where the server is, for messages: host, port, database, user (never the password).
-    fn whereabouts(&self) -> String {
-        let host = self
-            .config
-            .get_hosts()
-            .first()
-            .map(|h| match h {
-                postgres::config::Host::Tcp(h) => h.clone(),
-                postgres::config::Host::Unix(p) => p.display().to_string(),
-            })
-            .unwrap_or_else(|| "localhost".into());
-        let port = self.config.get_ports().first().copied().unwrap_or(5432);
-        format!(
-            "PostgreSQL at {host}:{port}, database `{}` as user `{}`",
-            self.config.get_dbname().unwrap_or("(default)"),
-            self.config.get_user().unwrap_or("(default)")
-        )
-    }
-
     /// A new connection.
     fn client(&self) -> Result<Client, String> {
-        self.config
-            .connect(NoTls)
-            .map_err(|e| format!("cannot connect to {}: {}", self.whereabouts(), explain(&e)))
+        self.config.connect(NoTls).map_err(|e| {
+            format!(
+                "cannot connect to {}: {}",
+                whereabouts(&self.config),
+                explain(&e)
+            )
+        })
     }
 
     /// The relation's typed columns, `None` when it does not exist.
@@ -293,9 +308,9 @@ impl Source for PostgresSource {
             let mut client = self.client()?;
             let mut tx = self
                 .transaction(&mut client)
-                .map_err(|e| format!("{}: {}", self.whereabouts(), explain(&e)))?;
+                .map_err(|e| format!("{}: {}", whereabouts(&self.config), explain(&e)))?;
             let found = Self::tables(&mut tx, table, &input)
-                .map_err(|e| format!("{}: {}", self.whereabouts(), explain(&e)))?;
+                .map_err(|e| format!("{}: {}", whereabouts(&self.config), explain(&e)))?;
             let Some(Tables {
                 relation,
                 joins,
@@ -380,7 +395,7 @@ impl Source for PostgresSource {
         sink: &mut dyn RowSink,
     ) -> Result<(), TableProblem> {
         let failed = |e: postgres::Error| {
-            TableProblem::Unreadable(format!("{}: {}", self.whereabouts(), explain(&e)))
+            TableProblem::Unreadable(format!("{}: {}", whereabouts(&self.config), explain(&e)))
         };
         let mut client = self.client().map_err(TableProblem::Unreadable)?;
         let cancel = client.cancel_token();
