@@ -75,6 +75,33 @@ pub fn puffy_copy() -> tempfile::TempDir {
     dir
 }
 
+/// Writes a 40-day demo warehouse ending on `end` (with `faults`, comma separated, on that day)
+/// into `dir/warehouse`, replacing what was there: the same folder, so the same warehouse id,
+/// day after day.
+pub fn demo_warehouse(dir: &Path, end: &str, faults: &str, sessions_per_day: u32) -> PathBuf {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let mut args = vec![
+        "demo".to_string(),
+        "--out".into(),
+        scratch.path().display().to_string(),
+        "--days".into(),
+        "40".into(),
+        "--sessions-per-day".into(),
+        sessions_per_day.to_string(),
+        "--end-date".into(),
+        end.into(),
+    ];
+    if !faults.is_empty() {
+        args.extend(["--faults".into(), faults.into()]);
+    }
+    let out = vigil(&args);
+    assert_eq!(out.code, 0, "{out:?}");
+    let warehouse = dir.join("warehouse");
+    let _ = std::fs::remove_dir_all(&warehouse);
+    std::fs::rename(scratch.path().join("warehouse"), &warehouse).expect("move the warehouse");
+    warehouse
+}
+
 /// The registry of this test binary: the builtin rules (linked through this crate).
 pub fn registry() -> vigil_engine::registry::Registry {
     vigil_engine::registry::Registry::linked().expect("no duplicate rule ids")

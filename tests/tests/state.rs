@@ -18,30 +18,9 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Writes the demo warehouse ending on `end` (faults on that day) into `dir/warehouse`,
-/// replacing what was there: the same folder, so the same warehouse id, day after day.
+/// The demo warehouse of these tests (1500 sessions a day) ending on `end`, into `dir`.
 fn demo(dir: &Path, end: &str, faults: &str) -> PathBuf {
-    let scratch = tempfile::tempdir().unwrap();
-    let mut args = vec![
-        "demo".to_string(),
-        "--out".into(),
-        scratch.path().display().to_string(),
-        "--days".into(),
-        "40".into(),
-        "--sessions-per-day".into(),
-        "1500".into(),
-        "--end-date".into(),
-        end.into(),
-    ];
-    if !faults.is_empty() {
-        args.extend(["--faults".into(), faults.into()]);
-    }
-    let out = vigil(&args);
-    assert_eq!(out.code, 0, "{out:?}");
-    let warehouse = dir.join("warehouse");
-    let _ = std::fs::remove_dir_all(&warehouse);
-    std::fs::rename(scratch.path().join("warehouse"), &warehouse).unwrap();
-    warehouse
+    vigil_tests::demo_warehouse(dir, end, faults, 1500)
 }
 
 /// A config with the demo's tables, `rules` and alerts to the three local servers: ERROR to

@@ -11,29 +11,9 @@ use serde_json::Value;
 use vigil_tests::pg::Server;
 use vigil_tests::{json_report, vigil, vigil_run, Output};
 
-/// Writes the demo warehouse ending on `end` (faults on that day) into `dir/warehouse`,
-/// replacing what was there (the same folder: the same warehouse id day after day).
-fn demo(dir: &Path, end: &str, faults: &str) {
-    let scratch = tempfile::tempdir().unwrap();
-    let mut args = vec![
-        "demo".to_string(),
-        "--out".into(),
-        scratch.path().display().to_string(),
-        "--days".into(),
-        "40".into(),
-        "--sessions-per-day".into(),
-        "500".into(),
-        "--end-date".into(),
-        end.into(),
-    ];
-    if !faults.is_empty() {
-        args.extend(["--faults".into(), faults.into()]);
-    }
-    let out = vigil(&args);
-    assert_eq!(out.code, 0, "{out:?}");
-    let warehouse = dir.join("warehouse");
-    let _ = std::fs::remove_dir_all(&warehouse);
-    std::fs::rename(scratch.path().join("warehouse"), &warehouse).unwrap();
+/// The demo warehouse of these tests (500 sessions a day) ending on `end`, into `dir`.
+fn demo(dir: &Path, end: &str, faults: &str) -> PathBuf {
+    vigil_tests::demo_warehouse(dir, end, faults, 500)
 }
 
 fn config(dir: &Path) -> PathBuf {

@@ -15,10 +15,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Value};
 
+use super::db::MIGRATIONS;
 use super::db::{self, Db, DbError, DbErrorKind, Param, Row, BUSY_TIMEOUT};
 use super::fingerprint;
 use super::incident::{Incident, Lifecycle, Notice, Silence, Status};
-use super::sqlite::{Sqlite, MIGRATIONS};
+use super::sqlite::Sqlite;
 use super::Location;
 use crate::metric::MetricValue;
 use crate::rule::Severity;
@@ -27,9 +28,6 @@ use crate::scan::cache::PartitionCache;
 
 /// The store version this vigil writes (and the newest it reads).
 pub const VERSION: i32 = MIGRATIONS.len() as i32;
-
-// Every database has the same migrations, version for version.
-const _: () = assert!(MIGRATIONS.len() == db::POSTGRES_MIGRATIONS.len());
 
 /// Why the store cannot be used. Every variant names the store (a file, or a database URL
 /// without its password).

@@ -13,8 +13,8 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 use vigil_engine::source::redact;
 use vigil_engine::state::db::{
-    Cell, Db, DbError, DbErrorKind, Param, Row, StoreRegistration, BUSY_TIMEOUT,
-    POSTGRES_MIGRATIONS, POSTGRES_SCHEMA,
+    Cell, Db, DbError, DbErrorKind, Dialect, Param, Row, StoreRegistration, BUSY_TIMEOUT,
+    MIGRATIONS, POSTGRES_SCHEMA,
 };
 
 use crate::{client_config, explain, whereabouts};
@@ -102,65 +102,6 @@ impl PostgresStore {
         Ok(statement)
     }
 
-    /// Checks what the schema holds and migrates it, inside the open transaction.
-    fn migrate_in_transaction(&mut self) -> Result<(), DbError> {
-        let foreign = |what: &str| {
-            DbError::new(
-                DbErrorKind::NotAStore,
-                format!("its schema `{POSTGRES_SCHEMA}` {what}, it is not vigil's"),
-            )
-        };
-        let version = if self.schema_exists()? {
-            let versioned = self.count(
-                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE n.nspname = $1 AND c.relname = 'vigil_version'",
-                &[POSTGRES_SCHEMA.into()],
-            )? > 0;
-            if versioned {
-                let rows = self.query("SELECT application, version FROM vigil_version", &[])?;
-                match rows.as_slice() {
-                    [row] if row.text(0)? == APPLICATION => row.int(1)?,
-                    _ => return Err(foreign("has another `vigil_version` table")),
-                }
-            } else {
-                let objects = self.count(
-                    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                     WHERE n.nspname = $1",
-                    &[POSTGRES_SCHEMA.into()],
-                )?;
-                if objects > 0 {
-                    return Err(foreign("holds tables without a `vigil_version` table"));
-                }
-                self.create_version_table()?;
-                0
-            }
-        } else {
-            self.execute(&format!("CREATE SCHEMA {POSTGRES_SCHEMA}"), &[])?;
-            self.create_version_table()?;
-            0
-        };
-        let known = POSTGRES_MIGRATIONS.len();
-        let applied = usize::try_from(version).unwrap_or(usize::MAX);
-        if applied > known {
-            return Err(DbError::new(
-                DbErrorKind::Newer(i32::try_from(version).unwrap_or(i32::MAX)),
-                "newer",
-            ));
-        }
-        for migration in &POSTGRES_MIGRATIONS[applied..] {
-            self.client
-                .batch_execute(migration)
-                .map_err(|e| self.error(&e))?;
-        }
-        if applied < known {
-            self.execute(
-                "UPDATE vigil_version SET version = $1",
-                &[i64::try_from(known).unwrap_or(i64::MAX).into()],
-            )?;
-        }
-        Ok(())
-    }
-
     fn create_version_table(&mut self) -> Result<(), DbError> {
         self.client
             .batch_execute(&format!(
@@ -209,15 +150,55 @@ fn cell(row: &postgres::Row, i: usize) -> Result<Cell, postgres::Error> {
 }
 
 impl Db for PostgresStore {
-    fn migrate(&mut self) -> Result<(), DbError> {
-        self.begin()?;
-        match self.migrate_in_transaction() {
-            Ok(()) => self.commit(),
-            Err(e) => {
-                let _ = self.rollback();
-                Err(e)
+    fn migrate_in_transaction(&mut self) -> Result<(), DbError> {
+        let foreign = |what: &str| {
+            DbError::new(
+                DbErrorKind::NotAStore,
+                format!("its schema `{POSTGRES_SCHEMA}` {what}, it is not vigil's"),
+            )
+        };
+        let version = if self.schema_exists()? {
+            let versioned = self.count(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $1 AND c.relname = 'vigil_version'",
+                &[POSTGRES_SCHEMA.into()],
+            )? > 0;
+            if versioned {
+                let rows = self.query("SELECT application, version FROM vigil_version", &[])?;
+                match rows.as_slice() {
+                    [row] if row.text(0)? == APPLICATION => row.int(1)?,
+                    _ => return Err(foreign("has another `vigil_version` table")),
+                }
+            } else {
+                let objects = self.count(
+                    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = $1",
+                    &[POSTGRES_SCHEMA.into()],
+                )?;
+                if objects > 0 {
+                    return Err(foreign("holds tables without a `vigil_version` table"));
+                }
+                self.create_version_table()?;
+                0
             }
+        } else {
+            self.execute(&format!("CREATE SCHEMA {POSTGRES_SCHEMA}"), &[])?;
+            self.create_version_table()?;
+            0
+        };
+        let pending = Dialect::Postgres.pending(version)?;
+        for migration in &pending {
+            self.client
+                .batch_execute(migration)
+                .map_err(|e| self.error(&e))?;
         }
+        if !pending.is_empty() {
+            self.execute(
+                "UPDATE vigil_version SET version = $1",
+                &[i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX).into()],
+            )?;
+        }
+        Ok(())
     }
 
     fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, DbError> {
