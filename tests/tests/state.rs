@@ -96,6 +96,15 @@ fn run(dir: &Path, config: &Path, day: &str, extra: &[&str]) -> (Output, Value) 
     (out, json_report(&dir.join("reports")))
 }
 
+/// A report's first finding of a check.
+fn finding<'a>(report: &'a Value, check: &str) -> Option<&'a Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == check)
+}
+
 /// The fingerprints of a report's findings of a severity.
 fn fingerprints(report: &Value, severity: &str) -> Vec<String> {
     let mut prints: Vec<String> = report["findings"]
@@ -317,12 +326,7 @@ fn a_silence_keeps_a_finding_reported_but_quiet_until_it_expires() {
         "2025-03-10",
         &["--fail_on_error", "--state", &state],
     );
-    let zero = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["check"] == "orders:negative_revenue")
-        .unwrap();
+    let zero = finding(&report, "orders:negative_revenue").unwrap();
     assert_eq!(
         zero["silenced"]["reason"],
         "known refund batch, ticket DATA-42"
@@ -400,12 +404,7 @@ fn a_silence_keeps_a_finding_reported_but_quiet_until_it_expires() {
         "state:\n  silences:\n    - {check: orders:negative_revenue, until: 2025-03-31, reason: declared}\n",
     );
     let (_, report) = run(dir.path(), &declared, "2025-03-11", &["--state", &state]);
-    let zero = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["check"] == "orders:negative_revenue")
-        .unwrap();
+    let zero = finding(&report, "orders:negative_revenue").unwrap();
     assert_eq!(zero["silenced"]["reason"], "declared");
     assert_eq!(zero["silenced"]["origin"], "config");
 }
@@ -421,12 +420,8 @@ fn a_changed_schema_is_a_warning_once() {
     assert!(!first.to_string().contains("columns_changed"));
     demo(dir.path(), "2025-03-11", "renamed-column");
     let (_, renamed) = run(dir.path(), &config, "2025-03-11", &[]);
-    let change = renamed["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["check"] == "schema:orders_columns_changed")
-        .unwrap_or_else(|| panic!("{renamed:#}"));
+    let change =
+        finding(&renamed, "schema:orders_columns_changed").unwrap_or_else(|| panic!("{renamed:#}"));
     assert_eq!(change["severity"], "WARN");
     assert_eq!(
         change["context"]["renamed"],
