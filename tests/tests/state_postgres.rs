@@ -225,7 +225,8 @@ fn silences_and_history_live_in_postgres() {
     assert!(out.stdout.starts_with("Runs (0):"), "{out:?}");
 }
 
-/// Runs one `vigil run` from the environment, for the concurrency test (a child process).
+/// Runs one `vigil run` from the environment, for the concurrency and kill test (a child
+/// process).
 #[test]
 #[ignore = "run as a child process by the test below"]
 fn state_postgres_child() {
@@ -243,7 +244,7 @@ fn state_postgres_child() {
 }
 
 #[test]
-fn two_runs_at_once_open_each_incident_once() {
+fn runs_at_once_open_each_incident_once_and_a_killed_run_leaves_no_trace() {
     let server = Server::start();
     server.sql("postgres", "CREATE DATABASE state");
     let url = server.url("state");
@@ -291,6 +292,28 @@ fn two_runs_at_once_open_each_incident_once() {
     let count = open.len();
     open.dedup();
     assert_eq!(open.len(), count, "an incident was opened twice");
+
+    // Killed at various moments: the database holds the previous state, or the whole new run
+    // (the connection drops and the server aborts an uncommitted transaction).
+    let mut previous = history(&url);
+    let mut runs = previous["runs"].as_array().unwrap().len();
+    for delay in [5, 40, 120, 300, 700] {
+        let mut child = spawn("rk");
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        let now = history(&url);
+        let count = now["runs"].as_array().unwrap().len();
+        assert!(
+            count == runs || count == runs + 1,
+            "{count} runs after {runs}"
+        );
+        if count == runs {
+            assert_eq!(now, previous, "a killed run changed the store");
+        }
+        runs = count;
+        previous = now;
+    }
 }
 
 #[test]
