@@ -102,6 +102,53 @@ pub fn demo_warehouse(dir: &Path, end: &str, faults: &str, sessions_per_day: u32
     warehouse
 }
 
+/// `vigil history --state STATE --format json` (a file or a database URL), parsed.
+pub fn state_history(state: &str) -> serde_json::Value {
+    let out = vigil(["history", "--state", state, "--format", "json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    serde_json::from_str(&out.stdout).expect("history is JSON")
+}
+
+/// Kills a run started by `spawn` after each of `delays` (milliseconds): after each, the store
+/// at `state` holds exactly what it held before, or that plus the whole killed run.
+pub fn kill_runs_at(state: &str, delays: &[u64], mut spawn: impl FnMut() -> std::process::Child) {
+    let mut previous = state_history(state);
+    let mut runs = previous["runs"].as_array().expect("runs").len();
+    for &delay in delays {
+        let mut process = spawn();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = process.kill();
+        let _ = process.wait();
+        let now = state_history(state);
+        let count = now["runs"].as_array().expect("runs").len();
+        assert!(
+            count == runs || count == runs + 1,
+            "{count} runs after {runs}"
+        );
+        if count == runs {
+            assert_eq!(now, previous, "a killed run changed the store");
+        }
+        runs = count;
+        previous = now;
+    }
+}
+
+/// The fingerprints of a history's open incidents, checking that none is open twice.
+pub fn open_incidents(history: &serde_json::Value) -> Vec<String> {
+    let mut open: Vec<String> = history["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .filter(|i| i["status"] == "open")
+        .map(|i| i["fingerprint"].as_str().expect("fingerprint").to_string())
+        .collect();
+    open.sort_unstable();
+    let count = open.len();
+    open.dedup();
+    assert_eq!(open.len(), count, "an incident was opened twice: {history}");
+    open
+}
+
 /// The registry of this test binary: the builtin rules (linked through this crate).
 pub fn registry() -> vigil_engine::registry::Registry {
     vigil_engine::registry::Registry::linked().expect("no duplicate rule ids")

@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use serde_json::Value;
 use vigil_tests::http::{Hit, Reply, Server};
-use vigil_tests::{json_report, vigil, vigil_run, Output};
+use vigil_tests::{
+    json_report, kill_runs_at, open_incidents, state_history, vigil, vigil_run, Output,
+};
 
 /// Tests that set environment variables (the alert secrets) run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -482,19 +483,6 @@ fn child(dir: &Path, config: &Path, out: &Path, day: &str, state: &Path) -> Comm
     command
 }
 
-/// Rows of a table in the store, through the sqlite3-free way: `vigil history --format json`.
-fn history(state: &Path) -> Value {
-    let out = vigil([
-        "history".as_ref(),
-        "--state".as_ref(),
-        state.as_os_str(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]);
-    assert_eq!(out.code, 0, "{out:?}");
-    serde_json::from_str(&out.stdout).unwrap()
-}
-
 #[test]
 fn a_killed_run_leaves_the_previous_state_and_two_runs_at_once_both_land() {
     let dir = tempfile::tempdir().unwrap();
@@ -516,14 +504,12 @@ fn a_killed_run_leaves_the_previous_state_and_two_runs_at_once_both_land() {
     .output()
     .unwrap();
     assert_eq!(first.status.code(), Some(0), "{first:?}");
-    let before = history(&state);
-    assert_eq!(before["runs"].as_array().unwrap().len(), 1);
+    let shown = state.display().to_string();
+    assert_eq!(state_history(&shown)["runs"].as_array().unwrap().len(), 1);
 
     // Killed at various moments: the store holds the previous state, or the whole new run.
-    let mut runs = 1;
-    let mut previous = before;
-    for delay in [5, 30, 80, 150, 300, 600] {
-        let mut process = child(
+    let spawn = || {
+        child(
             dir.path(),
             &config,
             &dir.path().join("r1"),
@@ -531,22 +517,10 @@ fn a_killed_run_leaves_the_previous_state_and_two_runs_at_once_both_land() {
             &state,
         )
         .spawn()
-        .unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
-        let _ = process.kill();
-        let _ = process.wait();
-        let now = history(&state);
-        let count = now["runs"].as_array().unwrap().len();
-        assert!(
-            count == runs || count == runs + 1,
-            "{count} runs after {runs}"
-        );
-        if count == runs {
-            assert_eq!(now, previous, "a killed run changed the store");
-        }
-        runs = count;
-        previous = now;
-    }
+        .unwrap()
+    };
+    kill_runs_at(&shown, &[5, 30, 80, 150, 300, 600], spawn);
+    let runs = state_history(&shown)["runs"].as_array().unwrap().len();
 
     // Two runs at once (other reports folders, one store): both land, nothing is corrupt.
     let spawn = |name: &str| {
@@ -567,26 +541,9 @@ fn a_killed_run_leaves_the_previous_state_and_two_runs_at_once_both_land() {
         (Some(0), Some(0)),
         "{a:?} {b:?}"
     );
-    let after = history(&state);
+    let after = state_history(&shown);
     assert_eq!(after["runs"].as_array().unwrap().len(), runs + 2);
-    let open: Vec<&Value> = after["incidents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["status"] == "open")
-        .collect();
-    let mut prints: Vec<&str> = open
-        .iter()
-        .map(|i| i["fingerprint"].as_str().unwrap())
-        .collect();
-    prints.sort_unstable();
-    let count = prints.len();
-    prints.dedup();
-    assert_eq!(
-        prints.len(),
-        count,
-        "an incident was opened twice: {open:?}"
-    );
+    open_incidents(&after);
 }
 
 #[test]

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vigil_tests::pg::Server;
-use vigil_tests::{json_report, vigil, vigil_run, Output};
+use vigil_tests::{
+    json_report, kill_runs_at, open_incidents, state_history, vigil, vigil_run, Output,
+};
 
 /// The demo warehouse of these tests (500 sessions a day) ending on `end`, into `dir`.
 fn demo(dir: &Path, end: &str, faults: &str) -> PathBuf {
@@ -62,12 +64,6 @@ fn judged(report: &Value) -> Value {
         "incidents": report["state"]["incidents"],
         "resolved": report["state"]["resolved"].as_array().unwrap().len(),
     })
-}
-
-fn history(state: &str) -> Value {
-    let out = vigil(["history", "--state", state, "--format", "json"]);
-    assert_eq!(out.code, 0, "{out:?}");
-    serde_json::from_str(&out.stdout).unwrap()
 }
 
 /// The incidents of a history without their ids.
@@ -145,9 +141,9 @@ fn incidents_open_continue_and_resolve_in_postgres_as_in_sqlite() {
         reports[3]["state"]
     );
 
-    let pg = history(&url);
+    let pg = state_history(&url);
     assert_eq!(pg["runs"].as_array().unwrap().len(), 4);
-    let lite = history(&sqlite);
+    let lite = state_history(&sqlite);
     assert_eq!(incidents(&pg), incidents(&lite));
     let incident = incidents(&pg)
         .into_iter()
@@ -278,42 +274,13 @@ fn runs_at_once_open_each_incident_once_and_a_killed_run_leaves_no_trace() {
             "round {round}: {a:?} {b:?}"
         );
     }
-    let after = history(&url);
+    let after = state_history(&url);
     assert_eq!(after["runs"].as_array().unwrap().len(), 4);
-    let mut open: Vec<&str> = after["incidents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["status"] == "open")
-        .map(|i| i["fingerprint"].as_str().unwrap())
-        .collect();
-    assert!(!open.is_empty());
-    open.sort_unstable();
-    let count = open.len();
-    open.dedup();
-    assert_eq!(open.len(), count, "an incident was opened twice");
+    assert!(!open_incidents(&after).is_empty());
 
     // Killed at various moments: the database holds the previous state, or the whole new run
     // (the connection drops and the server aborts an uncommitted transaction).
-    let mut previous = history(&url);
-    let mut runs = previous["runs"].as_array().unwrap().len();
-    for delay in [5, 40, 120, 300, 700] {
-        let mut child = spawn("rk");
-        std::thread::sleep(Duration::from_millis(delay));
-        let _ = child.kill();
-        let _ = child.wait();
-        let now = history(&url);
-        let count = now["runs"].as_array().unwrap().len();
-        assert!(
-            count == runs || count == runs + 1,
-            "{count} runs after {runs}"
-        );
-        if count == runs {
-            assert_eq!(now, previous, "a killed run changed the store");
-        }
-        runs = count;
-        previous = now;
-    }
+    kill_runs_at(&url, &[5, 40, 120, 300, 700], || spawn("rk"));
 }
 
 #[test]
