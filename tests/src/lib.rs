@@ -149,6 +149,49 @@ pub fn open_incidents(history: &serde_json::Value) -> Vec<String> {
     open
 }
 
+/// The sessions and orders tables partitioned by the day of their date column: (file stem,
+/// partition key, date column), for [`csv_folder_to_parquet`].
+pub const BY_DAY: [(&str, &str, &str); 2] = [
+    ("fct_sessions", "session_date", "session_start"),
+    ("fct_orders", "order_date", "order_ts"),
+];
+
+/// Rewrites every CSV table of `csv_dir` into `out` as Parquet with `row_group_rows` rows per
+/// row group: a table named in `partitioned` (file stem, partition key, date column) as a
+/// hive-partitioned dataset folder `<stem>/`, the others as `<stem>.parquet`.
+pub fn csv_folder_to_parquet(
+    csv_dir: &Path,
+    out: &Path,
+    row_group_rows: usize,
+    partitioned: &[(&str, &str, &str)],
+) {
+    use vigil_source_parquet::convert::{csv_to_parquet, Options};
+    std::fs::create_dir_all(out).expect("create the Parquet folder");
+    for entry in std::fs::read_dir(csv_dir).expect("read the CSV folder") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "csv") {
+            continue;
+        }
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("a UTF-8 name");
+        let partition = partitioned
+            .iter()
+            .find(|(table, _, _)| *table == stem)
+            .map(|(_, key, column)| (key.to_string(), column.to_string()));
+        let target = match partition {
+            Some(_) => out.join(stem),
+            None => out.join(format!("{stem}.parquet")),
+        };
+        let options = Options {
+            row_group_rows,
+            partition,
+        };
+        csv_to_parquet(&path, &target, &options).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    }
+}
+
 /// The registry of this test binary: the builtin rules (linked through this crate).
 pub fn registry() -> vigil_engine::registry::Registry {
     vigil_engine::registry::Registry::linked().expect("no duplicate rule ids")

@@ -13,7 +13,6 @@ use vigil_engine::scan::cache::PartitionCache;
 use vigil_engine::scan::PartitionStats;
 use vigil_engine::source::Source;
 use vigil_engine::testing::{day, MemoryCache};
-use vigil_source_parquet::convert::{csv_to_parquet, Options};
 use vigil_tests::{registry, same_json, vigil};
 
 /// Days of the warehouse; its last day carries the faults.
@@ -41,23 +40,12 @@ fn warehouse(dir: &Path) -> (PathBuf, Config) {
     ]);
     assert_eq!(out.code, 0, "{out:?}");
     let warehouse = dir.join("warehouse");
-    std::fs::create_dir_all(&warehouse).unwrap();
-    for (stem, partition) in [
-        ("fct_sessions", Some(("session_date", "session_start"))),
-        ("fct_orders", Some(("order_date", "order_ts"))),
-        ("fct_attribution", None),
-    ] {
-        let options = Options {
-            row_group_rows: 100,
-            partition: partition.map(|(k, c)| (k.to_string(), c.to_string())),
-        };
-        let target = match partition {
-            Some(_) => warehouse.join(stem),
-            None => warehouse.join(format!("{stem}.parquet")),
-        };
-        let source = csv.join("warehouse").join(format!("{stem}.csv"));
-        csv_to_parquet(&source, &target, &options).unwrap();
-    }
+    vigil_tests::csv_folder_to_parquet(
+        &csv.join("warehouse"),
+        &warehouse,
+        100,
+        &vigil_tests::BY_DAY,
+    );
     let config = Config::load(&csv.join("vigil.yml"), &registry()).unwrap();
     (warehouse, config)
 }

@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use vigil_source_parquet::convert::{csv_to_parquet, Options};
 use vigil_tests::pg::Server;
 use vigil_tests::{puffy, repo_root, vigil};
 
@@ -20,40 +19,14 @@ enum Layout {
     Partitioned,
 }
 
-/// The date column each Puffy/demo table is partitioned by.
-fn partition_column(stem: &str) -> Option<(&'static str, &'static str)> {
-    match stem {
-        "fct_sessions" => Some(("session_date", "session_start")),
-        "fct_orders" => Some(("order_date", "order_ts")),
-        _ => None,
-    }
-}
-
-/// Rewrites every CSV table of `csv_dir` into `out` as Parquet.
+/// Rewrites every CSV table of `csv_dir` into `out` as Parquet (small row groups: several per
+/// file, read in parallel).
 fn to_parquet(csv_dir: &Path, out: &Path, layout: Layout) {
-    std::fs::create_dir_all(out).unwrap();
-    for entry in std::fs::read_dir(csv_dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "csv") {
-            continue;
-        }
-        let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
-        let options = Options {
-            // Small row groups: several per file, read in parallel.
-            row_group_rows: 3000,
-            partition: match layout {
-                Layout::Partitioned => {
-                    partition_column(&stem).map(|(k, c)| (k.to_string(), c.to_string()))
-                }
-                Layout::Files => None,
-            },
-        };
-        let target = match (&layout, &options.partition) {
-            (Layout::Partitioned, Some(_)) => out.join(&stem),
-            _ => out.join(format!("{stem}.parquet")),
-        };
-        csv_to_parquet(&path, &target, &options).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    }
+    let partitioned: &[(&str, &str, &str)] = match layout {
+        Layout::Partitioned => &vigil_tests::BY_DAY,
+        Layout::Files => &[],
+    };
+    vigil_tests::csv_folder_to_parquet(csv_dir, out, 3000, partitioned);
 }
 
 /// Runs vigil and returns its exit code and JSON report.

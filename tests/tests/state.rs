@@ -628,7 +628,6 @@ fn copy_tree(from: &Path, to: &Path) {
 
 #[test]
 fn the_next_days_run_through_the_store_reads_only_the_changed_partitions() {
-    use vigil_source_parquet::convert::{csv_to_parquet, Options};
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("csv");
     let out = vigil([
@@ -647,23 +646,12 @@ fn the_next_days_run_through_the_store_reads_only_the_changed_partitions() {
     assert_eq!(out.code, 0, "{out:?}");
     // Sessions partitioned by day; orders and attribution as single files.
     let full = dir.path().join("full");
-    std::fs::create_dir_all(&full).unwrap();
-    for (stem, partition) in [
-        ("fct_sessions", Some(("session_date", "session_start"))),
-        ("fct_orders", None),
-        ("fct_attribution", None),
-    ] {
-        let options = Options {
-            row_group_rows: 2_000,
-            partition: partition.map(|(k, c)| (k.to_string(), c.to_string())),
-        };
-        let target = match partition {
-            Some(_) => full.join(stem),
-            None => full.join(format!("{stem}.parquet")),
-        };
-        let source = csv.join("warehouse").join(format!("{stem}.csv"));
-        csv_to_parquet(&source, &target, &options).unwrap();
-    }
+    vigil_tests::csv_folder_to_parquet(
+        &csv.join("warehouse"),
+        &full,
+        2_000,
+        &vigil_tests::BY_DAY[..1],
+    );
     // Yesterday's warehouse: without the 03-20 partition.
     let warehouse = dir.path().join("warehouse");
     copy_tree(&full, &warehouse);
