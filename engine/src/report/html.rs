@@ -183,9 +183,6 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
 
 /// One metric's chart: its series, the baseline band, the flagged days and the judged day.
 fn chart(o: &Observation) -> String {
-    const W: f64 = 360.0;
-    const H: f64 = 130.0;
-    const PAD: f64 = 8.0;
     let points = &o.history;
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
@@ -200,19 +197,12 @@ fn chart(o: &Observation) -> String {
             }
         }
     }
-    if !lo.is_finite() || !hi.is_finite() {
+    let Some(plot) = Plot::new(130.0, points.len(), lo, hi) else {
         return String::new();
-    }
-    if (hi - lo).abs() < f64::EPSILON {
-        hi = lo + 1.0;
-    }
-    let n = points.len().max(2) as f64 - 1.0;
-    let x = |i: usize| PAD + (W - 2.0 * PAD) * i as f64 / n;
-    let y = |v: f64| PAD + (H - 2.0 * PAD) * (1.0 - (v - lo) / (hi - lo));
-    let mut svg = format!(
-        "<svg viewBox=\"0 0 {W} {H}\" width=\"100%\" role=\"img\" aria-label=\"{}\">",
-        escape(&o.metric)
-    );
+    };
+    let (lo, hi) = (plot.lo, plot.hi);
+    let (x, y) = (|i| plot.x(i), |v| plot.y(v));
+    let mut svg = plot.open(&escape(&o.metric));
     // The band (center ± 3 spreads, or fixed bounds clipped to the chart): upper edge left to
     // right, then lower edge back.
     let band: Vec<(usize, f64, f64)> = points
@@ -248,7 +238,7 @@ fn chart(o: &Observation) -> String {
         .collect();
     let _ = write!(svg, "<polyline class=\"series\" points=\"{}\" fill=\"none\" stroke=\"#1f2328\" stroke-width=\"1.5\"/>", line.join(" "));
     let last = points.len().saturating_sub(1);
-    let _ = write!(svg, "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"0\" y2=\"{H}\" stroke=\"#8c959f\" stroke-dasharray=\"2 2\"/>", x(last));
+    let _ = write!(svg, "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"0\" y2=\"{1}\" stroke=\"#8c959f\" stroke-dasharray=\"2 2\"/>", x(last), plot.height);
     for (i, p) in points.iter().enumerate().filter(|(_, p)| p.flagged) {
         let _ = write!(svg, "<circle class=\"flag\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#c62828\"><title>{}: {}</title></circle>", x(i), y(p.value), p.day, number(p.value));
     }
@@ -289,9 +279,6 @@ fn chart(o: &Observation) -> String {
 /// A metric's value as each stored run judged it (one point per partition, the latest run of
 /// each), then this run's, with a tooltip per point and flagged runs in red.
 fn runs_chart(o: &Observation, stored: &[StoredPoint]) -> String {
-    const W: f64 = 360.0;
-    const H: f64 = 100.0;
-    const PAD: f64 = 8.0;
     let mut points: Vec<StoredPoint> = stored
         .iter()
         .filter(|p| p.day != o.day && p.value.is_finite())
@@ -310,21 +297,11 @@ fn runs_chart(o: &Observation, stored: &[StoredPoint]) -> String {
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
             (lo.min(p.value), hi.max(p.value))
         });
-    if points.is_empty() {
+    let Some(plot) = Plot::new(100.0, points.len(), lo, hi) else {
         return String::new();
-    }
-    let hi = if (hi - lo).abs() < f64::EPSILON {
-        lo + 1.0
-    } else {
-        hi
     };
-    let n = points.len().max(2) as f64 - 1.0;
-    let x = |i: usize| PAD + (W - 2.0 * PAD) * i as f64 / n;
-    let y = |v: f64| PAD + (H - 2.0 * PAD) * (1.0 - (v - lo) / (hi - lo));
-    let mut svg = format!(
-        "<svg viewBox=\"0 0 {W} {H}\" width=\"100%\" role=\"img\" aria-label=\"{} over runs\">",
-        escape(&o.metric)
-    );
+    let (x, y) = (|i| plot.x(i), |v| plot.y(v));
+    let mut svg = plot.open(&format!("{} over runs", escape(&o.metric)));
     let line: Vec<String> = points
         .iter()
         .enumerate()
@@ -357,9 +334,60 @@ fn runs_chart(o: &Observation, stored: &[StoredPoint]) -> String {
             .map(|p| p.day.to_string())
             .unwrap_or_default(),
         o.day,
-        number(lo),
-        number(hi)
+        number(plot.lo),
+        number(plot.hi)
     )
+}
+
+/// Where point indexes and values land in a chart's SVG box (360 wide, 8 of padding).
+struct Plot {
+    height: f64,
+    /// Gaps between points (at least 1).
+    gaps: f64,
+    lo: f64,
+    hi: f64,
+}
+
+impl Plot {
+    const WIDTH: f64 = 360.0;
+    const PAD: f64 = 8.0;
+
+    /// A box `height` high for `points` points whose values span `lo..=hi` (a flat series gets
+    /// a range of 1); `None` when the span is not finite (no finite value).
+    fn new(height: f64, points: usize, lo: f64, hi: f64) -> Option<Plot> {
+        if !lo.is_finite() || !hi.is_finite() {
+            return None;
+        }
+        Some(Plot {
+            height,
+            gaps: points.max(2) as f64 - 1.0,
+            lo,
+            hi: if (hi - lo).abs() < f64::EPSILON {
+                lo + 1.0
+            } else {
+                hi
+            },
+        })
+    }
+
+    /// The x of the `i`-th point.
+    fn x(&self, i: usize) -> f64 {
+        Self::PAD + (Self::WIDTH - 2.0 * Self::PAD) * i as f64 / self.gaps
+    }
+
+    /// The y of a value.
+    fn y(&self, v: f64) -> f64 {
+        Self::PAD + (self.height - 2.0 * Self::PAD) * (1.0 - (v - self.lo) / (self.hi - self.lo))
+    }
+
+    /// The opening `<svg>` tag, with its (escaped) label.
+    fn open(&self, label: &str) -> String {
+        format!(
+            "<svg viewBox=\"0 0 {} {}\" width=\"100%\" role=\"img\" aria-label=\"{label}\">",
+            Self::WIDTH,
+            self.height
+        )
+    }
 }
 
 /// A number as people read it.
