@@ -9,7 +9,6 @@ use super::text::console as shown;
 use super::{incident_note, one_line, verdict, RunInfo};
 use crate::rule::Severity;
 use crate::runner::Evaluation;
-use crate::state::incident::Status;
 
 /// How many findings per severity the console lists.
 const LISTED: usize = 10;
@@ -78,10 +77,8 @@ pub fn render(
             .count();
         let _ = writeln!(
             out,
-            "vigil: incidents: {} new, {} ongoing, {} resolved; {silenced} finding(s) silenced{}",
-            lifecycle.count(Status::New),
-            lifecycle.count(Status::Ongoing),
-            lifecycle.count(Status::Resolved),
+            "vigil: incidents: {}; {silenced} finding(s) silenced{}",
+            lifecycle.summary(),
             if lifecycle.advances {
                 ""
             } else {

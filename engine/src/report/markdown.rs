@@ -191,10 +191,8 @@ fn history(md: &mut String, info: &RunInfo<'_>) {
         Some(path) => {
             let _ = writeln!(
                 md,
-                "\nHistory: {} new, {} ongoing, {} resolved incident(s); state store {} (warehouse `{}`).",
-                lifecycle.count(Status::New),
-                lifecycle.count(Status::Ongoing),
-                lifecycle.count(Status::Resolved),
+                "\nHistory: {} incident(s); state store {} (warehouse `{}`).",
+                lifecycle.summary(),
                 md_code(path),
                 md_text(&info.warehouse_id)
             );

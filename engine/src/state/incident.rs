@@ -147,6 +147,16 @@ impl Lifecycle {
     pub fn count(&self, status: Status) -> usize {
         self.tracked.values().filter(|t| t.status == status).count()
     }
+
+    /// `N new, N ongoing, N resolved`, as the console and the Markdown report say it.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} new, {} ongoing, {} resolved",
+            self.count(Status::New),
+            self.count(Status::Ongoing),
+            self.count(Status::Resolved)
+        )
+    }
 }
 
 /// What a run decides from the store's open incidents and silences (`open`, `silences`), the
