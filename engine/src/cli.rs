@@ -759,21 +759,7 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
     // its findings still reach the reports, the console and the alerts, and it exits 2.
     let mut history_problem: Option<String> = None;
     let warehouse_id = state::warehouse_id(&config.state, &source.describe());
-    let declared: Vec<Silence> = config
-        .state
-        .silences
-        .iter()
-        .map(|s| Silence {
-            id: None,
-            check: s.check.clone(),
-            subject: s.subject.clone(),
-            until: s.until,
-            reason: s.reason.clone(),
-            created_by: "config".into(),
-            expiry_reported: false,
-            origin: "config",
-        })
-        .collect();
+    let declared: Vec<Silence> = config.state.silences.iter().map(Silence::from).collect();
     let opened = state_path
         .as_ref()
         .map(|location| {
@@ -783,9 +769,14 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
             })
         })
         .transpose();
+    // Without a store, the config's silences are all there is.
+    let unstored = || state::store::Previous {
+        silences: declared.clone(),
+        ..Default::default()
+    };
     let (store, previous) = match opened {
         Ok(Some((store, previous))) => (Some(store), previous),
-        Ok(None) => (None, state::store::Previous::default()),
+        Ok(None) => (None, unstored()),
         Err(e @ (StateError::NotAStore(..) | StateError::Newer(..))) => {
             return fail(err, &e.to_string())
         }
@@ -795,16 +786,8 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
                 "vigil: warning: {e}; this run goes on without its history (every finding is new)"
             );
             history_problem = Some(e.to_string());
-            (None, state::store::Previous::default())
+            (None, unstored())
         }
-    };
-    let previous = state::store::Previous {
-        silences: if store.is_some() {
-            previous.silences
-        } else {
-            declared.clone()
-        },
-        ..previous
     };
     let cache = store.as_ref().map(|s| CacheView::new(s, &warehouse_id));
     crate::scan::set_workers(args.threads.map_or(0, usize::from));

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::config::SilenceConfig;
 use crate::rule::{Finding, Severity};
 
 use super::fingerprint;
@@ -87,6 +88,22 @@ pub struct Silence {
     pub expiry_reported: bool,
     /// `store` (added with `vigil silence add`) or `config`.
     pub origin: &'static str,
+}
+
+impl From<&SilenceConfig> for Silence {
+    /// A silence declared in the config (`state.silences`), not stored yet.
+    fn from(s: &SilenceConfig) -> Self {
+        Silence {
+            id: None,
+            check: s.check.clone(),
+            subject: s.subject.clone(),
+            until: s.until,
+            reason: s.reason.clone(),
+            created_by: "config".into(),
+            expiry_reported: false,
+            origin: "config",
+        }
+    }
 }
 
 impl Silence {
