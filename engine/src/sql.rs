@@ -40,7 +40,12 @@ pub enum Kind {
     Other,
 }
 
-/// What differs between SQL engines.
+/// The blanks the CSV grammar trims around a cell.
+pub const BLANKS: &str = " \t\n\r\x0c";
+
+/// What differs between SQL engines: quoting, types, regular expressions, date arithmetic,
+/// grouping bits and the few aggregates without a common spelling. The planner writes
+/// everything else in SQL both PostgreSQL and Spark read.
 pub trait Dialect {
     /// A quoted identifier.
     fn quote(&self, name: &str) -> String;
@@ -50,6 +55,47 @@ pub trait Dialect {
     fn text_param(&self, n: usize) -> String;
     /// The `n`-th bound parameter (1-based) of a number constant.
     fn number_param(&self, n: usize) -> String;
+    /// A string literal holding `text` as is.
+    fn literal(&self, text: &str) -> String;
+    /// The text type's name.
+    fn text_type(&self) -> &'static str;
+    /// The double-precision type's name.
+    fn double_type(&self) -> &'static str;
+    /// A NULL array of texts.
+    fn null_text_array(&self) -> String;
+    /// `text` without [`BLANKS`] at both ends, or at the start only.
+    fn trim(&self, text: &str, start_only: bool) -> String;
+    /// Whether `text` matches the regular expression `pattern` (anchored by the pattern).
+    fn matches(&self, text: &str, pattern: &str) -> String;
+    /// The `groups` captures of `pattern` in `text` as an array, NULL when it does not match.
+    fn captures(&self, text: &str, pattern: &str, groups: usize) -> String;
+    /// Capture `i` (1-based) of a captures array, NULL when its group took no part.
+    fn capture(&self, captures: &str, i: usize) -> String;
+    /// The number of days of month `m` (1-12) of year `y` (integers).
+    fn days_in_month(&self, y: &str, m: &str) -> String;
+    /// The UTC date of a timestamp with time zone.
+    fn utc_date(&self, timestamp: &str) -> String;
+    /// A float column's value as a double, NULL for NaN and the infinities.
+    fn finite(&self, number: &str) -> String;
+    /// The number a trimmed text holds as Rust's `f64` parse reads it (any exponent; a value
+    /// that rounds to infinity is no number, one that rounds to zero is 0, subnormals kept),
+    /// NULL when it holds none.
+    fn text_number(&self, text: &str) -> String;
+    /// The first `n` values of the text `value` in `order` among the group's rows where
+    /// `filter` holds, as an array (NULL or empty when none).
+    fn first_texts(&self, value: &str, order: &str, filter: &str, n: usize) -> String;
+    /// The bits of the grouping `columns` a row's grouping set does not group (the first
+    /// column is the highest bit).
+    fn grouping(&self, columns: &[String]) -> String;
+    /// A query of the first row (in `order`) of each key of `from` (a relation with a `WHERE`):
+    /// `key` as `k`, then each `(expression, alias)` of `values`.
+    fn first_per_key(
+        &self,
+        key: &str,
+        values: &[(String, String)],
+        from: &str,
+        order: &str,
+    ) -> String;
 }
 
 /// PostgreSQL.
@@ -70,6 +116,98 @@ impl Dialect for Postgres {
 
     fn number_param(&self, n: usize) -> String {
         format!("CAST(${n} AS DOUBLE PRECISION)")
+    }
+
+    fn literal(&self, text: &str) -> String {
+        // Standard-conforming strings: a backslash is itself.
+        format!("'{}'", text.replace('\'', "''"))
+    }
+
+    fn text_type(&self) -> &'static str {
+        "TEXT"
+    }
+
+    fn double_type(&self) -> &'static str {
+        "DOUBLE PRECISION"
+    }
+
+    fn null_text_array(&self) -> String {
+        "CAST(NULL AS TEXT[])".into()
+    }
+
+    fn trim(&self, text: &str, start_only: bool) -> String {
+        let function = if start_only { "ltrim" } else { "btrim" };
+        format!("{function}({text}, {})", self.literal(BLANKS))
+    }
+
+    fn matches(&self, text: &str, pattern: &str) -> String {
+        format!("{text} ~ {}", self.literal(pattern))
+    }
+
+    fn captures(&self, text: &str, pattern: &str, _groups: usize) -> String {
+        format!("regexp_match({text}, {})", self.literal(pattern))
+    }
+
+    fn capture(&self, captures: &str, i: usize) -> String {
+        format!("{captures}[{i}]")
+    }
+
+    fn days_in_month(&self, y: &str, m: &str) -> String {
+        format!("EXTRACT(DAY FROM make_date({y}, {m}, 1) + INTERVAL '1 month - 1 day')")
+    }
+
+    fn utc_date(&self, timestamp: &str) -> String {
+        format!("CAST({timestamp} AT TIME ZONE 'UTC' AS DATE)")
+    }
+
+    fn finite(&self, number: &str) -> String {
+        format!(
+            "CASE WHEN {number} IN ('NaN', 'Infinity', '-Infinity') THEN NULL \
+             ELSE CAST({number} AS DOUBLE PRECISION) END"
+        )
+    }
+
+    fn text_number(&self, t: &str) -> String {
+        // PostgreSQL refuses to cast a subnormal to a double: it is built as a multiple of
+        // the smallest; powers of 2 below 1 are not exact in NUMERIC, so the bounds scale the
+        // value up instead. Exponents of more than 4 digits (past leading zeros) are beyond
+        // NUMERIC: a negative one is 0.
+        let n = format!("CAST({t} AS NUMERIC)");
+        let mantissa = "[+-]?(\\d+\\.?\\d*|\\.\\d+)";
+        format!(
+            "CASE WHEN {t} ~ '^{mantissa}([eE][+-]?0*\\d{{1,4}})?$' THEN \
+             CASE WHEN abs({n}) >= power(CAST(2 AS NUMERIC), 1024) - power(CAST(2 AS NUMERIC), 970) THEN NULL \
+             WHEN abs({n}) * power(CAST(2 AS NUMERIC), 1075) <= 1 THEN CAST(0 AS DOUBLE PRECISION) \
+             WHEN abs({n}) * power(CAST(2 AS NUMERIC), 1022) < 1 THEN \
+             CAST(round({n} * power(CAST(2 AS NUMERIC), 1074)) AS DOUBLE PRECISION) \
+             * power(CAST(2 AS DOUBLE PRECISION), -1074) \
+             ELSE CAST({n} AS DOUBLE PRECISION) END \
+             WHEN {t} ~ '^{mantissa}[eE]-0*\\d{{5,}}$' THEN CAST(0 AS DOUBLE PRECISION) END"
+        )
+    }
+
+    fn first_texts(&self, value: &str, order: &str, filter: &str, n: usize) -> String {
+        format!(
+            "(ARRAY_AGG(CAST({value} AS TEXT) ORDER BY {order}) FILTER (WHERE {filter}))[1:{n}]"
+        )
+    }
+
+    fn grouping(&self, columns: &[String]) -> String {
+        format!("GROUPING({})", columns.join(", "))
+    }
+
+    fn first_per_key(
+        &self,
+        key: &str,
+        values: &[(String, String)],
+        from: &str,
+        order: &str,
+    ) -> String {
+        let values: String = values
+            .iter()
+            .map(|(e, alias)| format!(", {e} AS {alias}"))
+            .collect();
+        format!("SELECT DISTINCT ON (k) {key} AS k{values} FROM {from} ORDER BY k, {order}")
     }
 }
 
@@ -167,6 +305,21 @@ pub fn header(relation: &Relation, joins: &[Join]) -> Vec<String> {
             joins
                 .iter()
                 .flat_map(|j| j.columns.iter().map(move |c| format!("{}.{c}", j.table))),
+        )
+        .collect()
+}
+
+/// Each column of [`header`] with its type as vigil reads it (`text`, `integer`, ...; a joined
+/// column is `lookup`), for the schema-change check.
+pub fn column_types(relation: &Relation, joins: &[Join]) -> Vec<String> {
+    relation
+        .columns
+        .iter()
+        .map(|(_, kind)| format!("{kind:?}").to_lowercase())
+        .chain(
+            joins
+                .iter()
+                .flat_map(|j| j.columns.iter().map(|_| "lookup".to_string())),
         )
         .collect()
 }
@@ -272,23 +425,26 @@ fn base(
     let q = |name: &str| dialect.quote(name);
     let mut sql = String::from("WITH ");
     // The joins: the first row of each non-empty key.
+    let text = dialect.text_type();
     for (l, join) in sources.joins.iter().enumerate() {
-        let values: Vec<String> = join
+        let values: Vec<(String, String)> = join
             .columns
             .iter()
             .enumerate()
-            .map(|(i, c)| format!("f.{} AS v{i}", q(c)))
+            .map(|(i, c)| (format!("f.{}", q(c)), format!("v{i}")))
             .collect();
-        let _ = write!(
-            sql,
-            "j{l} AS (SELECT DISTINCT ON (k) CAST(f.{fk} AS TEXT) AS k{comma}{values} FROM {rel} f \
-             WHERE f.{fk} IS NOT NULL ORDER BY k, {order}), ",
-            fk = q(&join.foreign_key),
-            comma = if values.is_empty() { "" } else { ", " },
-            values = values.join(", "),
-            rel = relation_sql(dialect, &join.relation.name),
-            order = dialect.row_order("f"),
+        let fk = q(&join.foreign_key);
+        let from = format!(
+            "{} f WHERE f.{fk} IS NOT NULL",
+            relation_sql(dialect, &join.relation.name)
         );
+        let first = dialect.first_per_key(
+            &format!("CAST(f.{fk} AS {text})"),
+            &values,
+            &from,
+            &dialect.row_order("f"),
+        );
+        let _ = write!(sql, "j{l} AS ({first}), ");
     }
     // b0: the columns read, the lookups' keys and matches, the trimmed date text.
     let mut b0 = vec![format!("{} AS o", dialect.row_order("t"))];
@@ -297,7 +453,7 @@ fn base(
     }
     let mut from = format!("{} t", relation_sql(dialect, &sources.relation.name));
     for (l, join) in sources.joins.iter().enumerate() {
-        let key = format!("CAST(t.{} AS TEXT)", q(&join.key));
+        let key = format!("CAST(t.{} AS {text})", q(&join.key));
         b0.push(format!("{key} AS lk{l}"));
         b0.push(format!("(j{l}.k IS NOT NULL) AS lf{l}"));
         let _ = write!(from, " LEFT JOIN j{l} ON j{l}.k = {key} AND {key} <> ''");
@@ -311,10 +467,10 @@ fn base(
         Some((expr, kind, _)) => {
             b0.push(format!("{expr} AS dv"));
             if *kind == Kind::Text {
-                b0.push(format!("btrim({expr}, E' \\t\\n\\r\\f') AS ds"));
+                b0.push(format!("{} AS ds", dialect.trim(expr, false)));
             }
         }
-        None => b0.push("CAST(NULL AS TEXT) AS dv".into()),
+        None => b0.push(format!("CAST(NULL AS {text}) AS dv")),
     }
     let _ = write!(sql, "b0 AS (SELECT {} FROM {from}), ", b0.join(", "));
     // b1: the day, and whether the date cell is empty, unparsable, naive; its leading day.
@@ -330,16 +486,22 @@ fn base(
             "FALSE".to_string(),
             "CAST(NULL AS DATE)".to_string(),
         ),
-        Some((_, kind, _)) => date_parts(*kind, table.naive_timestamps),
+        Some((_, kind, _)) => date_parts(dialect, *kind, table.naive_timestamps),
     };
     let _ = write!(
         sql,
         "b1 AS (SELECT b0.*, {m} FROM b0), ",
         m = match date.as_ref().map(|d| d.1) {
             Some(Kind::Text) => format!(
-                "regexp_match(ds, '{TIMESTAMP}') AS m, regexp_match(ltrim(CAST(dv AS TEXT), E' \\t\\n\\r\\f'), '^(\\d{{4}})-(\\d{{2}})-(\\d{{2}})') AS ml"
+                "{} AS m, {} AS ml",
+                dialect.captures("ds", TIMESTAMP, 10),
+                dialect.captures(
+                    &dialect.trim(&format!("CAST(dv AS {text})"), true),
+                    LEADING_DATE,
+                    3
+                )
             ),
-            _ => "CAST(NULL AS TEXT[]) AS m, CAST(NULL AS TEXT[]) AS ml".into(),
+            _ => format!("{0} AS m, {0} AS ml", dialect.null_text_array()),
         }
     );
     let _ = write!(
@@ -374,7 +536,11 @@ pub fn partition_rows(
     let mut sql = base(&sources, table, &own, date_at);
     // `base` ends with ", " before the final SELECT; drop the trailing comma.
     sql.truncate(sql.len() - 2);
-    let columns: Vec<String> = own.iter().map(|h| format!("CAST(c{h} AS TEXT)")).collect();
+    let text = dialect.text_type();
+    let columns: Vec<String> = own
+        .iter()
+        .map(|h| format!("CAST(c{h} AS {text})"))
+        .collect();
     let _ = write!(
         sql,
         " SELECT {} FROM b2",
@@ -442,6 +608,7 @@ pub fn plan(
     let col = |h: usize| Cell {
         expr: format!("c{h}"),
         kind: kinds[&h],
+        dialect,
     };
     let mut filters: Vec<String> = Vec::new();
     let mut flags: Vec<String> = Vec::new();
@@ -535,7 +702,7 @@ pub fn plan(
         .chain(leading.then(|| "dl".to_string()))
         .chain(dimensions.iter().map(|h| format!("g{h}")))
         .collect();
-    select[GS] = format!("GROUPING({}) AS gs", grouped.join(", "));
+    select[GS] = format!("{} AS gs", dialect.grouping(&grouped));
     // Table stats.
     select.push("COUNT(*) AS n".into());
     select.push("COUNT(*) FILTER (WHERE de) AS nd".into());
@@ -543,10 +710,11 @@ pub fn plan(
     select.push("COUNT(*) FILTER (WHERE dn) AS nn".into());
     select.push(if may_be_unparsable {
         format!(
-            "(ARRAY_AGG(CAST(dv AS TEXT) ORDER BY o) FILTER (WHERE du))[1:{SAMPLES}] AS samples"
+            "{} AS samples",
+            dialect.first_texts("dv", "o", "du", SAMPLES)
         )
     } else {
-        "CAST(NULL AS TEXT[]) AS samples".to_string()
+        format!("{} AS samples", dialect.null_text_array())
     });
     for l in 0..joins.len() {
         select.push(format!(
@@ -567,7 +735,10 @@ pub fn plan(
     };
     for (i, b) in binding.bound.iter().enumerate() {
         let value = aggregate(b, &flags[i], &format!("u{i}"), &col);
-        let value_at = column_of(format!("CAST({value} AS DOUBLE PRECISION)"), &mut select);
+        let value_at = column_of(
+            format!("CAST({value} AS {})", dialect.double_type()),
+            &mut select,
+        );
         let presence = b.dimension.map(|h| {
             let at = column_of(format!("COUNT(*) FILTER (WHERE {})", flags[i]), &mut select);
             let j = dimensions.iter().position(|x| *x == h).unwrap_or(0);
@@ -608,29 +779,33 @@ pub fn plan(
 /// optional), optional zone. Groups: 1-3 date, 4-6 time, 7 zone, 8 sign, 9-10 offset.
 const TIMESTAMP: &str = "^(\\d{4})-(\\d{2})-(\\d{2})(?:[Tt ](\\d{2}):(\\d{2})(?::(\\d{2})(?:[.,]\\d+)?)?([Zz]|([+-])(\\d{2})(?::?(\\d{2}))?)?)?$";
 
+/// The date an unparsable cell starts with (its leading day). Groups: 1-3 date.
+const LEADING_DATE: &str = "^(\\d{4})-(\\d{2})-(\\d{2})";
+
 /// A valid date from three text captures of `array` at `y`, `m`, `d` (1-based), else NULL.
-fn valid_date(array: &str, y: usize, m: usize, d: usize) -> String {
-    let (y, m, d) = (
-        format!("CAST({array}[{y}] AS INTEGER)"),
-        format!("CAST({array}[{m}] AS INTEGER)"),
-        format!("CAST({array}[{d}] AS INTEGER)"),
-    );
+fn valid_date(dialect: &dyn Dialect, array: &str, y: usize, m: usize, d: usize) -> String {
+    let int = |i: usize| format!("CAST({} AS INTEGER)", dialect.capture(array, i));
+    let (y, m, d) = (int(y), int(m), int(d));
     format!(
-        "CASE WHEN {y} >= 1 AND {m} BETWEEN 1 AND 12 AND {d} >= 1 AND \
-         {d} <= EXTRACT(DAY FROM make_date({y}, {m}, 1) + INTERVAL '1 month - 1 day') \
-         THEN make_date({y}, {m}, {d}) END"
+        "CASE WHEN {y} >= 1 AND {m} BETWEEN 1 AND 12 AND {d} >= 1 AND {d} <= {} \
+         THEN make_date({y}, {m}, {d}) END",
+        dialect.days_in_month(&y, &m)
     )
 }
 
 /// The day, empty, unparsable, naive and leading-day expressions of a date cell `dv` (and
 /// `ds`, `m`, `ml` for text).
-fn date_parts(kind: Kind, naive: NaiveTimestamps) -> (String, String, String, String, String) {
+fn date_parts(
+    dialect: &dyn Dialect,
+    kind: Kind,
+    naive: NaiveTimestamps,
+) -> (String, String, String, String, String) {
     let null_date = "CAST(NULL AS DATE)".to_string();
     let typed_empty = "(dv IS NULL)".to_string();
     let not_empty = |empty: &str| format!("(NOT {empty})");
     match kind {
         Kind::TimestampTz => (
-            "CAST(dv AT TIME ZONE 'UTC' AS DATE)".into(),
+            dialect.utc_date("dv"),
             typed_empty,
             "FALSE".into(),
             "FALSE".into(),
@@ -661,8 +836,9 @@ fn date_parts(kind: Kind, naive: NaiveTimestamps) -> (String, String, String, St
         ),
         Kind::Text => {
             let empty = "(dv IS NULL OR ds = '')".to_string();
-            let date = valid_date("m", 1, 2, 3);
-            let int = |i: usize| format!("COALESCE(CAST(m[{i}] AS INTEGER), 0)");
+            let date = valid_date(dialect, "m", 1, 2, 3);
+            let m = |i: usize| dialect.capture("m", i);
+            let int = |i: usize| format!("COALESCE(CAST({} AS INTEGER), 0)", m(i));
             let time_ok = format!(
                 "{} <= 23 AND {} <= 59 AND {} <= 59 AND {} <= 23 AND {} <= 59",
                 int(4),
@@ -672,9 +848,10 @@ fn date_parts(kind: Kind, naive: NaiveTimestamps) -> (String, String, String, St
                 int(10)
             );
             let ok = format!("(m IS NOT NULL AND {date} IS NOT NULL AND {time_ok})");
-            let naive_cell = format!("({ok} AND m[4] IS NOT NULL AND m[7] IS NULL)");
+            let naive_cell = format!("({ok} AND {} IS NOT NULL AND {} IS NULL)", m(4), m(7));
             let offset = format!(
-                "(CASE WHEN m[8] = '-' THEN -1 ELSE 1 END) * ({} * 3600 + {} * 60)",
+                "(CASE WHEN {} = '-' THEN -1 ELSE 1 END) * ({} * 3600 + {} * 60)",
+                m(8),
                 int(9),
                 int(10)
             );
@@ -696,7 +873,7 @@ fn date_parts(kind: Kind, naive: NaiveTimestamps) -> (String, String, String, St
                 empty.clone(),
                 format!("(NOT {empty} AND NOT {parsed})"),
                 format!("(NOT {empty} AND {naive_rejected})"),
-                valid_date("ml", 1, 2, 3),
+                valid_date(dialect, "ml", 1, 2, 3),
             )
         }
         Kind::Integer | Kind::Float | Kind::Decimal | Kind::Other => (
@@ -710,12 +887,13 @@ fn date_parts(kind: Kind, naive: NaiveTimestamps) -> (String, String, String, St
 }
 
 /// A cell of the base, with its kind.
-struct Cell {
+struct Cell<'a> {
     expr: String,
     kind: Kind,
+    dialect: &'a dyn Dialect,
 }
 
-impl Cell {
+impl Cell<'_> {
     /// Whether the cell is empty: absent, empty, `NULL` or `null`.
     fn empty(&self) -> String {
         match self.kind {
@@ -728,43 +906,20 @@ impl Cell {
     fn text(&self) -> String {
         match self.kind {
             Kind::Text => self.expr.clone(),
-            _ => format!("CAST({} AS TEXT)", self.expr),
+            _ => format!("CAST({} AS {})", self.expr, self.dialect.text_type()),
         }
     }
 
     /// The number the cell holds (NULL when none), with the CSV scan's grammar for text.
     fn number(&self) -> String {
-        let e = &self.expr;
+        let (e, dialect) = (&self.expr, self.dialect);
+        let double = dialect.double_type();
         match self.kind {
-            Kind::Integer => format!("CAST({e} AS DOUBLE PRECISION)"),
-            Kind::Float => format!(
-                "CASE WHEN {e} IN ('NaN', 'Infinity', '-Infinity') THEN NULL ELSE CAST({e} AS DOUBLE PRECISION) END"
-            ),
-            Kind::Decimal => format!(
-                "CASE WHEN {e} IN ('NaN', 'Infinity', '-Infinity') THEN NULL ELSE CAST({e} AS DOUBLE PRECISION) END"
-            ),
-            Kind::Text => {
-                // As Rust's `f64` parse: any exponent, a value that rounds to infinity is no
-                // number, one that rounds to zero is 0, a subnormal is kept (PostgreSQL refuses
-                // to cast one: it is built as a multiple of the smallest; powers of 2 below 1 are not exact in
-                // NUMERIC, so the bounds scale the value up instead). Exponents of more
-                // than 4 digits (past leading zeros) are beyond NUMERIC: a negative one is 0.
-                let t = format!("btrim({e}, E' \\t\\n\\r\\f')");
-                let n = format!("CAST({t} AS NUMERIC)");
-                let mantissa = "[+-]?(\\d+\\.?\\d*|\\.\\d+)";
-                format!(
-                    "CASE WHEN {t} ~ '^{mantissa}([eE][+-]?0*\\d{{1,4}})?$' THEN \
-                     CASE WHEN abs({n}) >= power(CAST(2 AS NUMERIC), 1024) - power(CAST(2 AS NUMERIC), 970) THEN NULL \
-                     WHEN abs({n}) * power(CAST(2 AS NUMERIC), 1075) <= 1 THEN CAST(0 AS DOUBLE PRECISION) \
-                     WHEN abs({n}) * power(CAST(2 AS NUMERIC), 1022) < 1 THEN \
-                     CAST(round({n} * power(CAST(2 AS NUMERIC), 1074)) AS DOUBLE PRECISION) \
-                     * power(CAST(2 AS DOUBLE PRECISION), -1074) \
-                     ELSE CAST({n} AS DOUBLE PRECISION) END \
-                     WHEN {t} ~ '^{mantissa}[eE]-0*\\d{{5,}}$' THEN CAST(0 AS DOUBLE PRECISION) END"
-                )
-            }
+            Kind::Integer => format!("CAST({e} AS {double})"),
+            Kind::Float | Kind::Decimal => dialect.finite(e),
+            Kind::Text => dialect.text_number(&dialect.trim(e, false)),
             Kind::TimestampTz | Kind::Timestamp | Kind::Date | Kind::Other => {
-                "CAST(NULL AS DOUBLE PRECISION)".into()
+                format!("CAST(NULL AS {double})")
             }
         }
     }
@@ -785,7 +940,7 @@ fn compare(number: &str, cmp: Cmp, value: f64, constant: impl FnOnce() -> String
 
 /// The aggregate of a request whose rows are flagged by column `f` (and, for duplicates,
 /// the repeated keys by column `u`).
-fn aggregate(b: &Bound, f: &str, u: &str, col: &dyn Fn(usize) -> Cell) -> String {
+fn aggregate<'a>(b: &Bound, f: &str, u: &str, col: &dyn Fn(usize) -> Cell<'a>) -> String {
     let cell = b.column.map(col);
     match (&b.request.measure, cell) {
         (Measure::Rows, _) => format!("COUNT(*) FILTER (WHERE {f})"),
@@ -806,11 +961,12 @@ fn aggregate(b: &Bound, f: &str, u: &str, col: &dyn Fn(usize) -> Cell) -> String
         ),
         (Measure::Duplicates(_), Some(_)) => format!("COUNT(*) FILTER (WHERE {f} AND {u})"),
         (Measure::Where { cmp, value, .. }, Some(c)) => {
+            let double = c.dialect.double_type();
             // A constant of the request itself, not user text: a literal is safe.
             let test = compare(&c.number(), *cmp, value.0, || match value.0 {
-                v if v.is_finite() => format!("CAST({v:e} AS DOUBLE PRECISION)"),
-                v if v > 0.0 => "CAST('Infinity' AS DOUBLE PRECISION)".into(),
-                _ => "CAST('-Infinity' AS DOUBLE PRECISION)".into(),
+                v if v.is_finite() => format!("CAST({v:e} AS {double})"),
+                v if v > 0.0 => format!("CAST('Infinity' AS {double})"),
+                _ => format!("CAST('-Infinity' AS {double})"),
             });
             format!("COUNT(*) FILTER (WHERE {f} AND {test})")
         }
