@@ -20,6 +20,7 @@ use crate::registry::Registry;
 use crate::report::{self, RunInfo};
 use crate::rule::{Scope, Severity};
 use crate::runner::{self, Evaluation};
+use crate::scan::TableProblem;
 use crate::state;
 use crate::state::incident::{self, Silence};
 use crate::state::store::{CacheView, Delivered, RunRecord, StateError, Store};
@@ -802,6 +803,21 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
             .as_ref()
             .map(|c| c as &dyn crate::scan::cache::PartitionCache),
     );
+    // A source that failed (an unreachable cluster, a query that did not finish) leaves
+    // nothing to judge: no report, alert, snapshot or history of a run that did not see the
+    // warehouse.
+    if let Some((table, e)) = eval.scans.iter().find_map(|scan| match &scan.outcome {
+        Err(TableProblem::Source(e)) => Some((&scan.table, e)),
+        _ => None,
+    }) {
+        return fail(
+            err,
+            &format!(
+                "cannot read table {table} from {}: {e}; nothing was judged, written or sent",
+                source.describe()
+            ),
+        );
+    }
     if let Some(severity) = config.state.schema_change_severity.severity() {
         eval.findings.extend(state::schema_changes(
             &previous.columns,

@@ -547,6 +547,10 @@ fn table_findings(
                     "unreadable_file",
                     format!("Table file {file} cannot be read: {e}"),
                 ),
+                TableProblem::Source(e) => (
+                    "source_failed",
+                    format!("Table {file} cannot be read, the source failed: {e}"),
+                ),
             };
             return vec![finding(Severity::Error, check, message)
                 .context(json!({"file": scan.path.display().to_string()}))];

@@ -221,7 +221,8 @@ impl Source for FolderSource {
     }
 }
 
-/// A location with any password in it replaced by `***`, for messages and reports.
+/// A location with any password or token in it replaced by `***`, for messages and reports:
+/// the user info's password, and `password=`/`token=` parameters after `?` or `;`.
 pub fn redact(location: &str) -> String {
     let Some((scheme, rest)) = location.split_once("://") else {
         return location.to_string();
@@ -234,23 +235,29 @@ pub fn redact(location: &str) -> String {
         },
         None => authority.to_string(),
     };
-    let tail = redact_query_password(tail);
+    let tail = secret_params(tail, '?', '&');
+    let tail = secret_params(&tail, ';', ';');
     format!("{scheme}://{authority}{tail}")
 }
 
-/// `password=...` in a query string replaced by `password=***`.
-fn redact_query_password(tail: &str) -> String {
-    let Some((path, query)) = tail.split_once('?') else {
+/// `password=...` and `token=...` after `start`, in parameters separated by `separator`,
+/// replaced by `***`.
+fn secret_params(tail: &str, start: char, separator: char) -> String {
+    let Some((path, params)) = tail.split_once(start) else {
         return tail.to_string();
     };
-    let query: Vec<String> = query
-        .split('&')
+    let params: Vec<String> = params
+        .split(separator)
         .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            Some((k, _))
+                if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("token") =>
+            {
+                format!("{k}=***")
+            }
             _ => kv.to_string(),
         })
         .collect();
-    format!("{path}?{}", query.join("&"))
+    format!("{path}{start}{}", params.join(&separator.to_string()))
 }
 
 #[cfg(test)]
@@ -264,6 +271,10 @@ mod tests {
             "postgres://vigil:***@db.example:5432/wh?sslmode=disable&password=***"
         );
         assert_eq!(redact("postgres://db/wh"), "postgres://db/wh");
+        assert_eq!(
+            redact("sc://spark:15002/;user_id=me;token=s3cret;database=sales"),
+            "sc://spark:15002/;user_id=me;token=***;database=sales"
+        );
         assert_eq!(redact("/data/warehouse"), "/data/warehouse");
     }
 

@@ -150,6 +150,9 @@ pub enum TableProblem {
     Empty,
     /// The file could not be read; the message says why.
     Unreadable(String),
+    /// The source failed, not the table (a cluster or server that cannot be reached, a query
+    /// that fails or does not finish in time): the run cannot judge the warehouse.
+    Source(String),
 }
 
 impl std::fmt::Display for TableProblem {
@@ -158,6 +161,7 @@ impl std::fmt::Display for TableProblem {
             TableProblem::Missing => f.write_str("does not exist"),
             TableProblem::Empty => f.write_str("is empty: no header row"),
             TableProblem::Unreadable(e) => write!(f, "cannot be read: {e}"),
+            TableProblem::Source(e) => write!(f, "cannot be read, the source failed: {e}"),
         }
     }
 }
@@ -679,7 +683,7 @@ fn table_scan(
             let reason = match &problem {
                 TableProblem::Missing => format!("table file {} is missing", path.display()),
                 TableProblem::Empty => format!("table file {} is empty", path.display()),
-                TableProblem::Unreadable(e) => {
+                TableProblem::Unreadable(e) | TableProblem::Source(e) => {
                     format!("table file {} is unreadable: {e}", path.display())
                 }
             };

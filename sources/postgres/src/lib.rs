@@ -320,18 +320,7 @@ impl Source for PostgresSource {
                 return Ok(Err(TableProblem::Missing));
             };
             let header = sql::header(&relation, &joins);
-            // Each column's type as vigil reads it (looked-up columns: `lookup`), for the
-            // schema-change check.
-            let types: Vec<String> = relation
-                .columns
-                .iter()
-                .map(|(_, kind)| format!("{kind:?}").to_lowercase())
-                .chain(
-                    joins
-                        .iter()
-                        .flat_map(|j| j.columns.iter().map(|_| "lookup".to_string())),
-                )
-                .collect();
+            let types = sql::column_types(&relation, &joins);
             let binding = bind(header, table, input.requests, &failed);
             let query = sql::plan(&sql::Postgres, table, &relation, &joins, &binding);
             let params: Vec<Box<dyn postgres::types::ToSql + Sync>> = query
@@ -347,9 +336,7 @@ impl Source for PostgresSource {
             let computed = tx
                 .query(&query.sql, &refs)
                 .map(|rows| query.decode(&rows.iter().map(values).collect::<Vec<_>>()))
-                .map_err(|e| {
-                    TableProblem::Unreadable(format!("the query failed: {}", explain(&e)))
-                });
+                .map_err(|e| TableProblem::Source(format!("the query failed: {}", explain(&e))));
             let _ = tx.rollback();
             let mut scan = assemble(name, location.clone(), binding, computed, input);
             if let Ok(stats) = &mut scan.outcome {
@@ -360,7 +347,8 @@ impl Source for PostgresSource {
         let problem = match run() {
             Ok(Ok(scan)) => return scan,
             Ok(Err(problem)) => problem,
-            Err(message) => TableProblem::Unreadable(message),
+            // The server itself failed (not this table): the run cannot judge.
+            Err(message) => TableProblem::Source(message),
         };
         assemble(
             name,
@@ -372,14 +360,14 @@ impl Source for PostgresSource {
     }
 
     fn header(&self, table: &TableConfig) -> Result<Vec<String>, TableProblem> {
-        let mut client = self.client().map_err(TableProblem::Unreadable)?;
+        let mut client = self.client().map_err(TableProblem::Source)?;
         let mut tx = self
             .transaction(&mut client)
-            .map_err(|e| TableProblem::Unreadable(explain(&e)))?;
+            .map_err(|e| TableProblem::Source(explain(&e)))?;
         match Self::tables(&mut tx, table, &ScanInput::default()) {
             Ok(Some(tables)) => Ok(sql::header(&tables.relation, &tables.joins)),
             Ok(None) => Err(TableProblem::Missing),
-            Err(e) => Err(TableProblem::Unreadable(explain(&e))),
+            Err(e) => Err(TableProblem::Source(explain(&e))),
         }
     }
 
@@ -395,9 +383,9 @@ impl Source for PostgresSource {
         sink: &mut dyn RowSink,
     ) -> Result<(), TableProblem> {
         let failed = |e: postgres::Error| {
-            TableProblem::Unreadable(format!("{}: {}", whereabouts(&self.config), explain(&e)))
+            TableProblem::Source(format!("{}: {}", whereabouts(&self.config), explain(&e)))
         };
-        let mut client = self.client().map_err(TableProblem::Unreadable)?;
+        let mut client = self.client().map_err(TableProblem::Source)?;
         let cancel = client.cancel_token();
         let mut tx = self.transaction(&mut client).map_err(failed)?;
         // Timestamps with time zone as text in UTC, which the CSV grammar reads back.
