@@ -7,9 +7,11 @@
 #   scripts/spark-cluster.sh stop     stop every process it started (by process id)
 #   scripts/spark-cluster.sh status   what runs, and the Connect URL
 #
-# Settings (environment): VIGIL_SPARK_HOME (state folder: venv, logs, pids; default
-# target/spark), VIGIL_SPARK_VERSION (PySpark from PyPI, default 4.1.1), VIGIL_SPARK_PORT
-# (Connect port, default 15002), VIGIL_SPARK_MASTER_PORT (default 7077), VIGIL_SPARK_WORKER_MEMORY
+# Settings (environment): VIGIL_SPARK_HOME (cache folder of the venv; default target/spark),
+# VIGIL_SPARK_RUN (folder of this cluster's pids, logs and work dirs; default VIGIL_SPARK_HOME),
+# VIGIL_SPARK_VERSION (PySpark from PyPI, default 4.1.1), VIGIL_SPARK_PORT (Connect port,
+# default 15002), VIGIL_SPARK_MASTER_PORT (default 7077), VIGIL_SPARK_UI_PORT (the driver's web UI
+# and REST API, default 4040), VIGIL_SPARK_WORKER_MEMORY
 # (default 2g), VIGIL_SPARK_EXECUTOR_MEMORY (default 1g), VIGIL_SPARK_TIMEOUT (seconds to wait for
 # the Connect port, default 180). Needs Java 17 and Python 3 with venv; the pip package has no
 # start scripts, so the classes are run directly.
@@ -23,9 +25,11 @@ master_port="${VIGIL_SPARK_MASTER_PORT:-7077}"
 worker_memory="${VIGIL_SPARK_WORKER_MEMORY:-2g}"
 executor_memory="${VIGIL_SPARK_EXECUTOR_MEMORY:-1g}"
 timeout="${VIGIL_SPARK_TIMEOUT:-180}"
+ui_port="${VIGIL_SPARK_UI_PORT:-4040}"
+run="${VIGIL_SPARK_RUN:-$home}"
 venv="$home/venv-$version"
-pids="$home/pids"
-logs="$home/logs"
+pids="$run/pids"
+logs="$run/logs"
 
 say() { echo "spark-cluster: $*" >&2; }
 
@@ -87,11 +91,11 @@ start() {
     for _ in $(seq "$timeout"); do listening "$master_port" && break; sleep 1; done
     listening "$master_port" || { say "the master did not start (see $logs/master.log)"; stop; exit 1; }
     for n in 1 2; do
-        mkdir -p "$home/work-$n"
-        SPARK_WORKER_DIR="$home/work-$n" launch "worker-$n" "$spark/bin/spark-class" \
+        mkdir -p "$run/work-$n"
+        SPARK_WORKER_DIR="$run/work-$n" launch "worker-$n" "$spark/bin/spark-class" \
             org.apache.spark.deploy.worker.Worker "spark://127.0.0.1:$master_port" \
             --host 127.0.0.1 --port 0 --webui-port 0 --cores 1 --memory "$worker_memory" \
-            --work-dir "$home/work-$n"
+            --work-dir "$run/work-$n"
     done
     launch connect "$spark/bin/spark-submit" --master "spark://127.0.0.1:$master_port" \
         --class org.apache.spark.sql.connect.service.SparkConnectServer \
@@ -101,7 +105,8 @@ start() {
         --conf spark.executor.cores=1 \
         --conf spark.sql.shuffle.partitions=4 \
         --conf spark.sql.session.timeZone=UTC \
-        --conf spark.ui.enabled=false \
+        --conf "spark.ui.port=$ui_port" \
+        --conf spark.port.maxRetries=0 \
         spark-internal
     local deadline=$((SECONDS + timeout))
     until listening "$port"; do
@@ -112,7 +117,7 @@ start() {
         fi
         sleep 1
     done
-    say "listening: sc://127.0.0.1:$port (master spark://127.0.0.1:$master_port, 2 workers; $((SECONDS - started)) s; logs in $logs)"
+    say "listening: sc://127.0.0.1:$port (master spark://127.0.0.1:$master_port, 2 workers, UI http://127.0.0.1:$ui_port; $((SECONDS - started)) s; logs in $logs)"
 }
 
 status() {

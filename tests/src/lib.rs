@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 use vigil_rules_builtin as _;
 use vigil_source_parquet as _;
 use vigil_source_postgres as _;
+use vigil_source_spark as _;
 
+pub mod equivalence;
 pub mod http;
 pub mod pg;
+pub mod spark;
 
 /// The workspace root.
 pub fn repo_root() -> PathBuf {

@@ -1,0 +1,225 @@
+//! The Spark source on a real standalone cluster (one master, two 1-core workers, the Spark
+//! Connect server; see `vigil_tests::spark`): the same rows as CSV files and as Parquet tables
+//! in the cluster give identical findings (severity, check, date, message; numbers within 1e-9
+//! relative) and row counts, on the Puffy warehouse with the native and the reference config
+//! (both scopes, the reference's 14 findings in `--scope all`), as plain files and as
+//! hive-partitioned datasets, on demo warehouses with each fault, with hostile names and with
+//! text numbers at the edges of the grammar; both workers run tasks.
+//! A missing relation is a finding; an unreachable server or a query past its timeout is exit 2
+//! in seconds.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use vigil_tests::equivalence::{
+    all_metrics, assert_hostile_channel_counted, assert_same_findings, assert_same_metrics,
+    edge_numbers_warehouse, hostile_warehouse, run, to_parquet, Layout,
+};
+use vigil_tests::spark::Cluster;
+use vigil_tests::{puffy, repo_root, vigil, vigil_run};
+
+/// Runs `config` on the CSV warehouse and on its Parquet copy (in `layout`) registered as
+/// database `db` of the cluster; the findings and rows read agree. Returns the Spark report.
+fn assert_equivalent(
+    cluster: &Cluster,
+    csv_dir: &Path,
+    config: &Path,
+    date: &str,
+    extra: &[&str],
+    (db, layout): (&str, Layout),
+) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, csv) = run(csv_dir, config, &dir.path().join("csv"), date, extra);
+    let parquet = dir.path().join("parquet");
+    to_parquet(csv_dir, &parquet, layout);
+    let location = cluster.register(db, &parquet);
+    let warehouse = Path::new(&location);
+    let (spark_code, spark) = run(warehouse, config, &dir.path().join("spark"), date, extra);
+    let what = format!("Spark {layout:?} {} {date} {extra:?}", config.display());
+    assert_eq!(code, spark_code, "{what}");
+    assert_same_findings((&csv, csv_dir), (&spark, warehouse), &what);
+    let rows = |report: &Value| -> Vec<(Value, Value)> {
+        report["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["table"].clone(), t["rows"].clone()))
+            .collect()
+    };
+    assert_eq!(rows(&csv), rows(&spark), "{what}: rows read");
+    spark
+}
+
+/// Writes a demo warehouse with `faults` into `dir`.
+fn demo(dir: &Path, faults: &str) -> std::path::PathBuf {
+    let mut args = vec![
+        "demo".to_string(),
+        "--out".into(),
+        dir.display().to_string(),
+        "--days".into(),
+        "60".into(),
+        "--sessions-per-day".into(),
+        "400".into(),
+        "--end-date".into(),
+        "2025-03-31".into(),
+    ];
+    if !faults.is_empty() {
+        args.extend(["--faults".into(), faults.into()]);
+    }
+    let out = vigil(&args);
+    assert_eq!(out.code, 0, "{out:?}");
+    dir.join("warehouse")
+}
+
+/// The checks of a report's findings.
+fn checks(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_spark_cluster_gives_the_csv_findings_and_both_workers_run_tasks() {
+    let cluster = Cluster::start();
+    let warehouse = puffy().join("warehouse");
+    let native = repo_root().join("schema/examples/puffy.yml");
+    let reference = puffy().join("monitoring_rules.reference.yml");
+    let files = ("puffy_files", Layout::Files);
+    let report = assert_equivalent(&cluster, &warehouse, &native, "2025-03-08", &[], files);
+    assert!(!report["findings"].as_array().unwrap().is_empty());
+    assert_equivalent(&cluster, &warehouse, &reference, "2025-03-08", &[], files);
+    for layout in [files, ("puffy_partitioned", Layout::Partitioned)] {
+        let all = assert_equivalent(
+            &cluster,
+            &warehouse,
+            &reference,
+            "2025-03-08",
+            &["--scope", "all"],
+            layout,
+        );
+        // The reference's 14 findings, reproduced on the cluster.
+        assert_eq!(all["findings"].as_array().unwrap().len(), 14, "{layout:?}");
+    }
+
+    let faults = [
+        "",
+        "missing-day",
+        "partial-load",
+        "duplicates",
+        "negative-revenue",
+        "zero-revenue-spike",
+        "conversion-drop",
+        "revenue-spike",
+        "channel-shift-to-direct",
+        "channel-disappearing",
+        "null-spike",
+        "unparsable-timestamps",
+        "renamed-column",
+    ];
+    for (n, fault) in faults.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = demo(dir.path(), fault);
+        let config = dir.path().join("vigil.yml");
+        let db = format!("demo{n}");
+        assert_equivalent(
+            &cluster,
+            &warehouse,
+            &config,
+            "2025-03-31",
+            &[],
+            (&db, Layout::Files),
+        );
+    }
+
+    // Names and values that would end a quoted string are data, not SQL.
+    let dir = tempfile::tempdir().unwrap();
+    let (hostile, config) = hostile_warehouse(dir.path());
+    let hostile_db = ("hostile", Layout::Files);
+    let report = assert_equivalent(&cluster, &hostile, &config, "2025-03-08", &[], hostile_db);
+    assert_hostile_channel_counted(&report);
+
+    // Text numbers at the edges of the grammar mean what they mean in CSV.
+    let dir = tempfile::tempdir().unwrap();
+    let edges = edge_numbers_warehouse(dir.path());
+    let parquet = dir.path().join("parquet");
+    to_parquet(&edges, &parquet, Layout::Files);
+    let location = cluster.register("edges", &parquet);
+    let csv = all_metrics(&edges, dir.path(), "csv");
+    let spark = all_metrics(Path::new(&location), dir.path(), "spark");
+    assert_same_metrics(&csv, &spark, "Spark");
+
+    // The queries ran on the cluster: both workers' executors ran tasks.
+    let tasks = cluster.tasks_per_executor();
+    let busy = tasks.iter().filter(|(_, n)| *n > 0).count();
+    assert!(busy >= 2, "executors and their tasks: {tasks:?}");
+
+    // A relation that is not there is a finding; the others are read.
+    let dir = tempfile::tempdir().unwrap();
+    let parquet = dir.path().join("parquet");
+    to_parquet(&warehouse, &parquet, Layout::Files);
+    std::fs::remove_file(parquet.join("fct_orders.parquet")).unwrap();
+    let location = cluster.register("puffy_no_orders", &parquet);
+    let out = dir.path().join("reports");
+    let (code, report) = run(Path::new(&location), &native, &out, "2025-03-08", &[]);
+    assert_eq!(code, 0);
+    let found = checks(&report);
+    assert!(
+        found.contains(&"orders:missing_file".to_string()),
+        "{found:?}"
+    );
+    assert!(
+        !found.contains(&"sessions:missing_file".to_string()),
+        "{found:?}"
+    );
+
+    // A query past its timeout stops the run with exit 2, in seconds, and writes nothing.
+    let out = dir.path().join("timeout");
+    let started = Instant::now();
+    let slow = format!("{}/;database=puffy_files;timeout=0.05", cluster.url);
+    let result = vigil_run(Path::new(&slow), &native, &out, "2025-03-08", &[]);
+    assert_eq!(result.code, 2, "{result:?}");
+    assert!(
+        result.stderr.contains("no answer within 0.05 s"),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(!out.join("monitoring_report.json").exists());
+
+    // A database that does not exist is named at once.
+    let result = vigil_run(
+        Path::new(&format!("{}/;database=no_such_db", cluster.url)),
+        &native,
+        &out,
+        "2025-03-08",
+        &[],
+    );
+    assert_eq!(result.code, 2, "{result:?}");
+    assert!(result.stderr.contains("no_such_db"), "{result:?}");
+}
+
+#[test]
+fn an_unreachable_spark_server_is_exit_2_at_once_without_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = repo_root().join("schema/examples/puffy.yml");
+    let started = Instant::now();
+    let result = vigil_run(
+        Path::new("sc://127.0.0.1:1/;token=s3cret"),
+        &config,
+        &dir.path().join("out"),
+        "2025-03-08",
+        &[],
+    );
+    assert_eq!(result.code, 2, "{result:?}");
+    assert!(
+        result
+            .stderr
+            .contains("cannot connect to the Spark Connect server at sc://127.0.0.1:1/;token=***"),
+        "{result:?}"
+    );
+    assert!(!result.stderr.contains("s3cret"), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
