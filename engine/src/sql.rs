@@ -75,6 +75,8 @@ pub trait Dialect {
     fn days_in_month(&self, y: &str, m: &str) -> String;
     /// The UTC date of a timestamp with time zone.
     fn utc_date(&self, timestamp: &str) -> String;
+    /// A timestamp with time zone as text the CSV grammar reads back as that instant.
+    fn zoned_text(&self, timestamp: &str) -> String;
     /// A float column's value as a double, NULL for NaN and the infinities.
     fn finite(&self, number: &str) -> String;
     /// The number a trimmed text holds as Rust's `f64` parse reads it (any exponent; a value
@@ -158,6 +160,11 @@ impl Dialect for Postgres {
 
     fn utc_date(&self, timestamp: &str) -> String {
         format!("CAST({timestamp} AT TIME ZONE 'UTC' AS DATE)")
+    }
+
+    fn zoned_text(&self, timestamp: &str) -> String {
+        // With the session's time zone UTC (the export sets it): `2025-03-08 10:00:00+00`.
+        format!("CAST({timestamp} AS TEXT)")
     }
 
     fn finite(&self, number: &str) -> String {
@@ -539,7 +546,10 @@ pub fn partition_rows(
     let text = dialect.text_type();
     let columns: Vec<String> = own
         .iter()
-        .map(|h| format!("CAST(c{h} AS {text})"))
+        .map(|h| match sources.at(*h).1 {
+            Kind::TimestampTz => dialect.zoned_text(&format!("c{h}")),
+            _ => format!("CAST(c{h} AS {text})"),
+        })
         .collect();
     let _ = write!(
         sql,

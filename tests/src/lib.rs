@@ -326,3 +326,29 @@ pub fn same_json(a: &serde_json::Value, b: &serde_json::Value, relative: f64) ->
         _ => a == b,
     }
 }
+
+/// The values of `column` in the rows of a CSV file that `keep` keeps, sorted, and the file's
+/// header.
+pub fn column_values(
+    file: &Path,
+    column: &str,
+    keep: impl Fn(&csv::StringRecord, &[String]) -> bool,
+) -> (Vec<String>, Vec<String>) {
+    let mut reader = csv::Reader::from_path(file).unwrap_or_else(|e| panic!("{file:?}: {e}"));
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let at = header.iter().position(|h| h == column).unwrap();
+    let mut values: Vec<String> = reader
+        .records()
+        .map(Result::unwrap)
+        .filter(|r| keep(r, &header))
+        .map(|r| r[at].to_string())
+        .collect();
+    values.sort();
+    (header, values)
+}
+
+/// Whether a row's `column` holds a timestamp of `day` (the demo writes UTC timestamps).
+pub fn on_day(record: &csv::StringRecord, header: &[String], column: &str, day: &str) -> bool {
+    let at = header.iter().position(|h| h == column).unwrap();
+    record[at].starts_with(day)
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vigil_tests::pg::Server;
-use vigil_tests::{json_report, puffy, repo_root, vigil, vigil_run};
+use vigil_tests::{column_values, json_report, on_day, puffy, repo_root, vigil, vigil_run};
 
 #[test]
 fn an_unreachable_server_or_unknown_user_is_exit_2_without_the_password() {
@@ -119,30 +119,6 @@ fn the_location_may_come_from_the_environment() {
 }
 
 /// The values of `column` in the rows of a CSV file that `keep` accepts, sorted.
-fn column_values(
-    file: &Path,
-    column: &str,
-    keep: impl Fn(&csv::StringRecord, &[String]) -> bool,
-) -> (Vec<String>, Vec<String>) {
-    let mut reader = csv::Reader::from_path(file).unwrap_or_else(|e| panic!("{file:?}: {e}"));
-    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    let at = header.iter().position(|h| h == column).unwrap();
-    let mut values: Vec<String> = reader
-        .records()
-        .map(Result::unwrap)
-        .filter(|r| keep(r, &header))
-        .map(|r| r[at].to_string())
-        .collect();
-    values.sort();
-    (header, values)
-}
-
-/// Whether a row's `column` holds a timestamp of `day` (the demo writes UTC timestamps).
-fn on_day(record: &csv::StringRecord, header: &[String], column: &str, day: &str) -> bool {
-    let at = header.iter().position(|h| h == column).unwrap();
-    record[at].starts_with(day)
-}
-
 #[test]
 fn quarantine_exports_the_judged_partitions_rows_within_the_size_limit() {
     let dir = tempfile::tempdir().unwrap();

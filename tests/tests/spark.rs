@@ -4,7 +4,8 @@
 //! relative) and row counts, on the Puffy warehouse with the native and the reference config
 //! (both scopes, the reference's 14 findings in `--scope all`), as plain files and as
 //! hive-partitioned datasets, on demo warehouses with each fault, with hostile names and with
-//! text numbers at the edges of the grammar; both workers run tasks.
+//! text numbers at the edges of the grammar; a quarantine exports the judged partition's rows
+//! as CSV that reads back; both workers run tasks.
 //! A missing relation is a finding; an unreachable server or a query past its timeout is exit 2
 //! in seconds.
 
@@ -17,7 +18,7 @@ use vigil_tests::equivalence::{
     edge_numbers_warehouse, hostile_warehouse, run, to_parquet, Layout,
 };
 use vigil_tests::spark::Cluster;
-use vigil_tests::{puffy, repo_root, vigil, vigil_run};
+use vigil_tests::{column_values, on_day, puffy, repo_root, vigil, vigil_run};
 
 /// Runs `config` on the CSV warehouse and on its Parquet copy (in `layout`) registered as
 /// database `db` of the cluster; the findings and rows read agree. Returns the Spark report.
@@ -151,6 +152,47 @@ fn a_spark_cluster_gives_the_csv_findings_and_both_workers_run_tasks() {
     let csv = all_metrics(&edges, dir.path(), "csv");
     let spark = all_metrics(Path::new(&location), dir.path(), "spark");
     assert_same_metrics(&csv, &spark, "Spark");
+
+    // An ERROR quarantines the judged partition's rows, exported from the cluster as CSV that
+    // reads back as the same warehouse (timestamps keep their zone).
+    let dir = tempfile::tempdir().unwrap();
+    let demo_warehouse = demo(dir.path(), "null-spike");
+    let parquet = dir.path().join("parquet");
+    to_parquet(&demo_warehouse, &parquet, Layout::Files);
+    let location = cluster.register("quarantined", &parquet);
+    let target = dir.path().join("snapshots");
+    let config_text = std::fs::read_to_string(dir.path().join("vigil.yml")).unwrap();
+    let config = dir.path().join("quarantine.yml");
+    let quarantining = config_text.replace(
+        "quarantine_target_dir: quarantine",
+        &format!("quarantine_target_dir: {}", target.display()),
+    );
+    assert_ne!(quarantining, config_text, "the demo config quarantines");
+    std::fs::write(&config, quarantining).unwrap();
+    let out = dir.path().join("reports");
+    let day = "2025-03-31";
+    let flags = ["--no-alerts", "--quarantine"];
+    let result = vigil_run(Path::new(&location), &config, &out, day, &flags);
+    assert_eq!(result.code, 0, "{result:?}");
+    let snapshot = std::fs::read_to_string(out.join("quarantine_path.txt")).unwrap();
+    let snapshot = Path::new(&snapshot);
+    let sessions = |file: &Path, all: bool| {
+        column_values(file, "session_id", |r, h| {
+            all || on_day(r, h, "session_start", day)
+        })
+    };
+    let (header, expected) = sessions(&demo_warehouse.join("fct_sessions.csv"), false);
+    let (exported_header, exported) = sessions(&snapshot.join("fct_sessions.csv"), true);
+    assert_eq!(exported_header, header);
+    assert!(expected.len() > 100, "{}", expected.len());
+    assert_eq!(exported, expected);
+    let check = dir.path().join("check");
+    vigil_run(snapshot, &config, &check, day, &["--no-alerts"]);
+    let again = checks(&vigil_tests::json_report(&check));
+    assert!(
+        !again.iter().any(|c| c.ends_with("unparsable_dates")),
+        "{again:?}"
+    );
 
     // The queries ran on the cluster: both workers' executors ran tasks.
     let tasks = cluster.tasks_per_executor();

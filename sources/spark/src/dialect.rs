@@ -93,6 +93,11 @@ impl Dialect for Spark {
         format!("CAST({timestamp} AS DATE)")
     }
 
+    fn zoned_text(&self, timestamp: &str) -> String {
+        // `2025-03-08 10:00:00.000000Z`: the session's time zone is UTC.
+        format!("date_format({timestamp}, 'yyyy-MM-dd HH:mm:ss.SSSSSSXXX')")
+    }
+
     fn finite(&self, number: &str) -> String {
         format!(
             "CASE WHEN isnan({number}) OR abs({number}) = CAST('Infinity' AS DOUBLE) THEN NULL \
