@@ -1,8 +1,9 @@
 """What the benchmark's engines share: the warehouse layout of a vigil config, the metric
 requests to compute (as vigil's `--metrics-out` writes them), and the values file they write;
-for the SQL engines (duckdb_aggregates.py, postgres_aggregates.py), the one query per table
-(`sql_query`: GROUP BY GROUPING SETS, each request an aggregate with its FILTER) and the
-decoding of its rows (`sql_decode`), with a dialect for what differs (SqlCell, SqlDialect).
+for the SQL engines (duckdb_aggregates.py, postgres_aggregates.py, spark_aggregates.py), the
+one query per table (`sql_query`: GROUP BY GROUPING SETS, each request an aggregate with its
+FILTER) and the decoding of its rows (`sql_decode`), with a dialect for what differs (SqlCell,
+SqlDialect: cells, constants, the grouping function).
 
 A request is the JSON of vigil's `MetricRequest` (rule-api/src/metric.rs):
   {"table", "measure", "grouping", "filter"}
@@ -228,7 +229,7 @@ def write(path: str | None, results: list[tuple[dict, dict | str]], engine: str)
         print(f"{engine}: {n} metrics of {len(by_table)} tables")
 
 
-# --- What the SQL engines share (DuckDB, PostgreSQL): one GROUP BY GROUPING SETS query per
+# --- What the SQL engines share (DuckDB, PostgreSQL, Spark): one GROUP BY GROUPING SETS query per
 # table, each request an aggregate with its FILTER, and the decoding of its rows. A dialect
 # gives the cells (empty, text, number, day in its types) and its few differing functions.
 
@@ -290,6 +291,14 @@ class SqlDialect:
         """A double constant."""
         raise NotImplementedError
 
+    def literal(self, text: str) -> str:
+        """A text constant."""
+        return sql_literal(text)
+
+    def grouping(self, keys: list[str]) -> str:
+        """The grouping bits of the keys, the first key's the highest (Spark: grouping_id)."""
+        return f"GROUPING({', '.join(keys)})"
+
     def contains(self, text: str, needle: str) -> str:
         """Whether `text` contains the lower-case constant `needle`, after lower-casing it."""
         raise NotImplementedError
@@ -308,7 +317,7 @@ def sql_condition(dialect: SqlDialect, cell: SqlCell, op: str, arg) -> str:
     if op == "equals":
         if arg == "" and dialect.null_is_empty_text:
             return f"({cell.found} AND ({cell.sql} IS NULL OR {cell.text()} = ''))"
-        return f"coalesce({cell.text()} = {sql_literal(arg)}, false)"
+        return f"coalesce({cell.text()} = {dialect.literal(arg)}, false)"
     if op == "contains_ignore_case":
         if arg == "":
             return f"({cell.found})" if dialect.null_is_empty_text else f"({cell.sql} IS NOT NULL)"
@@ -400,7 +409,7 @@ def sql_query(dialect: SqlDialect, todo: list[dict], cells: dict, day: str, rela
     if prepared:
         rows_sql = f"SELECT *, {', '.join(prepared)} FROM ({rows_sql}) AS __cells"
     sql = (
-        f"{with_}SELECT GROUPING({', '.join(keys)}) AS __g, {', '.join(keys)}, {', '.join(aggregates)} "
+        f"{with_}SELECT {dialect.grouping(keys)} AS __g, {', '.join(keys)}, {', '.join(aggregates)} "
         f"FROM ({rows_sql}) AS __rows GROUP BY GROUPING SETS ({', '.join(sets)})"
     )
     return sql, dims

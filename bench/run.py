@@ -1,5 +1,6 @@
 """vigil's benchmark: vigil against DuckDB, polars and pandas on the same files, and against
-hand-written SQL and pandas on the same PostgreSQL tables, in the same run.
+hand-written SQL and pandas on the same PostgreSQL tables, and against hand-written Spark SQL on
+the same Parquet files on a Spark cluster, in the same run.
 
 For each size it writes a 90-day demo warehouse with `vigil demo` (Puffy's columns: long URLs
 and user agents) and, with `--formats ...,parquet`, a Parquet copy of it (one `.parquet` per
@@ -13,12 +14,20 @@ tool; stopped at the end, also on failure or Ctrl-C), loads each size's CSVs int
 (types inferred with vigil's rules, COPY in file order, ANALYZE; as tests/src/pg.rs) and drops
 the database when that size is done.
 
+With `--formats ...,spark` (vigil built with `--features spark`), per size it writes the Parquet
+copy, starts a Spark standalone cluster of its own (sparkcluster.py: scripts/spark-cluster.sh,
+1 master, 2 workers of 1 core, the Connect server; VIGIL_SPARK_RUN a fresh folder under the work
+folder, free loopback ports, so a cluster on the default ports is left alone; stopped at the
+end, also on failure or Ctrl-C) and registers the Parquet files as database `bench_<size>`
+(`CREATE TABLE ... USING parquet LOCATION`, external: dropping it leaves the files).
+
 Before timing, once per size and format, it checks the values: `vigil run --metrics-out` writes
 every metric vigil computed (default scope and `--scope all`), DuckDB (and polars, on Parquet)
 compute the same requests, and check.py compares them (counts exactly, sums within 1e-9
 relative). On PostgreSQL, the hand-written SQL (postgres_aggregates.py) is checked against vigil
-on PostgreSQL, and vigil on PostgreSQL against vigil on the CSVs. A difference stops the
-benchmark with the differing requests.
+on PostgreSQL, and vigil on PostgreSQL against vigil on the CSVs; on Spark likewise the
+hand-written Spark SQL (spark_aggregates.py) against vigil on Spark, and vigil on Spark against
+vigil on the CSVs. A difference stops the benchmark with the differing requests.
 
 Then it times, `--runs` times each (median reported, with min-max and the maximum peak RSS of
 the runs), wall time and peak RSS of:
@@ -39,16 +48,47 @@ the runs), wall time and peak RSS of:
            The checks run first, so every tool finds the tables in the server's cache. After
            timing, the last timed vigil run's --metrics-out is checked against the checked run.
            MiB is the tables' size in the database (pg_total_relation_size).
+  Spark:   vigil's pushdown (`vigil run --warehouse "sc://127.0.0.1:PORT/;database=bench_<size>"
+           --metrics-out FILE`, default scope and `--scope all`: one Spark SQL query per table,
+           only aggregates come back); the hand-written Spark SQL of spark_aggregates.py (one
+           GROUP BY GROUPING SETS query per table, every aggregate vigil computes for that
+           scope; the SQL is written before timing) run by its Python client
+           (`spark_aggregates.py --run-sql`: PySpark Connect, the session set as vigil's, each
+           statement collected), timed from the Python start, which is also timed alone
+           (`--startup`: Python, importing PySpark, the session, `SELECT 1`) and reported.
+           Peak RSS is the client's (vigil, python): the cluster's memory is not counted. The
+           vigil/hand-written ratio divides vigil's median by the hand-written SQL's (same
+           scope). "bytes returned" is what the Connect server sent to the client process over
+           TCP (gRPC/HTTP2 framing included), counted by a loopback forwarder
+           (sparkcluster.Counter) during the checks, whose runs are the timed commands (vigil
+           with the same options, the hand-written SQL's `--run-sql` of the same file, plus
+           `--out` to decode what it collected); the start alone gets one extra run. The
+           checks run first, so the executors are up and warm for every tool. After timing,
+           the last timed vigil run's --metrics-out is checked against the checked run.
+           MiB is the Parquet files' size.
 ns/row divides the wall time by every row read: all rows of all tables.
+
+Each tool's result records the 1/5/15-minute load averages before and after its runs; with
+`--quiet-load X` the timing of each size and format first waits (polling every 30 s, at most
+`--quiet-wait` minutes) until the 1-minute load average is below X.
 
 Results go to stdout as a markdown table and to WORK/results.json, with the machine (cores, CPU
 model), the commit (and whether the work tree had uncommitted changes), the date, the ratios
-and, with postgres, the server's version, settings and load time per size. Peak RSS is taken
-with GNU time when installed (see RSS_METHOD), else from os.wait4.
+and, with postgres, the server's version, settings and load time per size; with spark, the
+cluster, its start and registration times per size and the bytes returned per tool. Peak RSS is
+taken with GNU time when installed (see RSS_METHOD), else from os.wait4.
 
-Usage: python3 bench/run.py [--sizes S,M,L] [--runs 3] [--formats csv,parquet,postgres] [--work DIR]
+The binaries are cargo's release builds in its target folder (CARGO_TARGET_DIR when set, else
+target/): `cargo build --release -p vigil` (with `--features spark` when timing Spark) and the
+`csv2parquet` example. `--csv-work DIR` puts the CSV warehouses elsewhere than `--work` (L's CSVs
+take ~7 GB).
+
+Usage: python3 bench/run.py [--sizes S,M,L] [--runs 3] [--formats csv,parquet,postgres,spark]
+       [--work DIR] [--csv-work DIR] [--quiet-load 0.6] [--quiet-wait 40]
 Needs: cargo, and `pip install duckdb pandas polars pyyaml`; for postgres, PostgreSQL's server
-binaries (apt-get install postgresql) and `pip install pandas sqlalchemy psycopg2-binary`.
+binaries (apt-get install postgresql) and `pip install pandas sqlalchemy psycopg2-binary`; for
+spark, Java 17 and the venv of scripts/spark-cluster.sh (made by its `start`, PySpark with its
+Connect client) with `pyyaml` installed into it (target/spark/venv-4.1.1/bin/pip install pyyaml).
 """
 
 import argparse
@@ -73,11 +113,12 @@ sys.path.insert(0, str(HERE))
 import aggspec  # noqa: E402
 import check  # noqa: E402
 import pgserver  # noqa: E402
+import sparkcluster  # noqa: E402
 
 SIZES = {"S": 10_000, "M": 50_000, "L": 200_000}
 DAYS = 90
 END = "2025-03-31"
-FORMATS = ("csv", "parquet", "postgres")
+FORMATS = ("csv", "parquet", "postgres", "spark")
 PANDAS_SIZES = ("S", "M")
 
 
@@ -273,20 +314,51 @@ def verify_postgres(vigil: Path, csv_folder: Path, folder: Path, url: str, psql:
     return rows, checks
 
 
+QUIET = {"load": None, "max_wait_s": 2400, "poll_s": 30}
+
+
+def wait_quiet() -> dict:
+    """With --quiet-load X: waits until the 1-minute load average is below X (polled every 30 s,
+    at most --quiet-wait minutes; then times anyway, and says so). Returns what it saw."""
+    limit = QUIET["load"]
+    seen = {"load_1m_start": round(os.getloadavg()[0], 2)}
+    if limit is None:
+        return seen
+    start = time.perf_counter()
+    while os.getloadavg()[0] >= limit:
+        if time.perf_counter() - start >= QUIET["max_wait_s"]:
+            print(f"the load stayed at or above {limit} for {QUIET['max_wait_s'] / 60:.0f} min: timing anyway",
+                  flush=True)
+            seen["quiet"] = False
+            break
+        print(f"waiting for a quiet machine: load {os.getloadavg()[0]:.2f} (want < {limit})", flush=True)
+        time.sleep(QUIET["poll_s"])
+    else:
+        seen["quiet"] = True
+    seen["waited_s"] = round(time.perf_counter() - start)
+    seen["load_1m_at_timing"] = round(os.getloadavg()[0], 2)
+    return seen
+
+
 def time_tools(tools: dict[str, list[str]], runs: int, base: dict) -> list[dict]:
-    """Times each tool `runs` times: median wall time, min-max, maximum peak RSS."""
+    """Times each tool `runs` times: median wall time, min-max, maximum peak RSS; records the
+    1/5/15-minute load averages before and after each tool's runs (after waiting for a quiet
+    machine with --quiet-load)."""
     results = []
+    quiet = wait_quiet()
     for tool, command in tools.items():
+        before = [round(x, 2) for x in os.getloadavg()]
         samples = [measure(command) for _ in range(runs)]
         walls = [w for w, _ in samples]
         wall = statistics.median(walls)
         results.append({
             **base, "tool": tool, "runs": runs, "wall_s_median": round(wall, 3),
+            "load_before": before, "load_after": [round(x, 2) for x in os.getloadavg()], "quiet_wait": quiet,
             "wall_s_min": round(min(walls), 3), "wall_s_max": round(max(walls), 3),
             "wall_s_all": [round(w, 3) for w in walls],
             "peak_rss_mib_max": max(r for _, r in samples),
             "ns_per_row": round(wall / base["rows"] * 1e9, 1),
-            "values_checked": tool.split(" ")[0].lower() in ("vigil", "duckdb", "polars", "psql"),
+            "values_checked": tool.split(" ")[0].lower() in ("vigil", "duckdb", "polars", "psql", "pyspark"),
         })
         print(f"{base['size']} {base['format']} {tool}: {wall:.3f} s (peak RSS {results[-1]['peak_rss_mib_max']} MiB)",
               flush=True)
@@ -297,9 +369,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="S,M,L")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--formats", default="csv", help="comma separated: csv, parquet, postgres")
+    parser.add_argument("--formats", default="csv", help="comma separated: csv, parquet, postgres, spark")
     parser.add_argument("--work", default=str(ROOT / "target" / "bench"))
+    parser.add_argument("--csv-work", help="where the CSV warehouses go (default: --work), e.g. "
+                        "another disk for L's ~7 GB")
+    parser.add_argument("--quiet-load", type=float, help="before timing, wait until the 1-minute load "
+                        "average is below this (every 30 s, at most --quiet-wait minutes)")
+    parser.add_argument("--quiet-wait", type=float, default=40)
     args = parser.parse_args()
+    QUIET.update(load=args.quiet_load, max_wait_s=args.quiet_wait * 60)
     sizes = args.sizes.split(",")
     formats = args.formats.split(",")
     for s in sizes:
@@ -313,10 +391,17 @@ def main() -> None:
     # A kill stops the PostgreSQL server too (its `with` block exits on SystemExit).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "vigil"], cwd=ROOT, check=True)
-    vigil = ROOT / "target" / "release" / "vigil"
-    csv2parquet = ROOT / "target" / "release" / "examples" / "csv2parquet"
-    if "parquet" in formats:
+    csv_work = Path(args.csv_work) if args.csv_work else work
+    csv_work.mkdir(parents=True, exist_ok=True)
+
+    # The binaries of cargo's target folder (CARGO_TARGET_DIR when set); vigil with its Spark
+    # source when timing Spark.
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+    features = ["--features", "spark"] if "spark" in formats else []
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "vigil", *features], cwd=ROOT, check=True)
+    vigil = target / "release" / "vigil"
+    csv2parquet = target / "release" / "examples" / "csv2parquet"
+    if "parquet" in formats or "spark" in formats:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "vigil-source-parquet",
                         "--example", "csv2parquet"], cwd=ROOT, check=True)
 
@@ -328,6 +413,8 @@ def main() -> None:
         "runs": args.runs,
         "days": DAYS,
         "peak_rss_method": RSS_METHOD,
+        "cargo_features": features[1:],
+        "quiet_load": args.quiet_load,
     }
     print(f"machine: {meta['machine']['cores']} cores, {meta['machine']['cpu_model']}; "
           f"commit {meta['commit']}{' (uncommitted changes)' if meta['dirty'] else ''}", flush=True)
@@ -349,10 +436,14 @@ def main() -> None:
             print(f"PostgreSQL {server.version} on port {server.port}: "
                   + ", ".join(f"{k}={v}" for k, v in server.settings.items()), flush=True)
         for size in sizes:
-            csv_folder = csv_warehouse(vigil, work, size)
+            csv_folder = csv_warehouse(vigil, csv_work, size)
             for fmt in formats:
                 if fmt == "postgres":
                     results += bench_postgres(server, vigil, work, size, csv_folder, args.runs, meta, checks)
+                    continue
+                if fmt == "spark":
+                    parquet = parquet_warehouse(csv2parquet, work, size, csv_folder)
+                    results += bench_spark(vigil, work, size, csv_folder, parquet, args.runs, meta, checks)
                     continue
                 folder = csv_folder if fmt == "csv" else parquet_warehouse(csv2parquet, work, size, csv_folder)
                 rows, done = verify(vigil, folder, size, fmt)
@@ -395,15 +486,25 @@ def main() -> None:
         print(f"PostgreSQL {pg['version']}, same server settings for every tool: "
               + ", ".join(f"{k}={v}" for k, v in pg["settings"].items())
               + "; peak RSS is the client process's (vigil, psql, python): the server's own memory is not counted.")
+    if "spark" in meta:
+        sp = meta["spark"]
+        print(f"Spark {sp['version']} standalone on loopback: {sp['cluster']}; peak RSS is the client "
+              f"process's (vigil, python): the cluster's memory is not counted; bytes returned: "
+              f"{sp['bytes_method']}")
     print(f"peak RSS: {meta['peak_rss_method']}")
+    loads = [r["load_before"][0] for r in results] + [r["load_after"][0] for r in results]
+    if loads:
+        print(f"1-minute load average around the timed runs: {min(loads):.2f}-{max(loads):.2f}")
     print()
+    bytes_column = any("bytes_to_client" in r for r in results)
     print(f"| size | format | rows (all tables) | MiB | tool | wall s (median of {args.runs}) | min-max s "
-          f"| peak RSS MiB (max of {args.runs}) | ns/row (all tables) |")
-    print("|---|---|---:|---:|---|---:|---|---:|---:|")
+          f"| peak RSS MiB (max of {args.runs}) | ns/row (all tables) |" + (" bytes returned |" if bytes_column else ""))
+    print("|---|---|---:|---:|---|---:|---|---:|---:|" + ("---:|" if bytes_column else ""))
     for r in results:
+        returned = f" {r['bytes_to_client']:,} |" if "bytes_to_client" in r else " |"
         print(f"| {r['size']} | {r['format']} | {r['rows']:,} | {r['data_mib']:,.0f} | {r['tool']} | "
               f"{r['wall_s_median']:.3f} | {r['wall_s_min']:.3f}-{r['wall_s_max']:.3f} | "
-              f"{r['peak_rss_mib_max']:,} | {r['ns_per_row']:,} |")
+              f"{r['peak_rss_mib_max']:,} | {r['ns_per_row']:,} |" + (returned if bytes_column else ""))
     print()
     for line in lines:
         print(line)
@@ -425,7 +526,16 @@ def summary(sizes: list[str], formats: list[str], results: list[dict]) -> tuple[
             by_tool = {r["tool"]: r["wall_s_median"] for r in here}
             ours = by_tool["vigil"]
             entry = {"size": size, "format": fmt}
-            if fmt == "postgres":
+            if fmt == "spark":
+                entry["vigil_over_sql"] = round(ours / by_tool[SPARK_TOOL], 3)
+                entry["vigil_all_over_sql_all"] = round(by_tool["vigil --scope all"] / by_tool[SPARK_ALL_TOOL], 3)
+                entry["vigil_peak_rss_mib"] = max(r["peak_rss_mib_max"] for r in here if r["tool"].startswith("vigil"))
+                entry["client_start_s"] = by_tool.get(SPARK_START_TOOL)
+                parts = [f"vigil/hand-written Spark SQL = {entry['vigil_over_sql']:.2f}, with --scope all "
+                         f"{entry['vigil_all_over_sql_all']:.2f} (goal: at most 1.2; the Python client's "
+                         f"start, {entry['client_start_s']:.2f} s, is in the hand-written time)",
+                         f"vigil peak RSS {entry['vigil_peak_rss_mib']} MiB (the cluster's memory not counted)"]
+            elif fmt == "postgres":
                 entry["vigil_over_sql"] = round(ours / by_tool[SQL_TOOL], 3)
                 entry["vigil_all_over_sql_all"] = round(by_tool["vigil --scope all"] / by_tool[SQL_ALL_TOOL], 3)
                 entry["vigil_peak_rss_mib"] = max(r["peak_rss_mib_max"] for r in here if r["tool"].startswith("vigil"))
@@ -445,6 +555,11 @@ def summary(sizes: list[str], formats: list[str], results: list[dict]) -> tuple[
                     parts.append(f"pandas/vigil = {w / ours:.1f}x")
             ratios.append(entry)
             lines.append(f"{size} {fmt}: {', '.join(parts)}")
+    # Whether vigil's memory on Spark grows with the table.
+    spark = [r for r in ratios if r["format"] == "spark"]
+    if len(spark) > 1:
+        lines.append("vigil's peak RSS via Spark by size: " + ", ".join(
+            f"{r['size']} {r['vigil_peak_rss_mib']} MiB" for r in spark))
     return ratios, lines
 
 
@@ -457,6 +572,9 @@ def base(meta: dict, size: str, fmt: str, rows: dict, mib: float) -> dict:
 
 
 SQL_TOOL = "psql (hand-written SQL)"
+SPARK_TOOL = "PySpark Connect (hand-written Spark SQL)"
+SPARK_ALL_TOOL = "PySpark Connect (hand-written Spark SQL, --scope all requests)"
+SPARK_START_TOOL = "python + PySpark Connect start only (no query)"
 SQL_ALL_TOOL = "psql (hand-written SQL, --scope all requests)"
 
 
@@ -501,6 +619,121 @@ def bench_postgres(server: "pgserver.Server", vigil: Path, work: Path, size: str
                               {"size": size, "format": "postgres", "scope": scope,
                                "engine": "vigil (timed run)", "against": "vigil (checked run)"}))
     server.sql("postgres", f"DROP DATABASE {db}")
+    return results
+
+
+
+def spark_url(cluster: "sparkcluster.Cluster", db: str, port: int | None = None) -> str:
+    """vigil's location of database `db` on the cluster (through another port: the counter)."""
+    return f"sc://127.0.0.1:{port or cluster.port}/;database={db}"
+
+
+def verify_spark(cluster: "sparkcluster.Cluster", vigil: Path, csv_folder: Path, folder: Path, db: str,
+                 size: str, counter: "sparkcluster.Counter", returned: dict) -> tuple[dict, list[dict]]:
+    """On the registered database, both scopes: vigil's values on Spark (--metrics-out), the
+    hand-written Spark SQL's values checked against them (spark_aggregates.py writes the SQL,
+    timed later, as sql-<scope>.sql, then its `--run-sql` runs it and writes the values), and
+    vigil on Spark checked against vigil on the CSVs. vigil's run and the hand-written
+    `--run-sql` are the timed commands (plus --out) and go through `counter`: the bytes each got
+    back go into `returned` by tool. Returns the rows per table (from vigil's report) and the
+    checks."""
+    out = folder / "check"
+    out.mkdir(parents=True, exist_ok=True)
+    checks = []
+    rows = {}
+    for scope in ("partition", "all"):
+        metrics = out / f"vigil-{scope}.json"
+        reports = out / f"reports-{scope}"
+        vigil_tool, sql_tool = ("vigil", SPARK_TOOL) if scope == "partition" else ("vigil --scope all", SPARK_ALL_TOOL)
+        counter.reset()
+        run(vigil_command(vigil, csv_folder, reports, scope, spark_url(cluster, db, counter.port))
+            + ["--metrics-out", str(metrics)])
+        returned[vigil_tool] = counter.counted()
+        report = json.loads((reports / "monitoring_report.json").read_text())
+        rows = {t["table"]: t.get("rows") for t in report["tables"]}
+        values, sql = out / f"sql-{scope}.json", out / f"sql-{scope}.sql"
+        run([cluster.python, HERE / "spark_aggregates.py", cluster.url, "--database", db,
+             "--config", csv_folder / "vigil.yml", "--requests", metrics, "--sql-out", sql])
+        counter.reset()
+        run([cluster.python, HERE / "spark_aggregates.py", f"sc://127.0.0.1:{counter.port}", "--database", db,
+             "--run-sql", sql, "--out", values])
+        returned[sql_tool] = counter.counted()
+        base = {"size": size, "format": "spark", "scope": scope}
+        checks.append(checked(metrics, values, f"{size} spark scope={scope}: hand-written Spark SQL vs vigil",
+                              {**base, "engine": "hand-written Spark SQL", "against": "vigil"}))
+        on_csv = out / f"vigil-csv-{scope}.json"
+        run(vigil_command(vigil, csv_folder, out / f"reports-csv-{scope}", scope) + ["--metrics-out", str(on_csv)])
+        checks.append(checked(on_csv, metrics, f"{size} scope={scope}: vigil on Spark vs vigil on CSV",
+                              {**base, "engine": "vigil", "against": "vigil on CSV"}))
+    if None in rows.values():
+        sys.exit(f"vigil could not read every table of the database {db}: {rows}")
+    return rows, checks
+
+
+def bench_spark(vigil: Path, work: Path, size: str, csv_folder: Path, parquet: Path, runs: int,
+                meta: dict, checks: list) -> list[dict]:
+    """Starts a cluster of its own for this size, registers the Parquet copy as database
+    bench_<size>, checks the values, counts the bytes each tool gets back (one untimed run
+    each through sparkcluster.Counter), times the tools, stops the cluster."""
+    db = f"bench_{size.lower()}"
+    folder = work / f"{size}-spark"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    with sparkcluster.Cluster(work) as cluster:
+        print(f"Spark cluster for {size} at {cluster.url} (started in {cluster.start_s:.0f} s); "
+              f"registering {parquet / 'warehouse'} as database {db}", flush=True)
+        meta.setdefault("spark", {
+            "version": cluster.version, "load_s": {}, "cluster_start_s": {},
+            "cluster": "1 master, 2 workers of 1 core (2g), 2 executors of 1g, the Connect server's "
+                       "driver; spark.sql.shuffle.partitions=4 (scripts/spark-cluster.sh)",
+            "bytes_method": "bytes the Connect server sent to the client process over TCP (gRPC/HTTP2 "
+                            "framing included), counted by a loopback forwarder during the checked run of "
+                            "the same command",
+            "note": "peak RSS is the client's; the cluster's memory is not counted"})
+        meta["spark"]["cluster_start_s"][size] = round(cluster.start_s, 1)
+        meta["versions"]["pyspark"] = cluster.version
+        start = time.perf_counter()
+        run([cluster.python, HERE / "spark_aggregates.py", cluster.url, "--register", db, parquet / "warehouse"])
+        meta["spark"]["load_s"][size] = round(time.perf_counter() - start, 1)
+        # The bytes each tool gets back: its checked run (the timed command) through the counter.
+        returned: dict[str, tuple[int, int]] = {}
+        with sparkcluster.Counter(cluster.port) as counter:
+            rows, done = verify_spark(cluster, vigil, csv_folder, folder, db, size, counter, returned)
+            counter.reset()
+            run([cluster.python, HERE / "spark_aggregates.py", f"sc://127.0.0.1:{counter.port}",
+                 "--database", db, "--startup"])
+            returned[SPARK_START_TOOL] = counter.counted()
+        for tool, (to_client, to_server) in returned.items():
+            print(f"{size} spark {tool}: {to_client:,} bytes returned ({to_server:,} sent)", flush=True)
+        checks += done
+        mib = sum(f.stat().st_size for f in (parquet / "warehouse").rglob("*.parquet")) / 2**20
+        timed = folder / "timed"
+        timed.mkdir()
+        check_dir = folder / "check"
+
+        hand = [str(cluster.python), str(HERE / "spark_aggregates.py"), cluster.url, "--database", db]
+        tools = {
+            "vigil": vigil_command(vigil, csv_folder, folder / "reports", None, spark_url(cluster, db))
+            + ["--metrics-out", str(timed / "vigil-partition.json")],
+            "vigil --scope all": vigil_command(vigil, csv_folder, folder / "reports", "all", spark_url(cluster, db))
+            + ["--metrics-out", str(timed / "vigil-all.json")],
+            SPARK_TOOL: hand + ["--run-sql", str(check_dir / "sql-partition.sql")],
+            SPARK_ALL_TOOL: hand + ["--run-sql", str(check_dir / "sql-all.sql")],
+            SPARK_START_TOOL: hand + ["--startup"],
+        }
+        results = time_tools(tools, runs, base(meta, size, "spark", rows, mib))
+        for r in results:
+            r["bytes_to_client"], r["bytes_to_server"] = returned[r["tool"]]
+            r["values_checked"] = r["tool"] != SPARK_START_TOOL
+        # The timed runs of vigil computed the values checked above.
+        for scope in ("partition", "all"):
+            checks.append(checked(check_dir / f"vigil-{scope}.json", timed / f"vigil-{scope}.json",
+                                  f"{size} spark scope={scope}: vigil's last timed run vs its checked run",
+                                  {"size": size, "format": "spark", "scope": scope,
+                                   "engine": "vigil (timed run)", "against": "vigil (checked run)"}))
+        run([cluster.python, "-c", "import sys; from pyspark.sql import SparkSession; "
+             "SparkSession.builder.remote(sys.argv[1]).getOrCreate()"
+             ".sql(f'DROP DATABASE IF EXISTS `{sys.argv[2]}` CASCADE').collect()", cluster.url, db])
     return results
 
 

@@ -124,19 +124,27 @@ impl Cluster {
         format!("{}/;database={db}", self.url)
     }
 
+    /// A document of the driver's REST API.
+    fn rest(&self, path: &str) -> serde_json::Value {
+        let url = format!("{}/api/v1/{path}", self.ui);
+        let body = ureq::get(&url)
+            .call()
+            .and_then(|mut r| r.body_mut().read_to_string())
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"))
+    }
+
+    /// The id of the Connect server's application (`app-...`).
+    pub fn application(&self) -> String {
+        let applications = self.rest("applications");
+        let app = applications[0]["id"].as_str().expect("an application id");
+        app.to_string()
+    }
+
     /// The tasks each executor of the Connect server's application ran (the driver aside).
     pub fn tasks_per_executor(&self) -> Vec<(String, u64)> {
-        let get = |path: &str| -> serde_json::Value {
-            let url = format!("{}/api/v1/{path}", self.ui);
-            let body = ureq::get(&url)
-                .call()
-                .and_then(|mut r| r.body_mut().read_to_string())
-                .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"))
-        };
-        let applications = get("applications");
-        let app = applications[0]["id"].as_str().expect("an application id");
-        get(&format!("applications/{app}/executors"))
+        let app = self.application();
+        self.rest(&format!("applications/{app}/executors"))
             .as_array()
             .expect("executors")
             .iter()
@@ -159,6 +167,61 @@ impl Drop for Cluster {
                 .arg("stop")
                 .env("VIGIL_SPARK_RUN", run.path())
                 .status();
+        }
+    }
+}
+
+/// A TCP forwarder on a free loopback port to another address, whose connections can be cut at
+/// once (a Connect server that goes away mid-run, as a client sees it).
+pub struct Proxy {
+    /// The port it listens on.
+    pub port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    streams: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    /// Forwards connections to `target` (`host:port`).
+    pub fn to(target: &str) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("an address").port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let streams = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (target, accept_cut, accept_streams) =
+            (target.to_string(), cut.clone(), streams.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if accept_cut.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused from now on
+                }
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let pairs = [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ];
+                accept_streams.lock().unwrap().extend([client, server]);
+                for (from, to) in pairs {
+                    if let (Ok(mut from), Ok(mut to)) = (from, to) {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                }
+            }
+        });
+        Proxy { port, cut, streams }
+    }
+
+    /// Closes every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for stream in self.streams.lock().unwrap().iter() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
         }
     }
 }

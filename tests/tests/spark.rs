@@ -17,7 +17,7 @@ use vigil_tests::equivalence::{
     all_metrics, assert_hostile_channel_counted, assert_same_findings, assert_same_metrics,
     edge_numbers_warehouse, hostile_warehouse, run, to_parquet, Layout,
 };
-use vigil_tests::spark::Cluster;
+use vigil_tests::spark::{Cluster, Proxy};
 use vigil_tests::{column_values, on_day, puffy, repo_root, vigil, vigil_run};
 
 /// Runs `config` on the CSV warehouse and on its Parquet copy (in `layout`) registered as
@@ -199,6 +199,11 @@ fn a_spark_cluster_gives_the_csv_findings_and_both_workers_run_tasks() {
     let busy = tasks.iter().filter(|(_, n)| *n > 0).count();
     assert!(busy >= 2, "executors and their tasks: {tasks:?}");
 
+    // Puffy as Parquet files, kept registered for the rest of the test.
+    let kept = tempfile::tempdir().unwrap();
+    to_parquet(&warehouse, kept.path(), Layout::Files);
+    let files_location = std::path::PathBuf::from(cluster.register("puffy_kept", kept.path()));
+
     // A relation that is not there is a finding; the others are read.
     let dir = tempfile::tempdir().unwrap();
     let parquet = dir.path().join("parquet");
@@ -218,10 +223,69 @@ fn a_spark_cluster_gives_the_csv_findings_and_both_workers_run_tasks() {
         "{found:?}"
     );
 
+    // An executor killed mid-run: Spark runs its tasks again elsewhere, the findings are the
+    // same. The Connect server lost mid-run: exit 2 within the timeout, nothing written.
+    let (code, csv) = run(
+        &warehouse,
+        &reference,
+        &dir.path().join("csv"),
+        "2025-03-08",
+        &[],
+    );
+    let started = Instant::now();
+    let (_, spark) = run(
+        &files_location,
+        &reference,
+        &dir.path().join("again"),
+        "2025-03-08",
+        &[],
+    );
+    let half = started.elapsed() / 2;
+    assert_same_findings(
+        (&csv, &warehouse),
+        (&spark, &files_location),
+        "before the kill",
+    );
+    let app = cluster.application();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(half);
+        kill_one_executor(&app)
+    });
+    let out = dir.path().join("killed");
+    let (killed_code, killed) = run(&files_location, &reference, &out, "2025-03-08", &[]);
+    assert!(
+        killer.join().unwrap(),
+        "no executor of the application to kill"
+    );
+    assert_eq!(code, killed_code);
+    assert_same_findings(
+        (&csv, &warehouse),
+        (&killed, &files_location),
+        "executor killed",
+    );
+
+    let proxy = Proxy::to(cluster.url.trim_start_matches("sc://"));
+    let through = format!(
+        "sc://127.0.0.1:{}/;database=puffy_kept;timeout=15",
+        proxy.port
+    );
+    let out = dir.path().join("cut");
+    let started = Instant::now();
+    let cutter = std::thread::spawn(move || {
+        std::thread::sleep(half);
+        proxy.cut();
+    });
+    let result = vigil_run(Path::new(&through), &reference, &out, "2025-03-08", &[]);
+    cutter.join().unwrap();
+    assert_eq!(result.code, 2, "{result:?}");
+    assert!(result.stderr.contains("cannot read table"), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{result:?}");
+    assert!(!out.join("monitoring_report.json").exists());
+
     // A query past its timeout stops the run with exit 2, in seconds, and writes nothing.
     let out = dir.path().join("timeout");
     let started = Instant::now();
-    let slow = format!("{}/;database=puffy_files;timeout=0.05", cluster.url);
+    let slow = format!("{}/;database=puffy_kept;timeout=0.05", cluster.url);
     let result = vigil_run(Path::new(&slow), &native, &out, "2025-03-08", &[]);
     assert_eq!(result.code, 2, "{result:?}");
     assert!(
@@ -264,4 +328,20 @@ fn an_unreachable_spark_server_is_exit_2_at_once_without_the_token() {
     );
     assert!(!result.stderr.contains("s3cret"), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// Kills (SIGKILL) one executor process of the Spark application `app`; whether one was found.
+fn kill_one_executor(app: &str) -> bool {
+    let listed = std::process::Command::new("pgrep")
+        .args(["-f", &format!("CoarseGrainedExecutorBackend.*{app}")])
+        .output()
+        .expect("pgrep runs");
+    let pids = String::from_utf8_lossy(&listed.stdout);
+    let Some(pid) = pids.split_whitespace().next() else {
+        return false;
+    };
+    std::process::Command::new("kill")
+        .args(["-9", pid])
+        .status()
+        .is_ok_and(|s| s.success())
 }
