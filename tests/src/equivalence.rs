@@ -283,3 +283,55 @@ pub fn assert_same_metrics(csv: &Value, other: &Value, what: &str) {
         .collect();
     assert!(differing.is_empty(), "{}", differing.join("\n"));
 }
+
+/// The rows each table read agree between two reports.
+pub fn assert_same_rows(csv: &Value, other: &Value, what: &str) {
+    let rows = |report: &Value| -> Vec<(Value, Value)> {
+        report["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["table"].clone(), t["rows"].clone()))
+            .collect()
+    };
+    assert_eq!(rows(csv), rows(other), "{what}: rows read");
+}
+
+/// Every fault of `vigil demo`, and none.
+pub const DEMO_FAULTS: [&str; 13] = [
+    "",
+    "missing-day",
+    "partial-load",
+    "duplicates",
+    "negative-revenue",
+    "zero-revenue-spike",
+    "conversion-drop",
+    "revenue-spike",
+    "channel-shift-to-direct",
+    "channel-disappearing",
+    "null-spike",
+    "unparsable-timestamps",
+    "renamed-column",
+];
+
+/// Writes a 60-day demo warehouse (400 sessions a day, ending 2025-03-31) with `faults` and its
+/// config `vigil.yml` into `dir`; returns the warehouse folder.
+pub fn demo(dir: &Path, faults: &str) -> PathBuf {
+    let mut args = vec![
+        "demo".to_string(),
+        "--out".into(),
+        dir.display().to_string(),
+        "--days".into(),
+        "60".into(),
+        "--sessions-per-day".into(),
+        "400".into(),
+        "--end-date".into(),
+        "2025-03-31".into(),
+    ];
+    if !faults.is_empty() {
+        args.extend(["--faults".into(), faults.into()]);
+    }
+    let out = crate::vigil(&args);
+    assert_eq!(out.code, 0, "{out:?}");
+    dir.join("warehouse")
+}

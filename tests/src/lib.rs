@@ -352,3 +352,13 @@ pub fn on_day(record: &csv::StringRecord, header: &[String], column: &str, day: 
     let at = header.iter().position(|h| h == column).unwrap();
     record[at].starts_with(day)
 }
+
+/// The checks of a report's findings, in order.
+pub fn checks(report: &serde_json::Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["check"].as_str().expect("a check").to_string())
+        .collect()
+}

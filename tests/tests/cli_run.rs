@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 
 use serde_json::Value;
-use vigil_tests::{json_report, puffy, puffy_copy, vigil, vigil_run, Output};
+use vigil_tests::{checks, json_report, puffy, puffy_copy, vigil, vigil_run, Output};
 
 fn run(warehouse: &Path, out: &Path, date: &str, extra: &[&str]) -> Output {
     let rules = puffy().join("monitoring_rules.reference.yml");
@@ -13,15 +13,6 @@ fn run(warehouse: &Path, out: &Path, date: &str, extra: &[&str]) -> Output {
 
 fn report(out: &Path) -> Value {
     json_report(out)
-}
-
-fn checks(report: &Value) -> Vec<String> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["check"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[test]

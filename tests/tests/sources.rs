@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use vigil_tests::equivalence::{
     all_metrics, assert_hostile_channel_counted, assert_same_findings, assert_same_metrics,
-    edge_numbers_warehouse, hostile_warehouse, run, to_parquet, Layout,
+    assert_same_rows, demo, edge_numbers_warehouse, hostile_warehouse, run, to_parquet, Layout,
+    DEMO_FAULTS,
 };
 use vigil_tests::pg::Server;
 use vigil_tests::{puffy, repo_root, vigil};
@@ -56,15 +57,7 @@ fn assert_equivalent(
         let what = format!("{layout:?} {} {date} {extra:?}", config.display());
         assert_eq!(code, parquet_code, "{what}");
         assert_same_findings((&csv, csv_dir), (&parquet, &warehouse), &what);
-        let rows = |report: &Value| -> Vec<(Value, Value)> {
-            report["tables"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| (t["table"].clone(), t["rows"].clone()))
-                .collect()
-        };
-        assert_eq!(rows(&csv), rows(&parquet), "{what}: rows read");
+        assert_same_rows(&csv, &parquet, &what);
     }
     csv
 }
@@ -91,53 +84,17 @@ fn puffy_as_parquet_and_in_postgres_gives_the_csv_findings_with_the_native_and_r
     assert_eq!(all["findings"].as_array().unwrap().len(), 14);
 }
 
-/// Writes a demo warehouse with `faults` into `dir`.
-fn demo(dir: &Path, faults: &str) -> PathBuf {
-    let mut args = vec![
-        "demo".to_string(),
-        "--out".into(),
-        dir.display().to_string(),
-        "--days".into(),
-        "60".into(),
-        "--sessions-per-day".into(),
-        "400".into(),
-        "--end-date".into(),
-        "2025-03-31".into(),
-    ];
-    if !faults.is_empty() {
-        args.extend(["--faults".into(), faults.into()]);
-    }
-    let out = vigil(&args);
-    assert_eq!(out.code, 0, "{out:?}");
-    dir.join("warehouse")
-}
-
 #[test]
 fn demo_warehouses_with_each_fault_give_the_same_findings_as_parquet() {
-    let faults = [
-        "",
-        "missing-day",
-        "partial-load",
-        "duplicates",
-        "negative-revenue",
-        "zero-revenue-spike",
-        "conversion-drop",
-        "revenue-spike",
-        "channel-shift-to-direct",
-        "channel-disappearing",
-        "null-spike",
-        "unparsable-timestamps",
-        "renamed-column",
-    ];
     let listed = vigil(["demo", "--help"]).stdout;
-    for fault in faults.iter().filter(|f| !f.is_empty()) {
+    for fault in DEMO_FAULTS.iter().filter(|f| !f.is_empty()) {
         assert!(
             listed.contains(fault),
             "demo has no fault `{fault}`:\n{listed}"
         );
     }
     let server = Server::start();
-    for (n, fault) in faults.iter().enumerate() {
+    for (n, fault) in DEMO_FAULTS.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         let warehouse = demo(dir.path(), fault);
         let config = dir.path().join("vigil.yml");

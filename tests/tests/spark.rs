@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use vigil_tests::equivalence::{
     all_metrics, assert_hostile_channel_counted, assert_same_findings, assert_same_metrics,
-    edge_numbers_warehouse, hostile_warehouse, run, to_parquet, Layout,
+    assert_same_rows, demo, edge_numbers_warehouse, hostile_warehouse, run, to_parquet, Layout,
+    DEMO_FAULTS,
 };
 use vigil_tests::spark::{Cluster, Proxy};
-use vigil_tests::{column_values, on_day, puffy, repo_root, vigil, vigil_run};
+use vigil_tests::{checks, column_values, on_day, puffy, repo_root, vigil_run};
 
 /// Runs `config` on the CSV warehouse and on its Parquet copy (in `layout`) registered as
 /// database `db` of the cluster; the findings and rows read agree. Returns the Spark report.
@@ -40,47 +41,8 @@ fn assert_equivalent(
     let what = format!("Spark {layout:?} {} {date} {extra:?}", config.display());
     assert_eq!(code, spark_code, "{what}");
     assert_same_findings((&csv, csv_dir), (&spark, warehouse), &what);
-    let rows = |report: &Value| -> Vec<(Value, Value)> {
-        report["tables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| (t["table"].clone(), t["rows"].clone()))
-            .collect()
-    };
-    assert_eq!(rows(&csv), rows(&spark), "{what}: rows read");
+    assert_same_rows(&csv, &spark, &what);
     spark
-}
-
-/// Writes a demo warehouse with `faults` into `dir`.
-fn demo(dir: &Path, faults: &str) -> std::path::PathBuf {
-    let mut args = vec![
-        "demo".to_string(),
-        "--out".into(),
-        dir.display().to_string(),
-        "--days".into(),
-        "60".into(),
-        "--sessions-per-day".into(),
-        "400".into(),
-        "--end-date".into(),
-        "2025-03-31".into(),
-    ];
-    if !faults.is_empty() {
-        args.extend(["--faults".into(), faults.into()]);
-    }
-    let out = vigil(&args);
-    assert_eq!(out.code, 0, "{out:?}");
-    dir.join("warehouse")
-}
-
-/// The checks of a report's findings.
-fn checks(report: &Value) -> Vec<String> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["check"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[test]
@@ -106,22 +68,7 @@ fn a_spark_cluster_gives_the_csv_findings_and_both_workers_run_tasks() {
         assert_eq!(all["findings"].as_array().unwrap().len(), 14, "{layout:?}");
     }
 
-    let faults = [
-        "",
-        "missing-day",
-        "partial-load",
-        "duplicates",
-        "negative-revenue",
-        "zero-revenue-spike",
-        "conversion-drop",
-        "revenue-spike",
-        "channel-shift-to-direct",
-        "channel-disappearing",
-        "null-spike",
-        "unparsable-timestamps",
-        "renamed-column",
-    ];
-    for (n, fault) in faults.iter().enumerate() {
+    for (n, fault) in DEMO_FAULTS.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         let warehouse = demo(dir.path(), fault);
         let config = dir.path().join("vigil.yml");
