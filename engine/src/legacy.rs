@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -39,8 +40,9 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
     }
 }
 
-/// The whole reference config.
-#[derive(Clone, Debug, Deserialize)]
+/// A config in the reference monitor's format (`monitoring_rules.yml`), read unchanged and
+/// mapped onto the builtin rules.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LegacyConfig {
     /// Required columns and date columns per table.
@@ -60,8 +62,16 @@ pub struct LegacyConfig {
     pub alert_routing: AlertRouting,
 }
 
+/// A share from 0 to 1 per column.
+fn rates(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
+    })
+}
+
 /// `schemas:`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Schemas {
     /// Required columns of `fct_sessions.csv`.
@@ -80,37 +90,42 @@ pub struct Schemas {
 }
 
 /// `hard_rules:`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HardRules {
     /// Duplicate transaction ids allowed.
     pub max_duplicate_transactions: u64,
     /// Zero-revenue orders allowed.
     pub max_zero_revenue_orders: u64,
-    /// Null-rate limit per sessions column, in file order.
+    /// Null-rate limit per sessions column (a share from 0 to 1), in file order.
+    #[schemars(schema_with = "rates")]
     pub max_null_rate: OrderedMap<f64>,
 }
 
 /// `anomaly_detection:`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnomalyDetection {
-    /// Baseline length (the reference counts observations, not days).
+    /// Baseline length (the reference counts observations, not days); at least 1.
+    #[schemars(range(min = 1))]
     pub baseline_days: u32,
     /// |z| threshold.
+    #[schemars(range(min = 0))]
     pub z_score_threshold: f64,
     /// |percent change| threshold (0.3 = 30%).
+    #[schemars(range(min = 0))]
     pub pct_change_threshold: f64,
     /// Channels monitored by revenue share.
     #[serde(default)]
     pub top_channels_to_monitor: Option<u32>,
-    /// Absolute share change that flags a channel.
+    /// Absolute share change that flags a channel (0.15 = 15 points, at most 1).
     #[serde(default)]
+    #[schemars(range(min = 0, max = 1))]
     pub channel_share_abs_change_threshold: Option<f64>,
 }
 
 /// `freshness:`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Freshness {
     /// Expected partition = today minus this many days.
@@ -135,7 +150,7 @@ impl Default for Freshness {
 }
 
 /// `operations:`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LegacyOperations {
     /// Snapshot the warehouse when any ERROR is found.

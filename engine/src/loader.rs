@@ -84,7 +84,7 @@ impl Config {
         let mut config = if keys.iter().any(|k| k == "schemas") {
             Config::from_reference(path, text, registry)
         } else {
-            Config::from_native(path, text, &keys, registry)
+            Config::from_native(path, text, registry)
         }
         .map_err(located)?;
         // A date taken through a lookup is written as the looked-up table writes it.
@@ -118,17 +118,12 @@ impl Config {
         Ok(config)
     }
 
-    fn from_native(
-        path: &Path,
-        text: &str,
-        keys: &[String],
-        registry: &Registry,
-    ) -> Result<Config, YamlError> {
+    fn from_native(path: &Path, text: &str, registry: &Registry) -> Result<Config, YamlError> {
         let file: ConfigFile = yaml::parse(text)?;
         let mut rules = Vec::new();
-        if keys.iter().any(|k| k == "rules") {
-            let known: Vec<&str> = registry.ids().collect();
-            for id in yaml::check_rule_ids(text, &known)? {
+        let known: Vec<&str> = registry.ids().collect();
+        if let Some(ids) = yaml::check_rule_ids(text, &known)? {
+            for id in ids {
                 let entry = registry.get(&id).expect("id checked against the registry");
                 let params = yaml::rule_section(text, &id)?;
                 let rule = entry
@@ -199,6 +194,25 @@ impl Config {
     fn check_tables(&self) -> Result<(), YamlError> {
         let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
         for (name, table) in &self.tables {
+            if let Some((from, column)) =
+                table.date_column.as_deref().and_then(|c| c.split_once('.'))
+            {
+                let lookup = table.lookups.iter().find(|l| l.table == from);
+                let problem = match lookup {
+                    None => Some(format!(
+                        "`{from}.{column}` is a column taken through a lookup, but this table has \
+                         no lookup of `{from}`: add `lookups: [{{table: {from}, key: ..., \
+                         columns: [{column}]}}]`"
+                    )),
+                    Some(l) if !l.columns.iter().any(|c| c == column) => Some(format!(
+                        "the lookup of `{from}` does not take `{column}`: add it to its `columns`"
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(message) = problem {
+                    return Err(unlocated(&format!("tables.{name}.date_column"), message));
+                }
+            }
             for (n, lookup) in table.lookups.iter().enumerate() {
                 let path = format!("tables.{name}.lookups[{n}]");
                 let problem = match self.tables.get(&lookup.table) {

@@ -40,6 +40,7 @@ pub enum Seasonality {
 pub struct BaselineParams {
     /// Calendar days before the judged day that may form its baseline (the judged day itself is
     /// never part of it). With `day_of_week`, use a multiple of 7 (e.g. 56 for 8 weeks).
+    #[schemars(range(min = 1))]
     pub window_days: u32,
     /// Fewer usable days than this and the day is not judged (too little history).
     pub min_points: u32,

@@ -7,7 +7,7 @@ use std::fmt;
 use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::rule::{Rule, Severity};
@@ -201,6 +201,27 @@ pub fn params_schema<P: JsonSchema>() -> Value {
         object.remove("title");
     }
     schema
+}
+
+/// Reads a section or list whose empty value (the key with nothing after it) means the same as
+/// the key left out: its default. Pair `#[serde(default, deserialize_with = "empty_is_default")]`
+/// with `#[schemars(with = "Option<T>")]` so that the schema accepts the empty value too.
+pub fn empty_is_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    empty_or(d, T::default)
+}
+
+/// Like [`empty_is_default`], for a field whose default is not its type's (a non-empty list or
+/// mapping): `default` gives it, e.g. `|| Params::default().steps`.
+pub fn empty_or<'de, D, T>(d: D, default: impl FnOnce() -> T) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_else(default))
 }
 
 /// Deserializes params from JSON (`null` = all defaults), with the path of the offending key.

@@ -92,17 +92,45 @@ impl Default for AnomalySources {
 #[serde(deny_unknown_fields, default)]
 pub struct AnomalyParams {
     /// A day is anomalous only if |z| is at least this...
+    #[schemars(range(min = 0))]
     pub z_threshold: f64,
     /// ...and its |percent change| from the baseline is at least this (0.3 = 30%).
+    #[schemars(range(min = 0))]
     pub pct_threshold: f64,
     /// How each day's baseline is built. With scope `all`, `window_days` is the number of
     /// earlier observations (the reference monitor's `baseline_days`).
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<BaselineParams>")]
     pub baseline: BaselineParams,
     /// The metrics to monitor, each with its severity per direction (`error`, `warn`, `info`
     /// or `off`). Default: all five; drops of orders, revenue and conversion are ERRORs.
+    #[serde(deserialize_with = "metrics_or_default")]
+    #[schemars(schema_with = "metrics_schema")]
     pub metrics: BTreeMap<MetricName, DirectionLevels>,
     /// Tables and columns the metrics are computed from.
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<AnomalySources>")]
     pub sources: AnomalySources,
+}
+
+/// `metrics`: only metric names as keys, each with its levels; empty means the default.
+fn metrics_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [
+            {
+                "type": "object",
+                "propertyNames": generator.subschema_for::<MetricName>(),
+                "additionalProperties": generator.subschema_for::<DirectionLevels>(),
+            },
+            {"type": "null"},
+        ]
+    })
+}
+
+fn metrics_or_default<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<MetricName, DirectionLevels>, D::Error> {
+    empty_or(d, || AnomalyParams::default().metrics)
 }
 
 impl Default for AnomalyParams {

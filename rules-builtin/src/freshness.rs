@@ -45,7 +45,15 @@ impl Default for TableFreshness {
 pub struct FreshnessParams {
     /// The tables to check, by table name, with their settings. Default: `sessions` (volume =
     /// distinct `session_id`) and `orders` (volume = distinct `transaction_id`), no floors.
+    #[serde(deserialize_with = "tables_or_default")]
+    #[schemars(with = "Option<BTreeMap<String, TableFreshness>>")]
     pub tables: BTreeMap<String, TableFreshness>,
+}
+
+fn tables_or_default<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, TableFreshness>, D::Error> {
+    empty_or(d, || FreshnessParams::default().tables)
 }
 
 impl Default for FreshnessParams {

@@ -23,12 +23,16 @@ pub struct FunnelParams {
     /// Its session id column.
     pub session_id_column: String,
     /// The steps, in funnel order; the last one is the purchase.
+    #[serde(deserialize_with = "steps_or_default")]
+    #[schemars(with = "Option<Vec<FunnelStep>>", length(min = 1))]
     pub steps: Vec<FunnelStep>,
     /// A rate is anomalous only if |z| is at least this...
     pub z_threshold: f64,
     /// ...and its |percent change| from the baseline is at least this.
     pub pct_threshold: f64,
     /// How each day's baseline is built.
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<BaselineParams>")]
     pub baseline: BaselineParams,
     /// Severity of a change of the session-to-purchase conversion, per direction.
     pub conversion: DirectionLevels,
@@ -36,6 +40,10 @@ pub struct FunnelParams {
     pub steps_levels: DirectionLevels,
     /// Severity when a step's column is missing (its rates cannot be computed).
     pub missing_column: Level,
+}
+
+fn steps_or_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<FunnelStep>, D::Error> {
+    empty_or(d, || FunnelParams::default().steps)
 }
 
 impl Default for FunnelParams {

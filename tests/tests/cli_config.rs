@@ -17,6 +17,17 @@ fn validate_text(text: &str) -> vigil_tests::Output {
 }
 
 #[test]
+fn rules_left_empty_run_every_rule_as_when_left_out_and_an_empty_mapping_runs_none() {
+    let all = "rules: anomaly, drift, freshness, funnel, revenue;";
+    for text in ["version: 1\n", "version: 1\nrules:\n", "rules: ~\n"] {
+        let out = validate_text(text);
+        assert!(out.stdout.contains(all), "{text:?}: {out:?}");
+    }
+    let none = validate_text("rules: {}\n");
+    assert!(none.stdout.contains("rules: none;"), "{none:?}");
+}
+
+#[test]
 fn the_reference_config_validates_unchanged() {
     let path = puffy().join("monitoring_rules.reference.yml");
     let out = vigil(["validate".as_ref(), "--rules".as_ref(), path.as_os_str()]);

@@ -150,8 +150,9 @@ pub fn plugin_list(text: &str) -> Result<Vec<String>, YamlError> {
     .map(Option::unwrap_or_default)
 }
 
-/// Checks that every key under `rules:` is one of `known`, pointing at the first that is not.
-pub fn check_rule_ids(text: &str, known: &[&str]) -> Result<Vec<String>, YamlError> {
+/// The rule ids listed under `rules:`, each checked to be one of `known` (an error points at
+/// the first that is not); `None` when `rules` is left out or left empty.
+pub fn check_rule_ids(text: &str, known: &[&str]) -> Result<Option<Vec<String>>, YamlError> {
     tracked(
         text,
         Focus {
@@ -159,7 +160,7 @@ pub fn check_rule_ids(text: &str, known: &[&str]) -> Result<Vec<String>, YamlErr
             inner: RuleIds { known },
         },
     )
-    .map(Option::unwrap_or_default)
+    .map(Option::flatten)
 }
 
 /// The section `rules.<id>` as JSON (`null` when empty or absent).
@@ -547,22 +548,23 @@ struct RuleIds<'k> {
 }
 
 impl<'de> DeserializeSeed<'de> for RuleIds<'_> {
-    type Value = Vec<String>;
+    type Value = Option<Vec<String>>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
+        // `any`: asked for a map, the YAML parser reads an empty value as an empty map.
+        d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for RuleIds<'_> {
-    type Value = Vec<String>;
+    type Value = Option<Vec<String>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a mapping from rule id to the rule's settings")
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
+        Ok(None)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -571,7 +573,7 @@ impl<'de> Visitor<'de> for RuleIds<'_> {
             map.next_value::<IgnoredAny>()?;
             ids.push(id);
         }
-        Ok(ids)
+        Ok(Some(ids))
     }
 }
 
@@ -691,8 +693,13 @@ mod tests {
             "{err}"
         );
         let ids = check_rule_ids("rules:\n  revenue:\n", &["revenue"]).unwrap();
-        assert_eq!(ids, ["revenue"]);
-        assert!(check_rule_ids("version: 1\n", &[]).unwrap().is_empty());
+        assert_eq!(ids, Some(vec!["revenue".to_string()]));
+        assert_eq!(check_rule_ids("version: 1\n", &[]).unwrap(), None);
+        assert_eq!(check_rule_ids("rules:\n", &[]).unwrap(), None);
+        assert_eq!(
+            check_rule_ids("rules: {}\n", &[]).unwrap(),
+            Some(Vec::new())
+        );
     }
 
     #[test]
