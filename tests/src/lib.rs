@@ -8,6 +8,7 @@ use vigil_rules_builtin as _;
 use vigil_source_parquet as _;
 use vigil_source_postgres as _;
 
+pub mod editor;
 pub mod http;
 pub mod pg;
 
