@@ -236,12 +236,33 @@ pub fn parse_params<P: DeserializeOwned>(params: Value) -> Result<P, ParamsError
             p => p,
         };
         let message = e.into_inner().to_string();
+        let (path, bad_key) = name_bad_key(path, &message);
         ParamsError {
-            at_key: message.starts_with("unknown field"),
+            at_key: bad_key || message.starts_with("unknown field"),
             path,
             message,
         }
     })
+}
+
+/// `serde_path_to_error` prints a map key it could not read as `?` (`metrics.?`): puts the key
+/// in when the message quotes it (an unknown variant), else leaves it out. Also says whether
+/// the path ends at such a key.
+pub fn name_bad_key(path: String, message: &str) -> (String, bool) {
+    let Some(parent) = path.strip_suffix('?') else {
+        return (path, false);
+    };
+    let parent = parent.trim_end_matches('.');
+    let quoted = message
+        .strip_prefix("unknown variant `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(key, _)| key);
+    let path = match quoted {
+        Some(key) if parent.is_empty() => key.to_string(),
+        Some(key) => format!("{parent}.{key}"),
+        None => parent.to_string(),
+    };
+    (path, true)
 }
 
 /// Registers a rule type with vigil. Put it next to the rule's type, with the rule's docs:

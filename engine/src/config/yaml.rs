@@ -56,6 +56,7 @@ impl YamlError {
                 }
             }
         }
+        let (path, _) = vigil_rule_api::registry::name_bad_key(path, &message);
         YamlError {
             line: location.as_ref().map(|l| l.line()),
             column: location.as_ref().map(|l| l.column()),
@@ -657,6 +658,28 @@ mod tests {
         let err = section(text, "fresh").unwrap_err();
         assert_eq!(err.path, "rules.fresh.tables[1]");
         assert_eq!((err.line, err.column), (Some(3), Some(17)));
+    }
+
+    #[test]
+    fn a_map_key_that_cannot_be_read_is_named_in_the_path() {
+        #[allow(dead_code)]
+        #[derive(Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+        #[serde(rename_all = "snake_case")]
+        enum Metric {
+            Sessions,
+        }
+        #[allow(dead_code)]
+        #[derive(Debug, Deserialize)]
+        struct Metrics {
+            metrics: std::collections::BTreeMap<Metric, u32>,
+        }
+        let text = "metrics:\n  sessions: 1\n  profit: 2\n";
+        let err = parse::<Metrics>(text).unwrap_err();
+        assert_eq!(err.path, "metrics.profit");
+        assert_eq!((err.line, err.column), (Some(3), Some(3)));
+        let json: serde_json::Value = parse(text).unwrap();
+        let err = parse_params::<Metrics>(json).unwrap_err();
+        assert_eq!((err.path.as_str(), err.at_key), ("metrics.profit", true));
     }
 
     #[test]
