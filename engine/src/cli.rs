@@ -556,6 +556,13 @@ fn validate(
                     return EXIT_USAGE;
                 }
             }
+            for warning in &config.warnings {
+                let located = crate::config::ConfigError {
+                    file: file.to_path_buf(),
+                    error: warning.clone(),
+                };
+                let _ = writeln!(err, "vigil: warning: {located}");
+            }
             let format = match config.format {
                 ConfigFormat::Native => "vigil",
                 ConfigFormat::Reference => "reference monitor",
@@ -610,6 +617,30 @@ fn warehouse_problems(config: &Config, source: &dyn crate::source::Source) -> Ve
                 headers.insert(name.as_str(), (header, missing));
             }
             Err(problem) => problems.push(format!("tables.{name}: {} {problem}", place(table))),
+        }
+    }
+    // A lookup's key is a column of its table; its foreign key and columns, of the table
+    // looked up.
+    for (name, table) in &config.tables {
+        for (n, lookup) in table.lookups.iter().enumerate() {
+            let foreign = std::iter::once(lookup.foreign_key())
+                .chain(lookup.columns.iter().map(String::as_str));
+            let wanted = std::iter::once((name.as_str(), lookup.key.as_str()))
+                .chain(foreign.map(|c| (lookup.table.as_str(), c)));
+            for (owner, column) in wanted {
+                let Some((header, _)) = headers.get(owner) else {
+                    continue;
+                };
+                if !header.iter().any(|c| c == column) {
+                    let hint = closest(column, header.iter().map(String::as_str))
+                        .map(|b| format!("; did you mean `{b}`?"))
+                        .unwrap_or_default();
+                    problems.push(format!(
+                        "tables.{name}.lookups[{n}]: column `{column}` is not in {}{hint}",
+                        place(&config.tables[owner])
+                    ));
+                }
+            }
         }
     }
     let cx = config.run_ctx(NaiveDate::MIN, config.run.scope);

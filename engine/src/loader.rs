@@ -115,7 +115,29 @@ impl Config {
         if let Some((path, message)) = config.alert_routing.out_of_range() {
             return Err(located(yaml::error_at(text, path, message)));
         }
+        config.warnings = config.rule_warnings(text);
         Ok(config)
+    }
+
+    /// What each rule warns of, located in the text (native format) or named by rule (the
+    /// reference format, whose keys the rules do not know). A rule that panics warns of nothing
+    /// here; the run reports it.
+    fn rule_warnings(&self, text: &str) -> Vec<YamlError> {
+        let mut located = Vec::new();
+        for configured in &self.rules {
+            let warnings = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                configured.rule.warnings()
+            }));
+            for warning in warnings.unwrap_or_default() {
+                located.push(match self.format {
+                    ConfigFormat::Native => yaml::params_error(text, &configured.id, &warning),
+                    ConfigFormat::Reference => {
+                        unlocated("", format!("rule `{}`: {warning}", configured.id))
+                    }
+                });
+            }
+        }
+        located
     }
 
     fn from_native(path: &Path, text: &str, registry: &Registry) -> Result<Config, YamlError> {
@@ -157,6 +179,7 @@ impl Config {
             operations: file.operations,
             alert_routing: file.alert_routing,
             state: file.state,
+            warnings: Vec::new(),
         })
     }
 
@@ -186,6 +209,7 @@ impl Config {
             operations: parts.operations,
             alert_routing: parts.alert_routing,
             state: crate::config::StateConfig::default(),
+            warnings: Vec::new(),
         })
     }
 

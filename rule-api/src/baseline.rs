@@ -124,6 +124,25 @@ impl BaselineParams {
         Ok(())
     }
 
+    /// Why no day could ever be judged (with scope `partition`) although the settings pass
+    /// [`check`](Self::check): with `day_of_week`, the window holds only `window_days / 7` days
+    /// of the judged weekday, and a baseline needs `min_points` of them (at least 2).
+    pub fn warning(&self) -> Option<crate::registry::ParamsError> {
+        let same_weekdays = self.window_days / 7;
+        let needed = self.min_points.max(2);
+        (self.seasonality == Seasonality::DayOfWeek && needed > same_weekdays).then(|| {
+            crate::registry::ParamsError::at(
+                "baseline.min_points",
+                format!(
+                    "a baseline needs {needed} day(s) of the judged weekday but with \
+                     `day_of_week` a window of {} days holds only {same_weekdays}: with scope \
+                     `partition` no day is ever judged",
+                    self.window_days
+                ),
+            )
+        })
+    }
+
     /// The baseline of `day` from the values of `series` on earlier days of the window, leaving
     /// out `flagged` days (when `exclude_flagged`) and days without a value.
     pub fn baseline(

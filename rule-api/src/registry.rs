@@ -97,6 +97,17 @@ impl ParamsError {
     }
 }
 
+impl ParamsError {
+    /// The same error for a section nested under `prefix` (`zero_revenue_spike`).
+    pub fn under(self, prefix: &str) -> Self {
+        let path = match self.path.as_str() {
+            "" => prefix.to_string(),
+            path => format!("{prefix}.{path}"),
+        };
+        ParamsError { path, ..self }
+    }
+}
+
 impl From<String> for ParamsError {
     fn from(message: String) -> Self {
         ParamsError::new(message)

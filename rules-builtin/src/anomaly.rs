@@ -188,7 +188,7 @@ vigil_rule_api::register_rule! {
     Anomaly {
         id: "anomaly",
         default_severity: Error,
-        example: "z_threshold: 3.0\npct_threshold: 0.3\nbaseline:\n  window_days: 28\n  min_points: 7\n  seasonality: day_of_week\nmetrics:\n  revenue: {drop: error, spike: info}\n  orders: {drop: error, spike: warn}\n  sessions: {drop: warn, spike: off}\n",
+        example: "z_threshold: 3.0\npct_threshold: 0.3\nbaseline:\n  window_days: 56\n  min_points: 7\n  seasonality: day_of_week\nmetrics:\n  revenue: {drop: error, spike: info}\n  orders: {drop: error, spike: warn}\n  sessions: {drop: warn, spike: off}\n",
     }
 }
 
@@ -324,6 +324,19 @@ impl Anomaly {
 impl Rule for Anomaly {
     fn plan(&self, _cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError> {
         Ok(Requests::of(&self.params.sources).all())
+    }
+
+    fn warnings(&self) -> Vec<ParamsError> {
+        let p = &self.params;
+        let mut warnings: Vec<ParamsError> = p.baseline.warning().into_iter().collect();
+        let off = DirectionLevels::both(Level::Off);
+        if p.metrics.values().all(|levels| *levels == off) {
+            warnings.push(ParamsError::at(
+                "metrics",
+                "every metric is `off` in both directions: the rule reports no anomaly",
+            ));
+        }
+        warnings
     }
 
     fn evaluate(&self, cx: &RunCtx, metrics: &Metrics) -> Result<Evaluated, RuleError> {

@@ -459,6 +459,30 @@ impl Rule for Drift {
             .collect())
     }
 
+    fn warnings(&self) -> Vec<ParamsError> {
+        let p = &self.params;
+        let mut warnings: Vec<ParamsError> = p.baseline.warning().into_iter().collect();
+        if p.top_channels == 0 {
+            warnings.push(ParamsError::at(
+                "top_channels",
+                "is 0: no channel is monitored",
+            ));
+        }
+        if p.disappearance_min_share > 1.0 {
+            warnings.push(ParamsError::at(
+                "disappearance_min_share",
+                "is above 1, which no share is: no channel is ever flagged as disappeared",
+            ));
+        }
+        if p.severity == Level::Off {
+            warnings.push(ParamsError::at(
+                "severity",
+                "is `off`: the rule reports nothing",
+            ));
+        }
+        warnings
+    }
+
     fn evaluate(&self, cx: &RunCtx, metrics: &Metrics) -> Result<Evaluated, RuleError> {
         let mut observations = Vec::new();
         let mut findings = Vec::new();

@@ -201,6 +201,20 @@ impl Rule for Funnel {
             .collect())
     }
 
+    fn warnings(&self) -> Vec<ParamsError> {
+        let p = &self.params;
+        let mut warnings: Vec<ParamsError> = p.baseline.warning().into_iter().collect();
+        let off = DirectionLevels::both(Level::Off);
+        if p.conversion == off && p.steps_levels == off {
+            warnings.push(ParamsError::at(
+                "conversion",
+                "`conversion` and `steps_levels` are `off` in both directions: the rule reports \
+                 no rate change",
+            ));
+        }
+        warnings
+    }
+
     fn evaluate(&self, cx: &RunCtx, m: &Metrics) -> Result<Evaluated, RuleError> {
         let p = &self.params;
         let id = Self::META.id;

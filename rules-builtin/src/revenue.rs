@@ -165,7 +165,7 @@ impl RuleSpec for Revenue {
             .zero_revenue_spike
             .baseline
             .check()
-            .map_err(|e| ParamsError::at(format!("zero_revenue_spike.{}", e.path), e.message))?;
+            .map_err(|e| e.under("zero_revenue_spike"))?;
         Ok(Revenue { params })
     }
 }
@@ -335,6 +335,22 @@ impl Rule for Revenue {
             requests.extend([zero, rows]);
         }
         Ok(requests)
+    }
+
+    fn warnings(&self) -> Vec<ParamsError> {
+        let p = &self.params;
+        let spike = p.zero_revenue_spike.baseline.warning();
+        let never_above = p.null_rates.max.iter().filter(|(_, max)| **max >= 1.0);
+        spike
+            .map(|w| w.under("zero_revenue_spike"))
+            .into_iter()
+            .chain(never_above.map(|(column, _)| {
+                ParamsError::at(
+                    format!("null_rates.max.{column}"),
+                    "is 1: a null rate is never above it, so this check never fires",
+                )
+            }))
+            .collect()
     }
 
     fn evaluate(&self, cx: &RunCtx, m: &Metrics) -> Result<Evaluated, RuleError> {

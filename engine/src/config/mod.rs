@@ -539,6 +539,8 @@ pub struct Config {
     pub alert_routing: AlertRouting,
     /// `state:`
     pub state: StateConfig,
+    /// Settings that are valid but under which a check can never report, located.
+    pub warnings: Vec<YamlError>,
 }
 
 /// A config that cannot be used, located in its file where possible.
