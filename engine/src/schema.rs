@@ -90,6 +90,7 @@ fn for_editors(root: &mut Value) {
         bounds_from_format(schema);
         documented_enum(schema);
         describe_tags(schema);
+        default_as_snippet(schema);
         if let Some(Value::String(text)) = schema.get_mut("description") {
             *text = unwrap_paragraphs(text);
         }
@@ -236,6 +237,45 @@ fn documented_enum(schema: &mut Map<String, Value>) {
     schema.insert("type".into(), json!("string"));
     schema.insert("enum".into(), Value::Array(values));
     schema.insert("markdownEnumDescriptions".into(), Value::Array(docs));
+}
+
+/// Offers a default that holds a list of mappings as a snippet instead: the YAML language
+/// server's "Default value" completion inserts such a list as `- [object Object]`, while it
+/// writes a snippet's body out (its `null`s left out, which it would glue to their key).
+fn default_as_snippet(schema: &mut Map<String, Value>) {
+    fn lists_mappings(value: &Value) -> bool {
+        match value {
+            Value::Array(items) => items.iter().any(|i| i.is_object() || lists_mappings(i)),
+            Value::Object(map) => map.values().any(lists_mappings),
+            _ => false,
+        }
+    }
+    fn without_nulls(value: Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k, without_nulls(v)))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
+            other => other,
+        }
+    }
+    if !schema.get("default").is_some_and(lists_mappings) {
+        return;
+    }
+    let body = without_nulls(schema.remove("default").unwrap_or_default());
+    let snippet = json!({"label": "the default", "body": body});
+    match schema
+        .get_mut("defaultSnippets")
+        .and_then(Value::as_array_mut)
+    {
+        Some(snippets) => snippets.push(snippet),
+        None => {
+            schema.insert("defaultSnippets".into(), json!([snippet]));
+        }
+    }
 }
 
 /// Documents the tag of each variant of a tagged enum (`kind: slack`) with the variant's doc.
@@ -406,6 +446,22 @@ mod tests {
                 "markdownEnumDescriptions": ["Look today.", ""],
             })
         );
+    }
+
+    #[test]
+    fn a_default_listing_mappings_becomes_a_snippet_without_nulls() {
+        let mut schema = json!({"properties": {
+            "steps": {"type": "array", "default": [{"name": "a", "column": null}]},
+            "days": {"type": "array", "default": [1, 2]},
+        }});
+        for_editors(&mut schema);
+        let steps = &schema["properties"]["steps"];
+        assert_eq!(steps.get("default"), None);
+        assert_eq!(
+            steps["defaultSnippets"],
+            json!([{"label": "the default", "body": [{"name": "a"}]}])
+        );
+        assert_eq!(schema["properties"]["days"]["default"], json!([1, 2]));
     }
 
     #[test]

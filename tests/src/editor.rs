@@ -45,6 +45,8 @@ pub struct LanguageServer {
     stdin: ChildStdin,
     messages: Receiver<Value>,
     next_id: i64,
+    /// Each opening is a new version: the server caches parses by URI and version.
+    version: i64,
 }
 
 impl LanguageServer {
@@ -75,6 +77,7 @@ impl LanguageServer {
             stdin,
             messages,
             next_id: 0,
+            version: 0,
         };
         let root_uri = file_uri(root);
         server.request(
@@ -85,6 +88,7 @@ impl LanguageServer {
                 "capabilities": {
                     "textDocument": {
                         "hover": {"contentFormat": ["markdown", "plaintext"]},
+                        "completion": {"completionItem": {"snippetSupport": true}},
                         "publishDiagnostics": {},
                     },
                     "workspace": {"configuration": true},
@@ -102,9 +106,12 @@ impl LanguageServer {
     /// Opens `text` as the document at `path` and returns its diagnostics.
     pub fn diagnostics(&mut self, path: &Path, text: &str) -> Vec<Value> {
         let uri = file_uri(path);
+        self.version += 1;
         self.notify(
             "textDocument/didOpen",
-            json!({"textDocument": {"uri": uri, "languageId": "yaml", "version": 1, "text": text}}),
+            json!({"textDocument": {
+                "uri": uri, "languageId": "yaml", "version": self.version, "text": text,
+            }}),
         );
         let found = self.wait_for(|m| {
             m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == uri
@@ -136,6 +143,21 @@ impl LanguageServer {
             Value::Object(markup) => markup["value"].as_str().unwrap_or_default().to_string(),
             Value::String(text) => text.clone(),
             _ => String::new(),
+        }
+    }
+
+    /// The completion items at a 0-based line and character of an open document.
+    pub fn completion(&mut self, path: &Path, line: usize, character: usize) -> Vec<Value> {
+        let answer = self.request(
+            "textDocument/completion",
+            json!({
+                "textDocument": {"uri": file_uri(path)},
+                "position": {"line": line, "character": character},
+            }),
+        );
+        match answer {
+            Value::Array(items) => items,
+            list => list["items"].as_array().cloned().unwrap_or_default(),
         }
     }
 

@@ -12,6 +12,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use serde_json::Value;
+
 use vigil_tests::editor::{file_uri, node, package_file, LanguageServer, INSTALL};
 use vigil_tests::{puffy, repo_root, vigil};
 
@@ -267,4 +269,91 @@ fn ajv_strict_mode_compiles_the_schema_and_validates_examples_defaults_and_snipp
         .find_map(|l| l.strip_suffix(" defaults and snippets checked"))
         .and_then(|n| n.parse::<usize>().ok());
     assert!(checked.is_some_and(|n| n > 50), "{stdout}");
+}
+
+/// A snippet's text as inserted with its placeholders' defaults (`${1:text}` is `text`).
+fn expand_snippet(snippet: &str) -> String {
+    let placeholder = regex::Regex::new(r"\$\{\d+:([^}]*)\}|\$\d+").unwrap();
+    placeholder.replace_all(snippet, "$1").to_string()
+}
+
+/// The labels of the completions at the end of `before` (the document up to the cursor),
+/// each checked to insert a config that both the editor and vigil accept.
+fn completions_that_validate(
+    server: &mut LanguageServer,
+    path: &Path,
+    before: &str,
+) -> Vec<String> {
+    let text = format!("{before}\n");
+    let line = before.matches('\n').count();
+    let character = before.len() - before.rfind('\n').map_or(0, |i| i + 1);
+    assert!(server.diagnostics(path, &text).is_empty(), "{text}");
+    let items = server.completion(path, line, character);
+    server.close(path);
+    let mut labels = Vec::new();
+    for item in &items {
+        let label = item["label"].as_str().unwrap_or_default().to_string();
+        let inserted = item["textEdit"]["newText"]
+            .as_str()
+            .or(item["insertText"].as_str())
+            .unwrap_or(&label);
+        // As editors insert it: its new lines take the indentation of the cursor's line.
+        let indent: String = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+            .chars()
+            .take_while(|c| *c == ' ')
+            .collect();
+        let inserted = expand_snippet(inserted).replace('\n', &format!("\n{indent}"));
+        let config = format!("{before}{inserted}\n");
+        fs::write(path, &config).unwrap();
+        let editor_errors: Vec<Value> = server
+            .diagnostics(path, &config)
+            .into_iter()
+            .filter(|d| d["severity"] == 1)
+            .collect();
+        server.close(path);
+        let out = vigil(["validate".as_ref(), path.as_os_str()]);
+        assert!(
+            editor_errors.is_empty() && out.code == 0,
+            "completion {label:?} inserts\n{config}\neditor: {editor_errors:?}\nvigil: {}",
+            out.stderr
+        );
+        labels.push(label);
+    }
+    labels
+}
+
+#[test]
+fn completions_and_snippets_insert_configs_that_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigil.yml");
+    let head = format!(
+        "# yaml-language-server: $schema={}\nversion: 1\n",
+        file_uri(&schema_path())
+    );
+    let mut server = LanguageServer::start(dir.path());
+    let sections = completions_that_validate(&mut server, &path, &head);
+    for section in [
+        "tables",
+        "rules",
+        "run",
+        "operations",
+        "alert_routing",
+        "state",
+    ] {
+        assert!(sections.iter().any(|s| s == section), "{sections:?}");
+    }
+    // No rule: vigil would ask for the tables the rules read (which no schema can judge).
+    let tables =
+        completions_that_validate(&mut server, &path, &format!("{head}rules: {{}}\ntables: "));
+    assert!(
+        tables.iter().any(|t| t == "a table with a date column"),
+        "{tables:?}"
+    );
+    let steps = format!("{head}rules:\n  funnel:\n    steps: ");
+    let steps = completions_that_validate(&mut server, &path, &steps);
+    assert!(steps.iter().any(|s| s == "the default"), "{steps:?}");
+    let rules = completions_that_validate(&mut server, &path, &format!("{head}rules:\n  "));
+    for id in ["anomaly", "drift", "freshness", "funnel", "revenue"] {
+        assert!(rules.iter().any(|r| r == id), "{rules:?}");
+    }
 }
