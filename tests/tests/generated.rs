@@ -83,6 +83,28 @@ fn the_schema_is_draft_07_with_an_id_standard_formats_and_every_field_described(
     );
 }
 
+#[test]
+fn the_schemastore_catalog_entry_points_at_the_schema_and_matches_the_examples() {
+    let path = repo_root().join("schema/schemastore-catalog-entry.json");
+    let entry: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(entry["url"], vigil_engine::schema::SCHEMA_ID);
+    let patterns: Vec<&str> = entry["fileMatch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    // `*.vigil.yml` and `vigil.yml` as SchemaStore globs match them; the demo writes vigil.yml.
+    for name in ["vigil.yml", "puffy.vigil.yml"] {
+        let matched = patterns.iter().any(|p| {
+            p.strip_prefix('*')
+                .map_or(*p == name, |tail| name.ends_with(tail))
+        });
+        assert!(matched, "{name} is not matched by {patterns:?}");
+    }
+}
+
 /// Calls `f` on every object of the schema with its path.
 fn visit(path: &str, value: &serde_json::Value, f: &mut impl FnMut(&str, &serde_json::Value)) {
     match value {
