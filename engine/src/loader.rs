@@ -213,30 +213,12 @@ impl Config {
         })
     }
 
-    /// Lookups name a configured table without a lookup of its own, with one key per table;
-    /// every table a rule asks for is configured.
+    /// Lookups name a configured table without a lookup of its own, with one key per table; a
+    /// date column taken through a lookup (`orders.order_ts`) has that lookup; every table a
+    /// rule asks for is configured.
     fn check_tables(&self) -> Result<(), YamlError> {
         let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
         for (name, table) in &self.tables {
-            if let Some((from, column)) =
-                table.date_column.as_deref().and_then(|c| c.split_once('.'))
-            {
-                let lookup = table.lookups.iter().find(|l| l.table == from);
-                let problem = match lookup {
-                    None => Some(format!(
-                        "`{from}.{column}` is a column taken through a lookup, but this table has \
-                         no lookup of `{from}`: add `lookups: [{{table: {from}, key: ..., \
-                         columns: [{column}]}}]`"
-                    )),
-                    Some(l) if !l.columns.iter().any(|c| c == column) => Some(format!(
-                        "the lookup of `{from}` does not take `{column}`: add it to its `columns`"
-                    )),
-                    Some(_) => None,
-                };
-                if let Some(message) = problem {
-                    return Err(unlocated(&format!("tables.{name}.date_column"), message));
-                }
-            }
             for (n, lookup) in table.lookups.iter().enumerate() {
                 let path = format!("tables.{name}.lookups[{n}]");
                 let problem = match self.tables.get(&lookup.table) {
@@ -268,6 +250,26 @@ impl Config {
                 };
                 if let Some(message) = problem {
                     return Err(unlocated(&path, message));
+                }
+            }
+            // After the lookups: a misspelt lookup is the cause to name.
+            if let Some((from, column)) =
+                table.date_column.as_deref().and_then(|c| c.split_once('.'))
+            {
+                let lookup = table.lookups.iter().find(|l| l.table == from);
+                let problem = match lookup {
+                    None => Some(format!(
+                        "`{from}.{column}` is a column taken through a lookup, but this table has \
+                         no lookup of `{from}`: add `lookups: [{{table: {from}, key: ..., \
+                         columns: [{column}]}}]`"
+                    )),
+                    Some(l) if !l.columns.iter().any(|c| c == column) => Some(format!(
+                        "the lookup of `{from}` does not take `{column}`: add it to its `columns`"
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(message) = problem {
+                    return Err(unlocated(&format!("tables.{name}.date_column"), message));
                 }
             }
         }
