@@ -12,8 +12,11 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::config::{attribution_lookup, AlertRouting, Operations, RunConfig, TableConfig};
+use crate::config::{
+    attribution_lookup, required_list, AlertRouting, Operations, RunConfig, TableConfig,
+};
 use crate::timestamp::NaiveTimestamps;
+use vigil_rule_api::registry::empty_is_default;
 
 /// A YAML mapping that keeps the file's key order (the reference evaluates null-rate limits in
 /// config order).
@@ -36,12 +39,13 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
                 Ok(OrderedMap(pairs))
             }
         }
-        d.deserialize_map(Pairs(std::marker::PhantomData))
+        // `any`: asked for a map, the YAML parser reads an empty value as an empty one.
+        d.deserialize_any(Pairs(std::marker::PhantomData))
     }
 }
 
 /// A config in the reference monitor's format (`monitoring_rules.yml`), read unchanged and
-/// mapped onto the builtin rules.
+/// mapped onto the builtin rules. Its optional sections left empty take their defaults.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LegacyConfig {
@@ -52,13 +56,16 @@ pub struct LegacyConfig {
     /// Baseline and thresholds of the anomaly and channel-share checks.
     pub anomaly_detection: AnomalyDetection,
     /// Freshness, completeness and volume floors.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<Freshness>")]
     pub freshness: Freshness,
     /// Quarantine settings.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<LegacyOperations>")]
     pub operations: LegacyOperations,
     /// Routing plan per severity.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<AlertRouting>")]
     pub alert_routing: AlertRouting,
 }
 
@@ -75,10 +82,13 @@ fn rates(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 #[serde(deny_unknown_fields)]
 pub struct Schemas {
     /// Required columns of `fct_sessions.csv`.
+    #[serde(deserialize_with = "required_list")]
     pub sessions_required: Vec<String>,
     /// Required columns of `fct_orders.csv`.
+    #[serde(deserialize_with = "required_list")]
     pub orders_required: Vec<String>,
     /// Required columns of `fct_attribution.csv`.
+    #[serde(deserialize_with = "required_list")]
     pub attrib_required: Vec<String>,
     /// Date column of sessions.
     pub sessions_date_col: String,

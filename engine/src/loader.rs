@@ -141,7 +141,7 @@ impl Config {
     }
 
     fn from_native(path: &Path, text: &str, registry: &Registry) -> Result<Config, YamlError> {
-        let file: ConfigFile = yaml::parse(text)?;
+        let file: ConfigFile = yaml::parse_as_json(text)?;
         let mut rules = Vec::new();
         let known: Vec<&str> = registry.ids().collect();
         if let Some(ids) = yaml::check_rule_ids(text, &known)? {
@@ -184,7 +184,7 @@ impl Config {
     }
 
     fn from_reference(path: &Path, text: &str, registry: &Registry) -> Result<Config, YamlError> {
-        let legacy: LegacyConfig = yaml::parse(text)?;
+        let legacy: LegacyConfig = yaml::parse_as_json(text)?;
         let parts = legacy.into_parts();
         let mut rules = Vec::new();
         for (id, params) in legacy.rule_params() {

@@ -186,15 +186,31 @@ pub fn params_error(
     id: &str,
     error: &vigil_rule_api::registry::ParamsError,
 ) -> YamlError {
-    let mut path = vec![Segment::Key("rules".into()), Segment::Key(id.into())];
-    path.extend(parse_path(&error.path));
-    let at_key = error.at_key || error.path.is_empty();
-    let (line, column) = locate(text, &path, at_key);
-    let shown = if error.path.is_empty() {
-        format!("rules.{id}")
-    } else {
-        format!("rules.{id}.{}", error.path)
+    locate_error(text, &format!("rules.{id}"), error)
+}
+
+/// Parses a whole document into `T` through the JSON data model, as a JSON schema sees it: a
+/// plain `123` is a number and an empty value is null, never text. Errors are located by their
+/// key path (at the key itself for an unknown field).
+pub fn parse_as_json<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
+    let value: serde_json::Value = parse(text)?;
+    vigil_rule_api::registry::parse_params(value).map_err(|e| locate_error(text, "", &e))
+}
+
+/// An error about the node at `error.path` under `prefix` (a dotted path, or empty for the
+/// document), located in the text: at the key for an unknown field or a section as a whole.
+fn locate_error(
+    text: &str,
+    prefix: &str,
+    error: &vigil_rule_api::registry::ParamsError,
+) -> YamlError {
+    let shown = match (prefix, error.path.as_str()) {
+        (prefix, "") => prefix.to_string(),
+        ("", path) => path.to_string(),
+        (prefix, path) => format!("{prefix}.{path}"),
     };
+    let at_key = error.at_key || error.path.is_empty();
+    let (line, column) = locate(text, &parse_path(&shown), at_key);
     YamlError {
         line,
         column,
