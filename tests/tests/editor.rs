@@ -5,9 +5,11 @@
 //! validates the examples and every default and snippet in it.
 //!
 //! The corpus is `tests/editor/configs/*.yml`, named by the verdict it must get (`valid-`,
-//! `invalid-`), plus `schema/examples/puffy.yml` and the reference monitor's own config.
-//! `unjudgeable-*.yml` are the configs no JSON schema can judge (the first comment says why):
-//! vigil refuses them while the editor cannot.
+//! `invalid-`), the configs of the bad-input corpus (`tests/corpus/*/`, refused when their case
+//! validates them and expects a refusal), `schema/examples/puffy.yml` and the reference
+//! monitor's own config. `unjudgeable-*.yml` (the first comment says why) and
+//! `BAD_INPUT_UNJUDGEABLE` are the configs no JSON schema can judge: vigil refuses them while
+//! the editor cannot.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -37,17 +39,85 @@ fn schema_path() -> PathBuf {
     repo_root().join("schema/vigil.schema.json")
 }
 
-/// The text of `path` with the schema modeline on its first line (added when missing, as a
-/// user would add it).
+const MODELINE: &str = "# yaml-language-server: $schema=";
+
+/// The text of `path` (as an editor shows it: invalid UTF-8 replaced) with a schema modeline on
+/// its first line: its own when it names the schema from where it is, else one added (or put
+/// instead of its own) as a user would.
 fn with_modeline(path: &Path) -> String {
-    let text = fs::read_to_string(path).unwrap();
-    if text.contains("yaml-language-server: $schema=") {
+    let text = String::from_utf8_lossy(&fs::read(path).unwrap()).to_string();
+    let own = text.lines().find_map(|l| l.strip_prefix(MODELINE));
+    let resolves = own.is_some_and(|target| {
+        path.parent()
+            .unwrap()
+            .join(target)
+            .canonicalize()
+            .is_ok_and(|t| t == schema_path().canonicalize().unwrap())
+    });
+    if resolves {
         return text;
     }
-    format!(
-        "# yaml-language-server: $schema={}\n{text}",
-        file_uri(&schema_path())
-    )
+    let rest: String = text
+        .split_inclusive('\n')
+        .filter(|l| !l.starts_with(MODELINE))
+        .collect();
+    format!("{MODELINE}{}\n{rest}", file_uri(&schema_path()))
+}
+
+/// What no JSON schema can judge among the bad-input corpus's configs (`tests/corpus`), which
+/// vigil refuses: the folder and why.
+const BAD_INPUT_UNJUDGEABLE: &[(&str, &str)] = &[
+    ("config-empty-file", EMPTY),
+    ("config-only-comments", EMPTY),
+    (
+        "config-invalid-utf8",
+        "not UTF-8: an editor shows replacement characters",
+    ),
+    ("config-lookup-missing-table", LOOKUP),
+    ("config-lookup-missing-table-located", LOOKUP),
+    ("config-nan-threshold", NOT_JSON),
+    ("config-inf-threshold", NOT_JSON),
+    ("config-overflowing-float", NOT_JSON),
+    (
+        "config-two-documents-located",
+        "two YAML documents: the editor judges each on its own",
+    ),
+];
+const EMPTY: &str = "an empty document (null): a schema judges values, not their absence";
+const LOOKUP: &str = "a lookup must name a configured table (a reference between values)";
+const NOT_JSON: &str = "`.nan`, `.inf` and `1e400` are no JSON numbers: no schema can name them";
+
+/// The configs of the bad-input corpus (`tests/corpus/*/case.yml` with a config of their own),
+/// expected valid unless the case validates it and expects a refusal.
+fn bad_input_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for entry in fs::read_dir(repo_root().join("tests/corpus")).unwrap() {
+        let dir = entry.unwrap().path();
+        let Ok(case) = fs::read_to_string(dir.join("case.yml")) else {
+            continue;
+        };
+        let case: serde_yaml::Value = serde_yaml::from_str(&case).unwrap();
+        let Some(config) = case["config"].as_str().map(|c| dir.join(c)) else {
+            continue;
+        };
+        if !config.is_file() {
+            continue; // `example` or `reference`: already in the corpus
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let validates = case["command"][0].as_str() == Some("validate");
+        let refused = validates && case["expect"]["exit"].as_u64() != Some(0);
+        let expected = match BAD_INPUT_UNJUDGEABLE.iter().find(|(n, _)| *n == name) {
+            Some((_, reason)) => Expected::Unjudgeable(reason.to_string()),
+            None if refused => Expected::Invalid,
+            None => Expected::Valid,
+        };
+        cases.push(Case {
+            text: with_modeline(&config),
+            path: config,
+            expected,
+        });
+    }
+    cases
 }
 
 fn corpus() -> Vec<Case> {
@@ -79,6 +149,7 @@ fn corpus() -> Vec<Case> {
             }
         })
         .collect();
+    cases.extend(bad_input_cases());
     for path in [
         repo_root().join("schema/examples/puffy.yml"),
         puffy().join("monitoring_rules.reference.yml"),
@@ -101,7 +172,12 @@ fn the_editor_and_validate_give_the_same_verdict_on_every_config() {
     let mut problems = Vec::new();
     let (mut agreements, mut unjudgeable) = (0, Vec::new());
     for case in &cases {
-        let name = case.path.file_name().unwrap().to_string_lossy().to_string();
+        let name = case
+            .path
+            .strip_prefix(repo_root())
+            .unwrap_or(&case.path)
+            .display()
+            .to_string();
         let editor_errors: Vec<String> = server
             .diagnostics(&case.path, &case.text)
             .iter()
