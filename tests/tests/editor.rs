@@ -310,6 +310,21 @@ fn hover_shows_each_fields_own_documentation() {
         severity.contains("* `warn`: Needs a look today; the refresh goes on."),
         "{severity}"
     );
+    // The reference format has its own documentation.
+    let reference = dir.path().join("monitoring_rules.yml");
+    let text = with_modeline(&puffy().join("monitoring_rules.reference.yml"));
+    fs::write(&reference, &text).unwrap();
+    assert!(server.diagnostics(&reference, &text).is_empty());
+    assert_eq!(
+        hover(
+            &mut server,
+            &reference,
+            &text,
+            "  baseline_days",
+            "baseline_days"
+        ),
+        "Baseline length (the reference counts observations, not days); at least 1."
+    );
 }
 
 #[test]
