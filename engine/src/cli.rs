@@ -586,14 +586,21 @@ fn validate(
     }
 }
 
-/// What `validate --warehouse` finds: tables that cannot be read and columns that rules read
-/// but the tables lack.
+/// What `validate --warehouse` finds: tables that cannot be read, and required, date, lookup
+/// and rule columns that the tables lack.
 fn warehouse_problems(config: &Config, source: &dyn crate::source::Source) -> Vec<String> {
     let mut problems = Vec::new();
     let mut headers = std::collections::BTreeMap::new();
     let place = |table: &crate::config::TableConfig| match source.folder() {
         Some(dir) => dir.join(&table.file).display().to_string(),
         None => format!("relation `{}` of {}", table.relation(), source.describe()),
+    };
+    // `column` is not in `table`, whose header is `header`.
+    let absent = |column: &str, table: &crate::config::TableConfig, header: &[String]| {
+        let hint = closest(column, header.iter().map(String::as_str))
+            .map(|b| format!("; did you mean `{b}`?"))
+            .unwrap_or_default();
+        format!("column `{column}` is not in {}{hint}", place(table))
     };
     for (name, table) in &config.tables {
         match source.header(table) {
@@ -606,13 +613,7 @@ fn warehouse_problems(config: &Config, source: &dyn crate::source::Source) -> Ve
                     .cloned()
                     .collect();
                 for column in &missing {
-                    let hint = closest(column, header.iter().map(String::as_str))
-                        .map(|b| format!("; did you mean `{b}`?"))
-                        .unwrap_or_default();
-                    problems.push(format!(
-                        "tables.{name}: column `{column}` is not in {}{hint}",
-                        place(table)
-                    ));
+                    problems.push(format!("tables.{name}: {}", absent(column, table, &header)));
                 }
                 headers.insert(name.as_str(), (header, missing));
             }
@@ -632,13 +633,8 @@ fn warehouse_problems(config: &Config, source: &dyn crate::source::Source) -> Ve
                     continue;
                 };
                 if !header.iter().any(|c| c == column) {
-                    let hint = closest(column, header.iter().map(String::as_str))
-                        .map(|b| format!("; did you mean `{b}`?"))
-                        .unwrap_or_default();
-                    problems.push(format!(
-                        "tables.{name}.lookups[{n}]: column `{column}` is not in {}{hint}",
-                        place(&config.tables[owner])
-                    ));
+                    let problem = absent(column, &config.tables[owner], header);
+                    problems.push(format!("tables.{name}.lookups[{n}]: {problem}"));
                 }
             }
         }

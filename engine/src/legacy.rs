@@ -12,9 +12,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::config::{
-    attribution_lookup, required_list, AlertRouting, Operations, RunConfig, TableConfig,
-};
+use crate::config::{attribution_lookup, AlertRouting, Operations, RunConfig, TableConfig};
 use crate::timestamp::NaiveTimestamps;
 use vigil_rule_api::registry::empty_is_default;
 
@@ -39,8 +37,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
                 Ok(OrderedMap(pairs))
             }
         }
-        // `any`: asked for a map, the YAML parser reads an empty value as an empty one.
-        d.deserialize_any(Pairs(std::marker::PhantomData))
+        d.deserialize_map(Pairs(std::marker::PhantomData))
     }
 }
 
@@ -82,13 +79,10 @@ fn rates(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 #[serde(deny_unknown_fields)]
 pub struct Schemas {
     /// Required columns of `fct_sessions.csv`.
-    #[serde(deserialize_with = "required_list")]
     pub sessions_required: Vec<String>,
     /// Required columns of `fct_orders.csv`.
-    #[serde(deserialize_with = "required_list")]
     pub orders_required: Vec<String>,
     /// Required columns of `fct_attribution.csv`.
-    #[serde(deserialize_with = "required_list")]
     pub attrib_required: Vec<String>,
     /// Date column of sessions.
     pub sessions_date_col: String,

@@ -66,17 +66,6 @@ pub struct ConfigFile {
     pub state: StateConfig,
 }
 
-/// A list that must be given: left empty (nothing after `key:`), which the YAML parser would
-/// read as an empty list, it is refused like in the schema.
-pub(crate) fn required_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::deserialize(d)?
-        .ok_or_else(|| serde::de::Error::custom("is left empty: list the values (`[]` for none)"))
-}
-
 /// `tables:` left empty is the Puffy layout, as when it is left out.
 fn tables_or_default<'de, D: Deserializer<'de>>(
     d: D,
@@ -194,7 +183,6 @@ pub struct LookupConfig {
     /// The columns taken. Rules and `date_column` name them `<table>.<column>`, e.g.
     /// `orders.order_ts`. Rows whose non-empty key is not found are counted
     /// (`<table>:lookup_misses`).
-    #[serde(deserialize_with = "required_list")]
     pub columns: Vec<String>,
 }
 
