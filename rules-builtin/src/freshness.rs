@@ -292,6 +292,27 @@ impl Rule for Freshness {
             .collect())
     }
 
+    fn warnings(&self) -> Vec<ParamsError> {
+        let never =
+            |t: &&TableFreshness| t.allowed_missing_days >= t.completeness_window_days.max(1);
+        self.params
+            .tables
+            .iter()
+            .filter(|(_, settings)| never(settings))
+            .map(|(table, settings)| {
+                ParamsError::at(
+                    format!("tables.{table}.allowed_missing_days"),
+                    format!(
+                        "is {} but with scope `partition` the completeness window holds {} \
+                         day(s): no day is ever reported missing",
+                        settings.allowed_missing_days,
+                        settings.completeness_window_days.max(1)
+                    ),
+                )
+            })
+            .collect()
+    }
+
     fn evaluate(&self, cx: &RunCtx, metrics: &Metrics) -> Result<Evaluated, RuleError> {
         Ok(self
             .params

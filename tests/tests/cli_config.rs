@@ -372,6 +372,15 @@ fn settings_under_which_a_check_can_never_report_are_warnings_at_their_key() {
              monitored",
         ]
     );
+    let freshness = validate_text(
+        "rules:\n  freshness:\n    tables:\n      orders: {allowed_missing_days: 7}\n",
+    );
+    assert_eq!(
+        freshness.stderr.trim(),
+        "vigil: warning: vigil.yml:4:38: rules.freshness.tables.orders.allowed_missing_days: is \
+         7 but with scope `partition` the completeness window holds 7 day(s): no day is ever \
+         reported missing"
+    );
     // The examples and every rule's own example warn of nothing.
     let puffy_example = vigil([
         "validate".as_ref(),
