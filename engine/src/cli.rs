@@ -557,6 +557,13 @@ fn validate(
                     return EXIT_USAGE;
                 }
             }
+            for warning in &config.warnings {
+                let located = crate::config::ConfigError {
+                    file: file.to_path_buf(),
+                    error: warning.clone(),
+                };
+                let _ = writeln!(err, "vigil: warning: {located}");
+            }
             let format = match config.format {
                 ConfigFormat::Native => "vigil",
                 ConfigFormat::Reference => "reference monitor",
@@ -580,14 +587,21 @@ fn validate(
     }
 }
 
-/// What `validate --warehouse` finds: tables that cannot be read and columns that rules read
-/// but the tables lack.
+/// What `validate --warehouse` finds: tables that cannot be read, and required, date, lookup
+/// and rule columns that the tables lack.
 fn warehouse_problems(config: &Config, source: &dyn crate::source::Source) -> Vec<String> {
     let mut problems = Vec::new();
     let mut headers = std::collections::BTreeMap::new();
     let place = |table: &crate::config::TableConfig| match source.folder() {
         Some(dir) => dir.join(&table.file).display().to_string(),
         None => format!("relation `{}` of {}", table.relation(), source.describe()),
+    };
+    // `column` is not in `table`, whose header is `header`.
+    let absent = |column: &str, table: &crate::config::TableConfig, header: &[String]| {
+        let hint = closest(column, header.iter().map(String::as_str))
+            .map(|b| format!("; did you mean `{b}`?"))
+            .unwrap_or_default();
+        format!("column `{column}` is not in {}{hint}", place(table))
     };
     for (name, table) in &config.tables {
         match source.header(table) {
@@ -600,17 +614,30 @@ fn warehouse_problems(config: &Config, source: &dyn crate::source::Source) -> Ve
                     .cloned()
                     .collect();
                 for column in &missing {
-                    let hint = closest(column, header.iter().map(String::as_str))
-                        .map(|b| format!("; did you mean `{b}`?"))
-                        .unwrap_or_default();
-                    problems.push(format!(
-                        "tables.{name}: column `{column}` is not in {}{hint}",
-                        place(table)
-                    ));
+                    problems.push(format!("tables.{name}: {}", absent(column, table, &header)));
                 }
                 headers.insert(name.as_str(), (header, missing));
             }
             Err(problem) => problems.push(format!("tables.{name}: {} {problem}", place(table))),
+        }
+    }
+    // A lookup's key is a column of its table; its foreign key and columns, of the table
+    // looked up.
+    for (name, table) in &config.tables {
+        for (n, lookup) in table.lookups.iter().enumerate() {
+            let foreign = std::iter::once(lookup.foreign_key())
+                .chain(lookup.columns.iter().map(String::as_str));
+            let wanted = std::iter::once((name.as_str(), lookup.key.as_str()))
+                .chain(foreign.map(|c| (lookup.table.as_str(), c)));
+            for (owner, column) in wanted {
+                let Some((header, _)) = headers.get(owner) else {
+                    continue;
+                };
+                if !header.iter().any(|c| c == column) {
+                    let problem = absent(column, &config.tables[owner], header);
+                    problems.push(format!("tables.{name}.lookups[{n}]: {problem}"));
+                }
+            }
         }
     }
     let cx = config.run_ctx(NaiveDate::MIN, config.run.scope);

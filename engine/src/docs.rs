@@ -151,7 +151,7 @@ fn params_table(object: &Value, definitions: &Map<String, Value>) -> String {
         for (name, schema) in properties {
             let default = match schema.get("default") {
                 // A structured default is the table of its type below.
-                Some(Value::Object(_)) if schema.get("$ref").is_some() => "see below".into(),
+                Some(Value::Object(_)) if names_a_type(schema) => "see below".into(),
                 Some(d) => format!("`{d}`"),
                 None if required.contains(&name.as_str()) => "required".into(),
                 None => "–".into(),
@@ -172,7 +172,16 @@ fn params_table(object: &Value, definitions: &Map<String, Value>) -> String {
     out
 }
 
-/// Short human names for schema types; enums by their values.
+/// Whether a schema is a named type (a `$ref`), possibly with `null` for "left empty".
+fn names_a_type(schema: &Value) -> bool {
+    schema.get("$ref").is_some()
+        || schema["anyOf"]
+            .as_array()
+            .is_some_and(|options| options.iter().any(|o| o.get("$ref").is_some()))
+}
+
+/// Short human names for schema types; enums by their values. `null` is left out: an empty
+/// value means the default, which the table shows.
 struct TypeNames<'a>(&'a Map<String, Value>);
 
 impl TypeNames<'_> {
@@ -199,29 +208,32 @@ impl TypeNames<'_> {
                 let separator = if key == "oneOf" { " \\| " } else { " or " };
                 return options
                     .iter()
+                    .filter(|o| o["type"] != "null")
                     .map(|o| self.of(o))
                     .collect::<Vec<_>>()
                     .join(separator);
             }
         }
-        match schema.get("type") {
-            Some(Value::String(t)) if t == "array" => {
+        // `["object", "null"]` names an object (an empty value means the default).
+        let types: Vec<&str> = match schema.get("type") {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let types: Vec<&str> = types.into_iter().filter(|t| *t != "null").collect();
+        match types.as_slice() {
+            ["array"] => {
                 format!(
                     "list of {}",
                     schema.get("items").map(|i| self.of(i)).unwrap_or_default()
                 )
             }
-            Some(Value::String(t)) if t == "object" => match schema.get("additionalProperties") {
+            ["object"] => match schema.get("additionalProperties") {
                 Some(v @ Value::Object(_)) => format!("map of {}", self.of(v)),
                 _ => "object".into(),
             },
-            Some(Value::String(t)) => t.clone(),
-            Some(Value::Array(ts)) => ts
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(" or "),
-            _ => "any".into(),
+            [] => "any".into(),
+            several => several.join(" or "),
         }
     }
 }

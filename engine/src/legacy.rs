@@ -7,12 +7,14 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::{attribution_lookup, AlertRouting, Operations, RunConfig, TableConfig};
 use crate::timestamp::NaiveTimestamps;
+use vigil_rule_api::registry::empty_is_default;
 
 /// A YAML mapping that keeps the file's key order (the reference evaluates null-rate limits in
 /// config order).
@@ -39,8 +41,9 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
     }
 }
 
-/// The whole reference config.
-#[derive(Clone, Debug, Deserialize)]
+/// A config in the reference monitor's format (`monitoring_rules.yml`), read unchanged and
+/// mapped onto the builtin rules. Its optional sections left empty take their defaults.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LegacyConfig {
     /// Required columns and date columns per table.
@@ -50,18 +53,29 @@ pub struct LegacyConfig {
     /// Baseline and thresholds of the anomaly and channel-share checks.
     pub anomaly_detection: AnomalyDetection,
     /// Freshness, completeness and volume floors.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<Freshness>")]
     pub freshness: Freshness,
     /// Quarantine settings.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<LegacyOperations>")]
     pub operations: LegacyOperations,
     /// Routing plan per severity.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<AlertRouting>")]
     pub alert_routing: AlertRouting,
 }
 
+/// A share from 0 to 1 per column.
+fn rates(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
+    })
+}
+
 /// `schemas:`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Schemas {
     /// Required columns of `fct_sessions.csv`.
@@ -80,37 +94,42 @@ pub struct Schemas {
 }
 
 /// `hard_rules:`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HardRules {
     /// Duplicate transaction ids allowed.
     pub max_duplicate_transactions: u64,
     /// Zero-revenue orders allowed.
     pub max_zero_revenue_orders: u64,
-    /// Null-rate limit per sessions column, in file order.
+    /// Null-rate limit per sessions column (a share from 0 to 1), in file order.
+    #[schemars(schema_with = "rates")]
     pub max_null_rate: OrderedMap<f64>,
 }
 
 /// `anomaly_detection:`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnomalyDetection {
-    /// Baseline length (the reference counts observations, not days).
+    /// Baseline length (the reference counts observations, not days); at least 1.
+    #[schemars(range(min = 1))]
     pub baseline_days: u32,
     /// |z| threshold.
+    #[schemars(range(min = 0))]
     pub z_score_threshold: f64,
     /// |percent change| threshold (0.3 = 30%).
+    #[schemars(range(min = 0))]
     pub pct_change_threshold: f64,
     /// Channels monitored by revenue share.
     #[serde(default)]
     pub top_channels_to_monitor: Option<u32>,
-    /// Absolute share change that flags a channel.
+    /// Absolute share change that flags a channel (0.15 = 15 points, at most 1).
     #[serde(default)]
+    #[schemars(range(min = 0, max = 1))]
     pub channel_share_abs_change_threshold: Option<f64>,
 }
 
 /// `freshness:`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Freshness {
     /// Expected partition = today minus this many days.
@@ -135,7 +154,7 @@ impl Default for Freshness {
 }
 
 /// `operations:`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LegacyOperations {
     /// Snapshot the warehouse when any ERROR is found.

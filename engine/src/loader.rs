@@ -84,7 +84,7 @@ impl Config {
         let mut config = if keys.iter().any(|k| k == "schemas") {
             Config::from_reference(path, text, registry)
         } else {
-            Config::from_native(path, text, &keys, registry)
+            Config::from_native(path, text, registry)
         }
         .map_err(located)?;
         // A date taken through a lookup is written as the looked-up table writes it.
@@ -115,20 +115,37 @@ impl Config {
         if let Some((path, message)) = config.alert_routing.out_of_range() {
             return Err(located(yaml::error_at(text, path, message)));
         }
+        config.warnings = config.rule_warnings(text);
         Ok(config)
     }
 
-    fn from_native(
-        path: &Path,
-        text: &str,
-        keys: &[String],
-        registry: &Registry,
-    ) -> Result<Config, YamlError> {
-        let file: ConfigFile = yaml::parse(text)?;
+    /// What each rule warns of, located in the text (native format) or named by rule (the
+    /// reference format, whose keys the rules do not know). A rule that panics warns of nothing
+    /// here; the run reports it.
+    fn rule_warnings(&self, text: &str) -> Vec<YamlError> {
+        let mut located = Vec::new();
+        for configured in &self.rules {
+            let warnings = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                configured.rule.warnings()
+            }));
+            for warning in warnings.unwrap_or_default() {
+                located.push(match self.format {
+                    ConfigFormat::Native => yaml::params_error(text, &configured.id, &warning),
+                    ConfigFormat::Reference => {
+                        unlocated("", format!("rule `{}`: {warning}", configured.id))
+                    }
+                });
+            }
+        }
+        located
+    }
+
+    fn from_native(path: &Path, text: &str, registry: &Registry) -> Result<Config, YamlError> {
+        let file: ConfigFile = yaml::parse_as_json(text)?;
         let mut rules = Vec::new();
-        if keys.iter().any(|k| k == "rules") {
-            let known: Vec<&str> = registry.ids().collect();
-            for id in yaml::check_rule_ids(text, &known)? {
+        let known: Vec<&str> = registry.ids().collect();
+        if let Some(ids) = yaml::check_rule_ids(text, &known)? {
+            for id in ids {
                 let entry = registry.get(&id).expect("id checked against the registry");
                 let params = yaml::rule_section(text, &id)?;
                 let rule = entry
@@ -162,11 +179,12 @@ impl Config {
             operations: file.operations,
             alert_routing: file.alert_routing,
             state: file.state,
+            warnings: Vec::new(),
         })
     }
 
     fn from_reference(path: &Path, text: &str, registry: &Registry) -> Result<Config, YamlError> {
-        let legacy: LegacyConfig = yaml::parse(text)?;
+        let legacy: LegacyConfig = yaml::parse_as_json(text)?;
         let parts = legacy.into_parts();
         let mut rules = Vec::new();
         for (id, params) in legacy.rule_params() {
@@ -191,11 +209,13 @@ impl Config {
             operations: parts.operations,
             alert_routing: parts.alert_routing,
             state: crate::config::StateConfig::default(),
+            warnings: Vec::new(),
         })
     }
 
-    /// Lookups name a configured table without a lookup of its own, with one key per table;
-    /// every table a rule asks for is configured.
+    /// Lookups name a configured table without a lookup of its own, with one key per table; a
+    /// date column taken through a lookup (`orders.order_ts`) has that lookup; every table a
+    /// rule asks for is configured.
     fn check_tables(&self) -> Result<(), YamlError> {
         let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
         for (name, table) in &self.tables {
@@ -230,6 +250,26 @@ impl Config {
                 };
                 if let Some(message) = problem {
                     return Err(unlocated(&path, message));
+                }
+            }
+            // After the lookups: a misspelt lookup is the cause to name.
+            if let Some((from, column)) =
+                table.date_column.as_deref().and_then(|c| c.split_once('.'))
+            {
+                let lookup = table.lookups.iter().find(|l| l.table == from);
+                let problem = match lookup {
+                    None => Some(format!(
+                        "`{from}.{column}` is a column taken through a lookup, but this table has \
+                         no lookup of `{from}`: add `lookups: [{{table: {from}, key: ..., \
+                         columns: [{column}]}}]`"
+                    )),
+                    Some(l) if !l.columns.iter().any(|c| c == column) => Some(format!(
+                        "the lookup of `{from}` does not take `{column}`: add it to its `columns`"
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(message) = problem {
+                    return Err(unlocated(&format!("tables.{name}.date_column"), message));
                 }
             }
         }

@@ -40,6 +40,7 @@ pub enum Seasonality {
 pub struct BaselineParams {
     /// Calendar days before the judged day that may form its baseline (the judged day itself is
     /// never part of it). With `day_of_week`, use a multiple of 7 (e.g. 56 for 8 weeks).
+    #[schemars(range(min = 1))]
     pub window_days: u32,
     /// Fewer usable days than this and the day is not judged (too little history).
     pub min_points: u32,
@@ -121,6 +122,25 @@ impl BaselineParams {
             ));
         }
         Ok(())
+    }
+
+    /// Why no day could ever be judged (with scope `partition`) although the settings pass
+    /// [`check`](Self::check): with `day_of_week`, the window holds only `window_days / 7` days
+    /// of the judged weekday, and a baseline needs `min_points` of them (at least 2).
+    pub fn warning(&self) -> Option<crate::registry::ParamsError> {
+        let same_weekdays = self.window_days / 7;
+        let needed = self.min_points.max(2);
+        (self.seasonality == Seasonality::DayOfWeek && needed > same_weekdays).then(|| {
+            crate::registry::ParamsError::at(
+                "baseline.min_points",
+                format!(
+                    "a baseline needs {needed} day(s) of the judged weekday but with \
+                     `day_of_week` a window of {} days holds only {same_weekdays}: with scope \
+                     `partition` no day is ever judged",
+                    self.window_days
+                ),
+            )
+        })
     }
 
     /// The baseline of `day` from the values of `series` on earlier days of the window, leaving

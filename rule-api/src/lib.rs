@@ -36,7 +36,7 @@ pub mod prelude {
         MetricValue, Metrics, Number,
     };
     pub use crate::register_rule;
-    pub use crate::registry::{Described, ParamsError, RuleSpec};
+    pub use crate::registry::{empty_is_default, empty_or, Described, ParamsError, RuleSpec};
     pub use crate::rule::{
         DirectionLevels, Evaluated, Finding, HistoryPoint, Level, Observation, Rule, RuleError,
         RunCtx, Scope, Severity,

@@ -7,7 +7,7 @@ use std::fmt;
 use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::rule::{Rule, Severity};
@@ -94,6 +94,17 @@ impl ParamsError {
             message: message.into(),
             at_key: false,
         }
+    }
+}
+
+impl ParamsError {
+    /// The same error for a section nested under `prefix` (`zero_revenue_spike`).
+    pub fn under(self, prefix: &str) -> Self {
+        let path = match self.path.as_str() {
+            "" => prefix.to_string(),
+            path => format!("{prefix}.{path}"),
+        };
+        ParamsError { path, ..self }
     }
 }
 
@@ -203,6 +214,27 @@ pub fn params_schema<P: JsonSchema>() -> Value {
     schema
 }
 
+/// Reads a section or list whose empty value (the key with nothing after it) means the same as
+/// the key left out: its default. Pair `#[serde(default, deserialize_with = "empty_is_default")]`
+/// with `#[schemars(with = "Option<T>")]` so that the schema accepts the empty value too.
+pub fn empty_is_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    empty_or(d, T::default)
+}
+
+/// Like [`empty_is_default`], for a field whose default is not its type's (a non-empty list or
+/// mapping): `default` gives it, e.g. `|| Params::default().steps`.
+pub fn empty_or<'de, D, T>(d: D, default: impl FnOnce() -> T) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_else(default))
+}
+
 /// Deserializes params from JSON (`null` = all defaults), with the path of the offending key.
 pub fn parse_params<P: DeserializeOwned>(params: Value) -> Result<P, ParamsError> {
     let params = match params {
@@ -215,12 +247,33 @@ pub fn parse_params<P: DeserializeOwned>(params: Value) -> Result<P, ParamsError
             p => p,
         };
         let message = e.into_inner().to_string();
+        let (path, bad_key) = name_bad_key(path, &message);
         ParamsError {
-            at_key: message.starts_with("unknown field"),
+            at_key: bad_key || message.starts_with("unknown field"),
             path,
             message,
         }
     })
+}
+
+/// `serde_path_to_error` prints a map key it could not read as `?` (`metrics.?`): puts the key
+/// in when the message quotes it (an unknown variant), else leaves it out. Also says whether
+/// the path ends at such a key.
+pub fn name_bad_key(path: String, message: &str) -> (String, bool) {
+    let Some(parent) = path.strip_suffix('?') else {
+        return (path, false);
+    };
+    let parent = parent.trim_end_matches('.');
+    let quoted = message
+        .strip_prefix("unknown variant `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(key, _)| key);
+    let path = match quoted {
+        Some(key) if parent.is_empty() => key.to_string(),
+        Some(key) => format!("{parent}.{key}"),
+        None => parent.to_string(),
+    };
+    (path, true)
 }
 
 /// Registers a rule type with vigil. Put it next to the rule's type, with the rule's docs:

@@ -554,6 +554,15 @@ pub trait Rule: Send + Sync {
     /// A metric that could not be computed (missing column, missing file) is an `Err` in
     /// `metrics`; a rule reports the checks it must skip with [`Finding::skipped`] and goes on.
     fn evaluate(&self, cx: &RunCtx, metrics: &Metrics) -> Result<Evaluated, RuleError>;
+
+    /// Settings that are valid but under which a check can never report (a threshold no value
+    /// reaches, a baseline that can never be built), located like [`ParamsError::at`]:
+    /// `vigil validate` prints them as warnings. Default: none.
+    ///
+    /// [`ParamsError::at`]: crate::registry::ParamsError::at
+    fn warnings(&self) -> Vec<crate::registry::ParamsError> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

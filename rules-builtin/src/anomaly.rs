@@ -92,17 +92,45 @@ impl Default for AnomalySources {
 #[serde(deny_unknown_fields, default)]
 pub struct AnomalyParams {
     /// A day is anomalous only if |z| is at least this...
+    #[schemars(range(min = 0))]
     pub z_threshold: f64,
     /// ...and its |percent change| from the baseline is at least this (0.3 = 30%).
+    #[schemars(range(min = 0))]
     pub pct_threshold: f64,
     /// How each day's baseline is built. With scope `all`, `window_days` is the number of
     /// earlier observations (the reference monitor's `baseline_days`).
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<BaselineParams>")]
     pub baseline: BaselineParams,
     /// The metrics to monitor, each with its severity per direction (`error`, `warn`, `info`
     /// or `off`). Default: all five; drops of orders, revenue and conversion are ERRORs.
+    #[serde(deserialize_with = "metrics_or_default")]
+    #[schemars(schema_with = "metrics_schema")]
     pub metrics: BTreeMap<MetricName, DirectionLevels>,
     /// Tables and columns the metrics are computed from.
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<AnomalySources>")]
     pub sources: AnomalySources,
+}
+
+/// `metrics`: only metric names as keys, each with its levels; empty means the default.
+fn metrics_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [
+            {
+                "type": "object",
+                "propertyNames": generator.subschema_for::<MetricName>(),
+                "additionalProperties": generator.subschema_for::<DirectionLevels>(),
+            },
+            {"type": "null"},
+        ]
+    })
+}
+
+fn metrics_or_default<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<MetricName, DirectionLevels>, D::Error> {
+    empty_or(d, || AnomalyParams::default().metrics)
 }
 
 impl Default for AnomalyParams {
@@ -160,7 +188,7 @@ vigil_rule_api::register_rule! {
     Anomaly {
         id: "anomaly",
         default_severity: Error,
-        example: "z_threshold: 3.0\npct_threshold: 0.3\nbaseline:\n  window_days: 28\n  min_points: 7\n  seasonality: day_of_week\nmetrics:\n  revenue: {drop: error, spike: info}\n  orders: {drop: error, spike: warn}\n  sessions: {drop: warn, spike: off}\n",
+        example: "z_threshold: 3.0\npct_threshold: 0.3\nbaseline:\n  window_days: 56\n  min_points: 7\n  seasonality: day_of_week\nmetrics:\n  revenue: {drop: error, spike: info}\n  orders: {drop: error, spike: warn}\n  sessions: {drop: warn, spike: off}\n",
     }
 }
 
@@ -296,6 +324,19 @@ impl Anomaly {
 impl Rule for Anomaly {
     fn plan(&self, _cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError> {
         Ok(Requests::of(&self.params.sources).all())
+    }
+
+    fn warnings(&self) -> Vec<ParamsError> {
+        let p = &self.params;
+        let mut warnings: Vec<ParamsError> = p.baseline.warning().into_iter().collect();
+        let off = DirectionLevels::both(Level::Off);
+        if p.metrics.values().all(|levels| *levels == off) {
+            warnings.push(ParamsError::at(
+                "metrics",
+                "every metric is `off` in both directions: the rule reports no anomaly",
+            ));
+        }
+        warnings
     }
 
     fn evaluate(&self, cx: &RunCtx, metrics: &Metrics) -> Result<Evaluated, RuleError> {

@@ -97,12 +97,15 @@ impl Default for SessionSource {
 #[serde(deny_unknown_fields, default)]
 pub struct DriftParams {
     /// The mixes to monitor.
+    #[serde(deserialize_with = "weightings_or_default")]
+    #[schemars(with = "Option<Vec<Weighting>>", length(min = 1))]
     pub weightings: Vec<Weighting>,
     /// How many channels are monitored: the largest over the baseline window (with scope
     /// `all`, over all history).
     pub top_channels: usize,
     /// A channel is flagged when its share moves at least this far from its baseline share
     /// (0.15 = 15 points).
+    #[schemars(range(min = 0, max = 1))]
     pub abs_change_threshold: f64,
     /// A channel whose baseline share is at least this, that had a share on every day of the
     /// window, and whose share falls to 0 is flagged as disappeared
@@ -116,11 +119,23 @@ pub struct DriftParams {
     pub severity: Level,
     /// How each day's baseline share is built (with scope `all`, `window_days` counts the
     /// channel's own earlier observations, as the reference monitor does).
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<BaselineParams>")]
     pub baseline: BaselineParams,
     /// Attributed orders, for the `revenue` and `orders` weightings.
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<AttributionSource>")]
     pub attribution: AttributionSource,
     /// Sessions, for the `sessions` weighting.
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<SessionSource>")]
     pub sessions: SessionSource,
+}
+
+fn weightings_or_default<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<Weighting>, D::Error> {
+    empty_or(d, || DriftParams::default().weightings)
 }
 
 impl Default for DriftParams {
@@ -442,6 +457,30 @@ impl Rule for Drift {
                     .collect::<Vec<_>>()
             })
             .collect())
+    }
+
+    fn warnings(&self) -> Vec<ParamsError> {
+        let p = &self.params;
+        let mut warnings: Vec<ParamsError> = p.baseline.warning().into_iter().collect();
+        if p.top_channels == 0 {
+            warnings.push(ParamsError::at(
+                "top_channels",
+                "is 0: no channel is monitored",
+            ));
+        }
+        if p.disappearance_min_share > 1.0 {
+            warnings.push(ParamsError::at(
+                "disappearance_min_share",
+                "is above 1, which no share is: no channel is ever flagged as disappeared",
+            ));
+        }
+        if p.severity == Level::Off {
+            warnings.push(ParamsError::at(
+                "severity",
+                "is `off`: the rule reports nothing",
+            ));
+        }
+        warnings
     }
 
     fn evaluate(&self, cx: &RunCtx, metrics: &Metrics) -> Result<Evaluated, RuleError> {

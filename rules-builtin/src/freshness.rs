@@ -45,7 +45,15 @@ impl Default for TableFreshness {
 pub struct FreshnessParams {
     /// The tables to check, by table name, with their settings. Default: `sessions` (volume =
     /// distinct `session_id`) and `orders` (volume = distinct `transaction_id`), no floors.
+    #[serde(deserialize_with = "tables_or_default")]
+    #[schemars(with = "Option<BTreeMap<String, TableFreshness>>")]
     pub tables: BTreeMap<String, TableFreshness>,
+}
+
+fn tables_or_default<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, TableFreshness>, D::Error> {
+    empty_or(d, || FreshnessParams::default().tables)
 }
 
 impl Default for FreshnessParams {
@@ -282,6 +290,27 @@ impl Rule for Freshness {
                 std::iter::once(rows).chain(volume)
             })
             .collect())
+    }
+
+    fn warnings(&self) -> Vec<ParamsError> {
+        let never =
+            |t: &&TableFreshness| t.allowed_missing_days >= t.completeness_window_days.max(1);
+        self.params
+            .tables
+            .iter()
+            .filter(|(_, settings)| never(settings))
+            .map(|(table, settings)| {
+                ParamsError::at(
+                    format!("tables.{table}.allowed_missing_days"),
+                    format!(
+                        "is {} but with scope `partition` the completeness window holds {} \
+                         day(s): no day is ever reported missing",
+                        settings.allowed_missing_days,
+                        settings.completeness_window_days.max(1)
+                    ),
+                )
+            })
+            .collect()
     }
 
     fn evaluate(&self, cx: &RunCtx, metrics: &Metrics) -> Result<Evaluated, RuleError> {

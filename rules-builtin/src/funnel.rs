@@ -23,12 +23,16 @@ pub struct FunnelParams {
     /// Its session id column.
     pub session_id_column: String,
     /// The steps, in funnel order; the last one is the purchase.
+    #[serde(deserialize_with = "steps_or_default")]
+    #[schemars(with = "Option<Vec<FunnelStep>>", length(min = 1))]
     pub steps: Vec<FunnelStep>,
     /// A rate is anomalous only if |z| is at least this...
     pub z_threshold: f64,
     /// ...and its |percent change| from the baseline is at least this.
     pub pct_threshold: f64,
     /// How each day's baseline is built.
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<BaselineParams>")]
     pub baseline: BaselineParams,
     /// Severity of a change of the session-to-purchase conversion, per direction.
     pub conversion: DirectionLevels,
@@ -36,6 +40,10 @@ pub struct FunnelParams {
     pub steps_levels: DirectionLevels,
     /// Severity when a step's column is missing (its rates cannot be computed).
     pub missing_column: Level,
+}
+
+fn steps_or_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<FunnelStep>, D::Error> {
+    empty_or(d, || FunnelParams::default().steps)
 }
 
 impl Default for FunnelParams {
@@ -191,6 +199,20 @@ impl Rule for Funnel {
         Ok(std::iter::once(self.sessions_request())
             .chain(self.params.steps.iter().map(|s| self.step_request(s)))
             .collect())
+    }
+
+    fn warnings(&self) -> Vec<ParamsError> {
+        let p = &self.params;
+        let mut warnings: Vec<ParamsError> = p.baseline.warning().into_iter().collect();
+        let off = DirectionLevels::both(Level::Off);
+        if p.conversion == off && p.steps_levels == off {
+            warnings.push(ParamsError::at(
+                "conversion",
+                "`conversion` and `steps_levels` are `off` in both directions: the rule reports \
+                 no rate change",
+            ));
+        }
+        warnings
     }
 
     fn evaluate(&self, cx: &RunCtx, m: &Metrics) -> Result<Evaluated, RuleError> {

@@ -12,7 +12,23 @@ pub struct NullRates {
     pub table: String,
     /// Highest share of empty cells allowed per column (0.05 = 5%). Default: the reference
     /// config's `client_id: 0.05, marketing_source: 0.1`.
+    #[serde(deserialize_with = "rates_or_default")]
+    #[schemars(schema_with = "rates_schema")]
     pub max: BTreeMap<String, f64>,
+}
+
+/// `null_rates.max`: a share from 0 to 1 per column; empty means the default.
+fn rates_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": ["object", "null"],
+        "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
+    })
+}
+
+fn rates_or_default<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, f64>, D::Error> {
+    empty_or(d, || NullRates::default().max)
 }
 
 impl Default for NullRates {
@@ -33,6 +49,8 @@ pub struct ZeroRevenueSpike {
     /// ...and the day must have at least this many zero-revenue orders.
     pub min_count: u64,
     /// The baseline of the zero-revenue share.
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<BaselineParams>")]
     pub baseline: BaselineParams,
 }
 
@@ -65,8 +83,12 @@ pub struct RevenueParams {
     /// Zero-revenue orders allowed per day (a WARN above it).
     pub max_zero_revenue_orders: u64,
     /// A day whose zero-revenue share stands out from its baseline is a WARN too.
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<ZeroRevenueSpike>")]
     pub zero_revenue_spike: ZeroRevenueSpike,
     /// Null-rate limits per column, judged per day.
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<NullRates>")]
     pub null_rates: NullRates,
 }
 
@@ -139,6 +161,11 @@ impl RuleSpec for Revenue {
                 format!("is {rate}; a rate is between 0 and 1"),
             ));
         }
+        params
+            .zero_revenue_spike
+            .baseline
+            .check()
+            .map_err(|e| e.under("zero_revenue_spike"))?;
         Ok(Revenue { params })
     }
 }
@@ -308,6 +335,22 @@ impl Rule for Revenue {
             requests.extend([zero, rows]);
         }
         Ok(requests)
+    }
+
+    fn warnings(&self) -> Vec<ParamsError> {
+        let p = &self.params;
+        let spike = p.zero_revenue_spike.baseline.warning();
+        let never_above = p.null_rates.max.iter().filter(|(_, max)| **max >= 1.0);
+        spike
+            .map(|w| w.under("zero_revenue_spike"))
+            .into_iter()
+            .chain(never_above.map(|(column, _)| {
+                ParamsError::at(
+                    format!("null_rates.max.{column}"),
+                    "is 1: a null rate is never above it, so this check never fires",
+                )
+            }))
+            .collect()
     }
 
     fn evaluate(&self, cx: &RunCtx, m: &Metrics) -> Result<Evaluated, RuleError> {

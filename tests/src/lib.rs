@@ -9,6 +9,7 @@ use vigil_source_parquet as _;
 use vigil_source_postgres as _;
 use vigil_source_spark as _;
 
+pub mod editor;
 pub mod equivalence;
 pub mod http;
 pub mod pg;

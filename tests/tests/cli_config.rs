@@ -9,11 +9,21 @@ fn validate_text(text: &str) -> vigil_tests::Output {
     let path = dir.path().join("vigil.yml");
     fs::write(&path, text).unwrap();
     let out = vigil(["validate".as_ref(), path.as_os_str()]);
-    let prefix = format!("vigil: error: {}", path.display());
     vigil_tests::Output {
-        stderr: out.stderr.replace(&prefix, "vigil: error: vigil.yml"),
+        stderr: out.stderr.replace(&path.display().to_string(), "vigil.yml"),
         ..out
     }
+}
+
+#[test]
+fn rules_left_empty_run_every_rule_as_when_left_out_and_an_empty_mapping_runs_none() {
+    let all = "rules: anomaly, drift, freshness, funnel, revenue;";
+    for text in ["version: 1\n", "version: 1\nrules:\n", "rules: ~\n"] {
+        let out = validate_text(text);
+        assert!(out.stdout.contains(all), "{text:?}: {out:?}");
+    }
+    let none = validate_text("rules: {}\n");
+    assert!(none.stdout.contains("rules: none;"), "{none:?}");
 }
 
 #[test]
@@ -279,6 +289,119 @@ fn a_misspelt_column_is_refused_by_validate_with_the_warehouse_and_is_an_error_a
         .unwrap_or_else(|| panic!("{}", report["findings"]));
     assert_eq!(finding["severity"], "ERROR");
     assert_eq!(finding["context"]["did_you_mean"], "session_id");
+}
+
+#[test]
+fn validate_with_the_warehouse_checks_lookup_keys_and_columns_with_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vigil.yml");
+    fs::write(
+        &config,
+        "tables:\n  orders: {file: fct_orders.csv, date_column: order_ts}\n  attribution:\n    \
+         file: fct_attribution.csv\n    date_column: orders.order_ts\n    lookups: [{table: \
+         orders, key: transaction_idd, columns: [order_ts, revenu]}]\nrules: {}\n",
+    )
+    .unwrap();
+    assert_eq!(vigil(["validate".as_ref(), config.as_os_str()]).code, 0);
+    let warehouse = puffy().join("warehouse");
+    let checked = vigil([
+        "validate".as_ref(),
+        config.as_os_str(),
+        "--warehouse".as_ref(),
+        warehouse.as_os_str(),
+    ]);
+    assert_eq!(checked.code, 2, "{checked:?}");
+    let in_table = |file: &str| warehouse.join(file).display().to_string();
+    let expected = [
+        format!(
+            "tables.attribution.lookups[0]: column `transaction_idd` is not in {}; did you mean \
+             `transaction_id`?",
+            in_table("fct_attribution.csv")
+        ),
+        format!(
+            "tables.attribution.lookups[0]: column `revenu` is not in {}; did you mean `revenue`?",
+            in_table("fct_orders.csv")
+        ),
+    ];
+    for line in expected {
+        assert!(checked.stderr.contains(&line), "{line}\n{}", checked.stderr);
+    }
+}
+
+#[test]
+fn a_date_column_taken_through_a_lookup_needs_that_lookup() {
+    let out = validate_text(
+        "tables:\n  orders: {file: fct_orders.csv}\n  payments: {file: p.csv, date_column: orders.paid_at}\nrules: {}\n",
+    );
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr.lines().next().unwrap(),
+        "vigil: error: vigil.yml:3:40: tables.payments.date_column: `orders.paid_at` is a column \
+         taken through a lookup, but this table has no lookup of `orders`: add `lookups: \
+         [{table: orders, key: ..., columns: [paid_at]}]`"
+    );
+    let out = validate_text(
+        "tables:\n  orders: {file: fct_orders.csv}\n  payments:\n    file: p.csv\n    date_column: orders.paid_at\n    lookups: [{table: orders, key: id, columns: [order_ts]}]\nrules: {}\n",
+    );
+    assert!(
+        out.stderr.contains(
+            "vigil.yml:5:18: tables.payments.date_column: the lookup of `orders` does not take \
+             `paid_at`: add it to its `columns`"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn settings_under_which_a_check_can_never_report_are_warnings_at_their_key() {
+    let out = validate_text(
+        "rules:\n  anomaly:\n    baseline: {window_days: 28, min_points: 7, seasonality: day_of_week}\n  revenue:\n    null_rates: {max: {client_id: 1}}\n  drift:\n    top_channels: 0\n",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let warnings: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(
+        warnings,
+        [
+            "vigil: warning: vigil.yml:3:45: rules.anomaly.baseline.min_points: a baseline needs \
+             7 day(s) of the judged weekday but with `day_of_week` a window of 28 days holds \
+             only 4: with scope `partition` no day is ever judged",
+            "vigil: warning: vigil.yml:5:35: rules.revenue.null_rates.max.client_id: is 1: a \
+             null rate is never above it, so this check never fires",
+            "vigil: warning: vigil.yml:7:19: rules.drift.top_channels: is 0: no channel is \
+             monitored",
+        ]
+    );
+    let freshness = validate_text(
+        "rules:\n  freshness:\n    tables:\n      orders: {allowed_missing_days: 7}\n",
+    );
+    assert_eq!(
+        freshness.stderr.trim(),
+        "vigil: warning: vigil.yml:4:38: rules.freshness.tables.orders.allowed_missing_days: is \
+         7 but with scope `partition` the completeness window holds 7 day(s): no day is ever \
+         reported missing"
+    );
+    // The examples and every rule's own example warn of nothing.
+    let puffy_example = vigil([
+        "validate".as_ref(),
+        repo_root().join("schema/examples/puffy.yml").as_os_str(),
+    ]);
+    assert_eq!(puffy_example.stderr, "");
+    for entry in vigil_tests::registry().iter() {
+        let indented: String = entry
+            .info
+            .example
+            .lines()
+            .map(|l| format!("    {l}\n"))
+            .collect();
+        let out = validate_text(&format!("rules:\n  {}:\n{indented}", entry.info.id));
+        assert_eq!(
+            (out.code, out.stderr.as_str()),
+            (0, ""),
+            "{}",
+            entry.info.id
+        );
+    }
 }
 
 #[test]

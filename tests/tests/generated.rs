@@ -52,24 +52,73 @@ fn the_readme_rules_table_is_fresh() {
 }
 
 #[test]
-fn the_schema_is_draft_07_and_describes_every_field() {
+fn the_schema_is_draft_07_with_an_id_standard_formats_and_every_field_described() {
     let schema = vigil_engine::schema::build(&vigil_tests::registry());
     assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
-    assert!(schema["properties"]["rules"]["properties"]["freshness"].is_object());
+    assert!(schema["$id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("https://") && id.ends_with("/schema/vigil.schema.json")));
+    let native = &schema["definitions"]["ConfigFile"];
+    assert!(native["properties"]["rules"]["properties"]["freshness"].is_object());
     let mut undocumented = Vec::new();
-    let mut visit = |name: String, object: &serde_json::Value| {
+    let mut formats = Vec::new();
+    visit("#", &schema, &mut |path, object| {
         for (field, spec) in object["properties"].as_object().into_iter().flatten() {
             if spec.get("description").is_none() {
-                undocumented.push(format!("{name}.{field}"));
+                undocumented.push(format!("{path}.{field}"));
             }
         }
-    };
-    visit("root".into(), &schema);
-    for (name, definition) in schema["definitions"].as_object().unwrap() {
-        visit(name.clone(), definition);
-    }
+        if let Some(format) = object.get("format") {
+            formats.push(format!("{path}: {format}"));
+        }
+    });
     assert!(
         undocumented.is_empty(),
         "fields without a description: {undocumented:?}"
     );
+    // Only `date` is used; Rust number formats (`uint32`, `double`) became bounds.
+    assert!(
+        formats.iter().all(|f| f.ends_with("\"date\"")),
+        "{formats:?}"
+    );
+}
+
+#[test]
+fn the_schemastore_catalog_entry_points_at_the_schema_and_matches_the_examples() {
+    let path = repo_root().join("schema/schemastore-catalog-entry.json");
+    let entry: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(entry["url"], vigil_engine::schema::SCHEMA_ID);
+    let patterns: Vec<&str> = entry["fileMatch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    // `*.vigil.yml` and `vigil.yml` as SchemaStore globs match them; the demo writes vigil.yml.
+    for name in ["vigil.yml", "puffy.vigil.yml"] {
+        let matched = patterns.iter().any(|p| {
+            p.strip_prefix('*')
+                .map_or(*p == name, |tail| name.ends_with(tail))
+        });
+        assert!(matched, "{name} is not matched by {patterns:?}");
+    }
+}
+
+/// Calls `f` on every object of the schema with its path.
+fn visit(path: &str, value: &serde_json::Value, f: &mut impl FnMut(&str, &serde_json::Value)) {
+    match value {
+        serde_json::Value::Object(map) => {
+            f(path, value);
+            for (key, v) in map {
+                visit(&format!("{path}.{key}"), v, f);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                visit(&format!("{path}[{i}]"), v, f);
+            }
+        }
+        _ => {}
+    }
 }

@@ -281,9 +281,12 @@ fn rules_explain_and_schema_include_the_plugin() {
         &vigil(["--plugin".as_ref(), plugin.as_os_str(), "schema".as_ref()]).stdout,
     )
     .unwrap();
-    assert!(schema["properties"]["rules"]["properties"]["attribution_coverage"].is_object());
-    let params = &schema["properties"]["rules"]["properties"]["attribution_coverage"]["anyOf"][0];
+    let rules = &schema["definitions"]["ConfigFile"]["properties"]["rules"]["properties"];
+    assert!(rules["attribution_coverage"].is_object());
+    let params = &rules["attribution_coverage"]["anyOf"][0];
     assert!(params["properties"]["models"].is_object(), "{params}");
+    // Made editor-ready like the builtin rules' params: Rust number formats became bounds.
+    assert!(!params.to_string().contains("\"format\""), "{params}");
 }
 
 #[test]

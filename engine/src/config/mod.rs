@@ -14,45 +14,63 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::registry::Origin;
 use crate::rule::{Level, Rule, RunCtx, Scope, TableInfo};
 use crate::timestamp::NaiveTimestamps;
+use vigil_rule_api::registry::{empty_is_default, empty_or};
 use yaml::YamlError;
 
 /// A vigil config file (native format).
 ///
-/// Leave out `rules` to run every registered rule with its defaults; list rule ids under
-/// `rules` to run exactly those.
+/// A mapping or list key left empty (nothing after `key:`) means the same as the key left out:
+/// its default. Leave out `rules` (or leave it empty) to run every registered rule with its
+/// defaults; list rule ids under `rules` to run exactly those.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "vigil config")]
 pub struct ConfigFile {
     /// Config format version. Only `1` exists.
     #[serde(default = "version_one", deserialize_with = "only_version_one")]
     #[schemars(range(min = 1, max = 1))]
     pub version: u32,
     /// How the run picks and judges its partition.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<RunConfig>")]
     pub run: RunConfig,
     /// The warehouse tables, by name. Defaults to the Puffy layout: `sessions`
     /// (`fct_sessions.csv`), `orders` (`fct_orders.csv`) and `attribution`
     /// (`fct_attribution.csv`).
-    #[serde(default = "default_tables")]
+    #[serde(default = "default_tables", deserialize_with = "tables_or_default")]
+    #[schemars(with = "Option<BTreeMap<String, TableConfig>>")]
+    #[schemars(extend("defaultSnippets" = [{
+        "label": "a table with a date column",
+        "body": {"${1:sessions}": {"file": "${2:fct_sessions.csv}", "date_column": "${3:session_start}"}},
+    }]))]
     pub tables: BTreeMap<String, TableConfig>,
     /// One section per rule id; the rule's settings (checked against the rule's own schema).
     #[serde(default)]
     #[schemars(skip)]
     pub rules: serde::de::IgnoredAny,
     /// Quarantine on ERROR.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<Operations>")]
     pub operations: Operations,
     /// Where alerts of each severity go.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<AlertRouting>")]
     pub alert_routing: AlertRouting,
     /// Plugin libraries to load before the rules are read (paths relative to this file), in
     /// addition to `--plugin`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<Vec<PathBuf>>")]
     pub plugins: Vec<PathBuf>,
     /// The run history: where runs, incidents and silences are kept between runs.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<StateConfig>")]
     pub state: StateConfig,
+}
+
+/// `tables:` left empty is the Puffy layout, as when it is left out.
+fn tables_or_default<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, TableConfig>, D::Error> {
+    empty_or(d, default_tables)
 }
 
 fn version_one() -> u32 {
@@ -123,7 +141,8 @@ pub struct TableConfig {
     pub date_column: Option<String>,
     /// Columns that must exist. Each missing one is an ERROR finding
     /// `<table>:required_columns`, and the checks that need it are skipped with a reason.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<Vec<String>>")]
     pub required_columns: Vec<String>,
     /// How to read a timestamp with no UTC offset: `reject` counts it as unparsable, `utc` takes
     /// it as UTC. A date column taken through a lookup (`orders.order_ts`) follows the
@@ -145,7 +164,8 @@ pub struct TableConfig {
     pub max_multiline_rows: u64,
     /// Columns this table takes from the rows of other tables with the same key (for example
     /// attribution rows take their order's date and revenue from orders).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<Vec<LookupConfig>>")]
     pub lookups: Vec<LookupConfig>,
 }
 
@@ -297,6 +317,8 @@ pub struct StateConfig {
     /// Severity of a change of a table's columns since the last run.
     pub schema_change_severity: Level,
     /// Silences declared in this file (beside those added with `vigil silence add`).
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<Vec<SilenceConfig>>")]
     pub silences: Vec<SilenceConfig>,
 }
 
@@ -335,25 +357,39 @@ pub struct SilenceConfig {
 pub struct AlertRouting {
     /// Destinations of ERROR findings, e.g. `pagerduty://team`, `slack://#data-alerts`. A name
     /// defined under `destinations` is delivered to; any other is shown in the routing plan.
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<Vec<String>>")]
     pub error_channels: Vec<String>,
     /// Destinations of WARN findings.
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<Vec<String>>")]
     pub warn_channels: Vec<String>,
     /// Destinations of INFO findings.
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<Vec<String>>")]
     pub info_channels: Vec<String>,
     /// Print the routing summary (per severity: count, destinations, first findings) on stdout.
     pub emit_console_notifications: bool,
     /// The destinations alerts are delivered to, by the name the channel lists use. Secrets
     /// (webhook URLs, routing keys) come from environment variables named here, never from
     /// this file.
+    #[serde(deserialize_with = "empty_is_default")]
+    #[schemars(with = "Option<BTreeMap<String, Destination>>")]
     pub destinations: BTreeMap<String, Destination>,
-    /// Seconds one HTTP request may take (connect, send, answer).
+    /// Seconds one HTTP request may take (connect, send, answer): above 0, at most 3600.
+    #[schemars(extend("exclusiveMinimum" = 0, "maximum" = 3600))]
     pub timeout_seconds: f64,
-    /// Retries after a server error (5xx) or a failed connection; a 4xx is not retried.
+    /// Retries after a server error (5xx) or a failed connection; a 4xx is not retried. At
+    /// most 10.
+    #[schemars(range(max = 10))]
     pub retries: u32,
-    /// Seconds before the first retry; each further retry waits twice as long.
+    /// Seconds before the first retry; each further retry waits twice as long. At most 600.
+    #[schemars(range(min = 0, max = 600))]
     pub retry_backoff_seconds: f64,
     /// Seconds all deliveries of a run may take together (they start after the reports are
-    /// written); requests still unsent then are recorded as `not_attempted`.
+    /// written); requests still unsent then are recorded as `not_attempted`. Above 0, at most
+    /// 3600.
+    #[schemars(extend("exclusiveMinimum" = 0, "maximum" = 3600))]
     pub deadline_seconds: f64,
 }
 
@@ -503,6 +539,8 @@ pub struct Config {
     pub alert_routing: AlertRouting,
     /// `state:`
     pub state: StateConfig,
+    /// Settings that are valid but under which a check can never report, located.
+    pub warnings: Vec<YamlError>,
 }
 
 /// A config that cannot be used, located in its file where possible.

@@ -56,6 +56,7 @@ impl YamlError {
                 }
             }
         }
+        let (path, _) = vigil_rule_api::registry::name_bad_key(path, &message);
         YamlError {
             line: location.as_ref().map(|l| l.line()),
             column: location.as_ref().map(|l| l.column()),
@@ -150,8 +151,9 @@ pub fn plugin_list(text: &str) -> Result<Vec<String>, YamlError> {
     .map(Option::unwrap_or_default)
 }
 
-/// Checks that every key under `rules:` is one of `known`, pointing at the first that is not.
-pub fn check_rule_ids(text: &str, known: &[&str]) -> Result<Vec<String>, YamlError> {
+/// The rule ids listed under `rules:`, each checked to be one of `known` (an error points at
+/// the first that is not); `None` when `rules` is left out or left empty.
+pub fn check_rule_ids(text: &str, known: &[&str]) -> Result<Option<Vec<String>>, YamlError> {
     tracked(
         text,
         Focus {
@@ -159,7 +161,7 @@ pub fn check_rule_ids(text: &str, known: &[&str]) -> Result<Vec<String>, YamlErr
             inner: RuleIds { known },
         },
     )
-    .map(Option::unwrap_or_default)
+    .map(Option::flatten)
 }
 
 /// The section `rules.<id>` as JSON (`null` when empty or absent).
@@ -184,15 +186,31 @@ pub fn params_error(
     id: &str,
     error: &vigil_rule_api::registry::ParamsError,
 ) -> YamlError {
-    let mut path = vec![Segment::Key("rules".into()), Segment::Key(id.into())];
-    path.extend(parse_path(&error.path));
-    let at_key = error.at_key || error.path.is_empty();
-    let (line, column) = locate(text, &path, at_key);
-    let shown = if error.path.is_empty() {
-        format!("rules.{id}")
-    } else {
-        format!("rules.{id}.{}", error.path)
+    locate_error(text, &format!("rules.{id}"), error)
+}
+
+/// Parses a whole document into `T` through the JSON data model, as a JSON schema sees it: a
+/// plain `123` is a number and an empty value is null, never text. Errors are located by their
+/// key path (at the key itself for an unknown field).
+pub fn parse_as_json<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
+    let value: serde_json::Value = parse(text)?;
+    vigil_rule_api::registry::parse_params(value).map_err(|e| locate_error(text, "", &e))
+}
+
+/// An error about the node at `error.path` under `prefix` (a dotted path, or empty for the
+/// document), located in the text: at the key for an unknown field or a section as a whole.
+fn locate_error(
+    text: &str,
+    prefix: &str,
+    error: &vigil_rule_api::registry::ParamsError,
+) -> YamlError {
+    let shown = match (prefix, error.path.as_str()) {
+        (prefix, "") => prefix.to_string(),
+        ("", path) => path.to_string(),
+        (prefix, path) => format!("{prefix}.{path}"),
     };
+    let at_key = error.at_key || error.path.is_empty();
+    let (line, column) = locate(text, &parse_path(&shown), at_key);
     YamlError {
         line,
         column,
@@ -547,22 +565,23 @@ struct RuleIds<'k> {
 }
 
 impl<'de> DeserializeSeed<'de> for RuleIds<'_> {
-    type Value = Vec<String>;
+    type Value = Option<Vec<String>>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
+        // `any`: asked for a map, the YAML parser reads an empty value as an empty map.
+        d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for RuleIds<'_> {
-    type Value = Vec<String>;
+    type Value = Option<Vec<String>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a mapping from rule id to the rule's settings")
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
+        Ok(None)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -571,7 +590,7 @@ impl<'de> Visitor<'de> for RuleIds<'_> {
             map.next_value::<IgnoredAny>()?;
             ids.push(id);
         }
-        Ok(ids)
+        Ok(Some(ids))
     }
 }
 
@@ -658,6 +677,28 @@ mod tests {
     }
 
     #[test]
+    fn a_map_key_that_cannot_be_read_is_named_in_the_path() {
+        #[allow(dead_code)]
+        #[derive(Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+        #[serde(rename_all = "snake_case")]
+        enum Metric {
+            Sessions,
+        }
+        #[allow(dead_code)]
+        #[derive(Debug, Deserialize)]
+        struct Metrics {
+            metrics: std::collections::BTreeMap<Metric, u32>,
+        }
+        let text = "metrics:\n  sessions: 1\n  profit: 2\n";
+        let err = parse::<Metrics>(text).unwrap_err();
+        assert_eq!(err.path, "metrics.profit");
+        assert_eq!((err.line, err.column), (Some(3), Some(3)));
+        let json: serde_json::Value = parse(text).unwrap();
+        let err = parse_params::<Metrics>(json).unwrap_err();
+        assert_eq!((err.path.as_str(), err.at_key), ("metrics.profit", true));
+    }
+
+    #[test]
     fn a_rules_own_errors_point_at_its_key_or_at_the_field_it_names() {
         // Not the first rule: the error must land on `fresh`, not on `other`.
         let text = "rules:\n  other: {}\n  fresh:\n    floor: 3\n";
@@ -691,8 +732,13 @@ mod tests {
             "{err}"
         );
         let ids = check_rule_ids("rules:\n  revenue:\n", &["revenue"]).unwrap();
-        assert_eq!(ids, ["revenue"]);
-        assert!(check_rule_ids("version: 1\n", &[]).unwrap().is_empty());
+        assert_eq!(ids, Some(vec!["revenue".to_string()]));
+        assert_eq!(check_rule_ids("version: 1\n", &[]).unwrap(), None);
+        assert_eq!(check_rule_ids("rules:\n", &[]).unwrap(), None);
+        assert_eq!(
+            check_rule_ids("rules: {}\n", &[]).unwrap(),
+            Some(Vec::new())
+        );
     }
 
     #[test]
