@@ -65,7 +65,8 @@ the runs), wall time and peak RSS of:
            `--out` to decode what it collected); the start alone gets one extra run. The
            checks run first, so the executors are up and warm for every tool. After timing,
            the last timed vigil run's --metrics-out is checked against the checked run.
-           MiB is the Parquet files' size.
+           The runs are interleaved (round after round, each tool once a round) and each is
+           printed as it ends. MiB is the Parquet files' size.
 ns/row divides the wall time by every row read: all rows of all tables.
 
 Each tool's result records the 1/5/15-minute load averages before and after its runs; with
@@ -85,7 +86,8 @@ take ~7 GB).
 
 Usage: python3 bench/run.py [--sizes S,M,L] [--runs 3] [--formats csv,parquet,postgres,spark]
        [--work DIR] [--csv-work DIR] [--quiet-load 0.6] [--quiet-wait 40]
-Needs: cargo, and `pip install duckdb pandas polars pyyaml`; for postgres, PostgreSQL's server
+Needs: cargo, and `pip install duckdb pandas polars pyyaml` (and pyarrow for a Parquet copy of
+a CSV over 1 GiB, L's sessions: see chunked_parquet); for postgres, PostgreSQL's server
 binaries (apt-get install postgresql) and `pip install pandas sqlalchemy psycopg2-binary`; for
 spark, Java 17 and the venv of scripts/spark-cluster.sh (made by its `start`, PySpark with its
 Connect client) with `pyyaml` installed into it (target/spark/venv-4.1.1/bin/pip install pyyaml).
@@ -218,15 +220,81 @@ def csv_warehouse(vigil: Path, work: Path, size: str) -> Path:
     return folder
 
 
+# csv2parquet holds a whole table in memory (~2.2x the CSV: 15 GB for L's 7 GB of sessions): a
+# CSV larger than this is converted in chunks of whole row groups and the chunks' row groups
+# appended, in order, into one file (chunked_parquet).
+CHUNKED_BYTES = 2**30
+CHUNK_ROWS = 16 * 131_072  # 16 of csv2parquet's row groups
+
+
 def parquet_warehouse(csv2parquet: Path, work: Path, size: str, csv_folder: Path) -> Path:
     folder = work / f"{size}-parquet"
     if not (folder / "done").exists():
         print(f"writing the Parquet copy of {size}", flush=True)
         shutil.rmtree(folder, ignore_errors=True)
-        run([csv2parquet, csv_folder / "warehouse", folder / "warehouse"])
+        csvs = sorted((csv_folder / "warehouse").glob("*.csv"))
+        large = [c for c in csvs if c.stat().st_size > CHUNKED_BYTES]
+        if not large:
+            run([csv2parquet, csv_folder / "warehouse", folder / "warehouse"])
+        else:
+            small = folder / "small-csv"
+            small.mkdir(parents=True)
+            for c in csvs:
+                if c not in large:
+                    os.symlink(c, small / c.name)
+            run([csv2parquet, small, folder / "warehouse"])
+            shutil.rmtree(small)
+            for c in large:
+                chunked_parquet(csv2parquet, c, folder / "warehouse" / f"{c.stem}.parquet", folder / "chunk")
         shutil.copy(csv_folder / "vigil.yml", folder / "vigil.yml")
         (folder / "done").write_text("")
     return folder
+
+
+def chunked_parquet(csv2parquet: Path, csv: Path, out: Path, tmp: Path) -> None:
+    """csv2parquet of a large CSV in chunks of CHUNK_ROWS records (one line each: the demo's
+    CSVs have no line break inside a field), each converted alone, its row groups appended in
+    order to `out` by pyarrow (Snappy, dictionary, statistics, as csv2parquet writes them); so
+    the rows, their order and the row groups are csv2parquet's, but for the last, shorter row
+    group of each chunk. Every chunk must infer the same column types, else it stops."""
+    import pyarrow.parquet as pq
+
+    print(f"  {csv.name}: converting in chunks of {CHUNK_ROWS:,} rows", flush=True)
+    writer = None
+    rows = 0
+    try:
+        with open(csv, "rb") as f:
+            header = f.readline()
+            while True:
+                shutil.rmtree(tmp, ignore_errors=True)
+                (tmp / "csv").mkdir(parents=True)
+                n = 0
+                with open(tmp / "csv" / csv.name, "wb") as chunk:
+                    chunk.write(header)
+                    for line in f:
+                        chunk.write(line)
+                        n += 1
+                        if n == CHUNK_ROWS:
+                            break
+                if n == 0:
+                    break
+                run([csv2parquet, tmp / "csv", tmp / "parquet"])
+                part = pq.ParquetFile(tmp / "parquet" / f"{csv.stem}.parquet")
+                if writer is None:
+                    writer = pq.ParquetWriter(out, part.schema_arrow, compression="snappy")
+                elif part.schema_arrow != writer.schema:
+                    sys.exit(f"{csv}: the chunk at row {rows} has other column types:\n"
+                             f"{part.schema_arrow}\nthan the first:\n{writer.schema}")
+                for g in range(part.num_row_groups):
+                    writer.write_table(part.read_row_group(g), row_group_size=CHUNK_ROWS)
+                rows += n
+                if n < CHUNK_ROWS:
+                    break
+    finally:
+        if writer is not None:
+            writer.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"  {csv.name}: {rows:,} rows", flush=True)
 
 
 def vigil_command(vigil: Path, folder: Path, output: Path, scope: str | None,
@@ -340,20 +408,36 @@ def wait_quiet() -> dict:
     return seen
 
 
-def time_tools(tools: dict[str, list[str]], runs: int, base: dict) -> list[dict]:
+def time_tools(tools: dict[str, list[str]], runs: int, base: dict, interleave: bool = False) -> list[dict]:
     """Times each tool `runs` times: median wall time, min-max, maximum peak RSS; records the
     1/5/15-minute load averages before and after each tool's runs (after waiting for a quiet
-    machine with --quiet-load)."""
+    machine with --quiet-load). With `interleave` (Spark: minutes a run), round after round,
+    each tool once per round, so that a drift of the machine's load falls on every tool alike;
+    each run is printed as it ends."""
     results = []
     quiet = wait_quiet()
+    load: dict[str, list] = {tool: [[round(x, 2) for x in os.getloadavg()], None] for tool in tools}
+    timed: dict[str, list] = {tool: [] for tool in tools}
+    if interleave:
+        for i in range(runs):
+            for tool, command in tools.items():
+                timed[tool].append(measure(command))
+                load[tool][1] = [round(x, 2) for x in os.getloadavg()]
+                print(f"  {base['size']} {base['format']} {tool} run {i + 1}: {timed[tool][-1][0]:.3f} s "
+                      f"(peak RSS {timed[tool][-1][1]} MiB; load {os.getloadavg()[0]:.2f})", flush=True)
     for tool, command in tools.items():
-        before = [round(x, 2) for x in os.getloadavg()]
-        samples = [measure(command) for _ in range(runs)]
+        if interleave:
+            before, after = load[tool]
+            samples = timed[tool]
+        else:
+            before = [round(x, 2) for x in os.getloadavg()]
+            samples = [measure(command) for _ in range(runs)]
+            after = [round(x, 2) for x in os.getloadavg()]
         walls = [w for w, _ in samples]
         wall = statistics.median(walls)
         results.append({
             **base, "tool": tool, "runs": runs, "wall_s_median": round(wall, 3),
-            "load_before": before, "load_after": [round(x, 2) for x in os.getloadavg()], "quiet_wait": quiet,
+            "load_before": before, "load_after": after, "quiet_wait": quiet, "interleaved": interleave,
             "wall_s_min": round(min(walls), 3), "wall_s_max": round(max(walls), 3),
             "wall_s_all": [round(w, 3) for w in walls],
             "peak_rss_mib_max": max(r for _, r in samples),
@@ -575,6 +659,13 @@ SQL_TOOL = "psql (hand-written SQL)"
 SPARK_TOOL = "PySpark Connect (hand-written Spark SQL)"
 SPARK_ALL_TOOL = "PySpark Connect (hand-written Spark SQL, --scope all requests)"
 SPARK_START_TOOL = "python + PySpark Connect start only (no query)"
+# The Connect server ends a reattachable ExecutePlan stream after 2 minutes by default and the
+# client must ReattachExecute to get the rest: PySpark does, vigil's client (apache-spark-connect
+# 4.2.0) takes the ended stream for the whole answer, so a table query over 2 minutes (L on this
+# 2-core machine) comes back empty, as 0 rows, without an error (a vigil bug, reported). The
+# benchmark's server keeps the stream open (the same for every tool) so that vigil's values on L
+# are whole and checked.
+SPARK_CONF = {"spark.connect.execute.reattachable.senderMaxStreamDuration": "1h"}
 SQL_ALL_TOOL = "psql (hand-written SQL, --scope all requests)"
 
 
@@ -679,13 +770,14 @@ def bench_spark(vigil: Path, work: Path, size: str, csv_folder: Path, parquet: P
     folder = work / f"{size}-spark"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    with sparkcluster.Cluster(work) as cluster:
+    with sparkcluster.Cluster(work, SPARK_CONF) as cluster:
         print(f"Spark cluster for {size} at {cluster.url} (started in {cluster.start_s:.0f} s); "
               f"registering {parquet / 'warehouse'} as database {db}", flush=True)
         meta.setdefault("spark", {
             "version": cluster.version, "load_s": {}, "cluster_start_s": {},
             "cluster": "1 master, 2 workers of 1 core (2g), 2 executors of 1g, the Connect server's "
-                       "driver; spark.sql.shuffle.partitions=4 (scripts/spark-cluster.sh)",
+                       "driver; spark.sql.shuffle.partitions=4 (scripts/spark-cluster.sh); "
+                       + ", ".join(f"{k}={v}" for k, v in SPARK_CONF.items()),
             "bytes_method": "bytes the Connect server sent to the client process over TCP (gRPC/HTTP2 "
                             "framing included), counted by a loopback forwarder during the checked run of "
                             "the same command",
@@ -721,7 +813,7 @@ def bench_spark(vigil: Path, work: Path, size: str, csv_folder: Path, parquet: P
             SPARK_ALL_TOOL: hand + ["--run-sql", str(check_dir / "sql-all.sql")],
             SPARK_START_TOOL: hand + ["--startup"],
         }
-        results = time_tools(tools, runs, base(meta, size, "spark", rows, mib))
+        results = time_tools(tools, runs, base(meta, size, "spark", rows, mib), interleave=True)
         for r in results:
             r["bytes_to_client"], r["bytes_to_server"] = returned[r["tool"]]
             r["values_checked"] = r["tool"] != SPARK_START_TOOL

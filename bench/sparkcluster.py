@@ -7,7 +7,8 @@ dirs, SPARK_LOCAL_DIRS for shuffle and spill files; the server runs there, so it
 `spark-warehouse/` lands there too) and free loopback ports
 for the Connect server, the master and the driver's UI, so that it never touches a cluster
 already running on the default ports. Stopped (by the script, by process id) and its folder
-deleted when the `with` block exits, also on failure or Ctrl-C. The PySpark venv
+deleted when the `with` block exits, also on failure or Ctrl-C. `conf` adds settings through a
+spark-defaults.conf of its own (SPARK_CONF_DIR). The PySpark venv
 (VIGIL_SPARK_HOME, default target/spark) is the script's cached one.
 
 Counter: a loopback TCP forwarder between a Spark Connect client and the server, counting the
@@ -39,8 +40,9 @@ def free_port() -> int:
 class Cluster:
     """`with Cluster(work) as c:` starts a cluster; c.url is its Connect location."""
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, conf: dict[str, str] | None = None):
         self.work = work
+        self.conf = dict(conf or {})
         self.version = os.environ.get("VIGIL_SPARK_VERSION", "4.1.1")
         home = Path(os.environ.get("VIGIL_SPARK_HOME", ROOT / "target" / "spark"))
         self.python = home / f"venv-{self.version}" / "bin" / "python"
@@ -57,6 +59,11 @@ class Cluster:
         self.work.mkdir(parents=True, exist_ok=True)
         self.run_dir = Path(tempfile.mkdtemp(prefix="spark-", dir=self.work))
         self.port = free_port()
+        # Extra settings of the Connect server: a spark-defaults.conf in a SPARK_CONF_DIR of the
+        # cluster's own (spark-submit reads it; the venv's conf/ is left alone).
+        conf_dir = self.run_dir / "conf"
+        conf_dir.mkdir()
+        (conf_dir / "spark-defaults.conf").write_text("".join(f"{k} {v}\n" for k, v in self.conf.items()))
         self.env = {
             **os.environ,
             "VIGIL_SPARK_RUN": str(self.run_dir),
@@ -68,6 +75,7 @@ class Cluster:
             "SPARK_MASTER_OPTS": (os.environ.get("SPARK_MASTER_OPTS", "") + " -Dspark.master.rest.enabled=false").strip(),
             # Shuffle and spill files in the cluster's folder, not in /tmp.
             "SPARK_LOCAL_DIRS": str(self.run_dir / "local"),
+            "SPARK_CONF_DIR": str(conf_dir),
         }
         start = time.perf_counter()
         done = self._script("start")
