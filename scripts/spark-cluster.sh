@@ -12,7 +12,8 @@
 # VIGIL_SPARK_VERSION (PySpark from PyPI, default 4.1.1), VIGIL_SPARK_PORT (Connect port,
 # default 15002), VIGIL_SPARK_MASTER_PORT (default 7077), VIGIL_SPARK_UI_PORT (the driver's web UI
 # and REST API, default 4040), VIGIL_SPARK_WORKER_MEMORY
-# (default 2g), VIGIL_SPARK_EXECUTOR_MEMORY (default 1g), VIGIL_SPARK_TIMEOUT (seconds to wait for
+# (default 2g), VIGIL_SPARK_CONF (more `key=value` settings of the Connect server, space
+# separated), VIGIL_SPARK_EXECUTOR_MEMORY (default 1g), VIGIL_SPARK_TIMEOUT (seconds to wait for
 # the Connect port, default 180). Needs Java 17 and Python 3 with venv; the pip package has no
 # start scripts, so the classes are run directly.
 set -euo pipefail
@@ -97,7 +98,10 @@ start() {
             --host 127.0.0.1 --port 0 --webui-port 0 --cores 1 --memory "$worker_memory" \
             --work-dir "$run/work-$n"
     done
+    local extra=() setting
+    for setting in ${VIGIL_SPARK_CONF:-}; do extra+=(--conf "$setting"); done
     launch connect "$spark/bin/spark-submit" --master "spark://127.0.0.1:$master_port" \
+        "${extra[@]}" \
         --class org.apache.spark.sql.connect.service.SparkConnectServer \
         --conf spark.connect.grpc.binding.address=127.0.0.1 \
         --conf "spark.connect.grpc.binding.port=$port" \

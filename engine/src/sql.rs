@@ -338,6 +338,8 @@ pub struct TableQuery {
     pub sql: String,
     /// The bound constants, `$1` first.
     pub params: Vec<Param>,
+    /// The number of columns of a result row.
+    pub columns: usize,
     layout: Layout,
 }
 
@@ -773,6 +775,7 @@ pub fn plan(
     TableQuery {
         sql,
         params,
+        columns: select.len(),
         layout: Layout {
             dimensions,
             requests,

@@ -43,6 +43,12 @@ impl Cluster {
             );
             return Cluster::connect(url, ui, None);
         }
+        Cluster::own("")
+    }
+
+    /// A new cluster of its own whose Connect server has the settings `conf` (`key=value`,
+    /// space separated), stopped when the value is dropped.
+    pub fn own(conf: &str) -> Cluster {
         for tool in ["java", "python3"] {
             let found = Command::new(tool).arg("--version").output().is_ok();
             assert!(
@@ -60,6 +66,7 @@ impl Cluster {
             .env("VIGIL_SPARK_PORT", port.to_string())
             .env("VIGIL_SPARK_MASTER_PORT", free_port().to_string())
             .env("VIGIL_SPARK_UI_PORT", ui_port.to_string())
+            .env("VIGIL_SPARK_CONF", conf)
             .status()
             .expect("bash runs scripts/spark-cluster.sh");
         assert!(
@@ -119,6 +126,21 @@ impl Cluster {
             if path.is_dir() {
                 // A partitioned dataset's partitions enter the catalog.
                 self.sql(&format!("MSCK REPAIR TABLE {db}.`{stem}`"));
+            }
+            // A server that ends result streams early may still be creating it: wait for it
+            // (its schema comes by analysis, not by a stream).
+            let name = format!("{db}.`{stem}`");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !self
+                .session
+                .table(&name)
+                .is_ok_and(|frame| frame.schema().is_ok())
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{name} was not created"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(100));
             }
         }
         format!("{}/;database={db}", self.url)

@@ -255,6 +255,27 @@ fn a_spark_cluster_gives_the_csv_findings_and_both_workers_run_tasks() {
 }
 
 #[test]
+fn a_result_stream_the_server_ends_early_is_exit_2_not_a_partial_answer() {
+    // A Connect server that ends every result stream after 50 ms (the client should reattach;
+    // this one takes the end for the whole answer): no table may be read as empty.
+    let cluster = Cluster::own("spark.connect.execute.reattachable.senderMaxStreamDuration=50ms");
+    let dir = tempfile::tempdir().unwrap();
+    let parquet = dir.path().join("parquet");
+    to_parquet(&puffy().join("warehouse"), &parquet, Layout::Files);
+    let location = cluster.register("puffy", &parquet);
+    let out = dir.path().join("reports");
+    let config = puffy().join("monitoring_rules.reference.yml");
+    let result = vigil_run(Path::new(&location), &config, &out, "2025-03-08", &[]);
+    assert_eq!(result.code, 2, "{result:?}");
+    assert!(
+        result.stderr.contains("before its end")
+            && result.stderr.contains("senderMaxStreamDuration"),
+        "{result:?}"
+    );
+    assert!(!out.join("monitoring_report.json").exists());
+}
+
+#[test]
 fn an_unreachable_spark_server_is_exit_2_at_once_without_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let config = repo_root().join("schema/examples/puffy.yml");

@@ -351,18 +351,59 @@ impl Cluster {
         }))
     }
 
-    /// Runs a planned query with its parameters.
-    fn query(&self, text: &str, params: &[Param]) -> Result<Vec<Vec<Value>>, String> {
+    /// Runs a planned query of `columns` columns with its parameters; its answer must arrive
+    /// whole (see [`with_end_marker`]).
+    fn query(
+        &self,
+        text: &str,
+        columns: usize,
+        params: &[Param],
+    ) -> Result<Vec<Vec<Value>>, String> {
         let rows = self
             .session
-            .sql_with_args(text, Vec::new(), named_args(params))
+            .sql_with_args(
+                &with_end_marker(text, columns),
+                Vec::new(),
+                named_args(params),
+            )
             .and_then(|df| df.collect())
             .map_err(|e| explain(&e))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| row.into_values().into_iter().map(value).collect())
-            .collect())
+        complete(
+            rows.into_iter()
+                .map(|row| row.into_values().into_iter().map(value).collect())
+                .collect(),
+        )
     }
+}
+
+/// A query whose answer ends with a marker row: a Connect server ends a result stream after
+/// `spark.connect.execute.reattachable.senderMaxStreamDuration` (2 minutes by default) for the
+/// client to reattach, and the Rust client takes that end for the whole answer. Sorted last,
+/// the marker proves that every row before it arrived.
+fn with_end_marker(sql: &str, columns: usize) -> String {
+    let nulls = vec!["NULL"; columns].join(", ");
+    format!(
+        "SELECT * FROM (SELECT q.*, 0 AS vigil_end FROM ({sql}) q UNION ALL SELECT {nulls}, 1) \
+         ORDER BY vigil_end"
+    )
+}
+
+/// The rows of an answer of [`with_end_marker`] without the marker, or why it is not whole.
+fn complete(mut rows: Vec<Vec<Value>>) -> Result<Vec<Vec<Value>>, String> {
+    if rows.last().and_then(|row| row.last()) != Some(&Value::Int(1)) {
+        return Err(format!(
+            "the answer stopped after {} rows, before its end: the Connect server ends a result \
+             stream after spark.connect.execute.reattachable.senderMaxStreamDuration (2 minutes \
+             by default) and this client does not reattach; raise that setting on the server \
+             above the longest table query",
+            rows.len()
+        ));
+    }
+    rows.pop();
+    for row in &mut rows {
+        row.pop();
+    }
+    Ok(rows)
 }
 
 /// The planner's parameters as Spark's named parameters `:p1`, `:p2`, ...
@@ -457,7 +498,7 @@ impl Source for SparkSource {
                 file_order: found.file_order,
             };
             let query = sql::plan(&dialect, &owned, &found.relation, &found.joins, &binding);
-            let rows = cluster.query(&query.sql, &query.params)?;
+            let rows = cluster.query(&query.sql, query.columns, &query.params)?;
             let types = sql::column_types(&found.relation, &found.joins);
             Ok(Some((binding, query.decode(&rows), types)))
         });
@@ -598,6 +639,20 @@ mod tests {
         assert_eq!(client, "sc://h:15002");
         assert_eq!(own.len(), 1);
         assert_eq!(split_location("sc://h:15002").0, "sc://h:15002");
+    }
+
+    #[test]
+    fn an_answer_without_its_end_marker_is_not_taken_for_whole() {
+        let marked = with_end_marker("SELECT 1 AS a, 2 AS b", 2);
+        assert!(marked.ends_with("UNION ALL SELECT NULL, NULL, 1) ORDER BY vigil_end"));
+        let row = |a: i64, end: i64| vec![Value::Int(a), Value::Int(end)];
+        assert_eq!(
+            complete(vec![row(7, 0), row(8, 0), vec![Value::Null, Value::Int(1)]]),
+            Ok(vec![vec![Value::Int(7)], vec![Value::Int(8)]])
+        );
+        let cut = complete(vec![row(7, 0)]).unwrap_err();
+        assert!(cut.starts_with("the answer stopped after 1 rows"), "{cut}");
+        assert!(complete(Vec::new()).is_err());
     }
 
     #[test]
