@@ -105,12 +105,19 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
 
+    /// Sends a statement whose failure the caller checks otherwise.
+    fn attempt(&self, statement: &str) {
+        if let Ok(frame) = self.session.sql(statement) {
+            let _ = frame.collect();
+        }
+    }
+
     /// Registers every table of a Parquet warehouse folder (`x.parquet` files and hive-partitioned
     /// `x/` datasets) as table `x` of database `db` (created anew), and returns the location
     /// vigil reads it at.
     pub fn register(&self, db: &str, parquet: &Path) -> String {
         self.sql(&format!("DROP DATABASE IF EXISTS {db} CASCADE"));
-        self.sql(&format!("CREATE DATABASE {db}"));
+        self.sql(&format!("CREATE DATABASE IF NOT EXISTS {db}"));
         let mut entries: Vec<PathBuf> = std::fs::read_dir(parquet)
             .expect("read the Parquet folder")
             .map(|e| e.expect("entry").path())
@@ -120,16 +127,17 @@ impl Cluster {
             let name = path.file_name().and_then(|n| n.to_str()).expect("a name");
             let stem = name.strip_suffix(".parquet").unwrap_or(name);
             let location = path.display().to_string().replace('\'', "\\'");
-            self.sql(&format!(
-                "CREATE TABLE {db}.`{stem}` USING parquet LOCATION '{location}'"
-            ));
+            let name = format!("{db}.`{stem}`");
+            let create =
+                format!("CREATE TABLE IF NOT EXISTS {name} USING parquet LOCATION '{location}'");
+            self.attempt(&create);
             if path.is_dir() {
                 // A partitioned dataset's partitions enter the catalog.
-                self.sql(&format!("MSCK REPAIR TABLE {db}.`{stem}`"));
+                self.sql(&format!("MSCK REPAIR TABLE {name}"));
             }
-            // A server that ends result streams early may still be creating it: wait for it
-            // (its schema comes by analysis, not by a stream).
-            let name = format!("{db}.`{stem}`");
+            // A server that ends result streams early (a test's) may have dropped a statement
+            // midway: until the table is there (its schema comes by analysis, not by a
+            // stream), the statements are sent again.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
             while !self
                 .session
@@ -140,7 +148,9 @@ impl Cluster {
                     std::time::Instant::now() < deadline,
                     "{name} was not created"
                 );
-                std::thread::sleep(std::time::Duration::from_millis(100));
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                self.attempt(&format!("CREATE DATABASE IF NOT EXISTS {db}"));
+                self.attempt(&create);
             }
         }
         format!("{}/;database={db}", self.url)
