@@ -415,6 +415,20 @@ def sql_query(dialect: SqlDialect, todo: list[dict], cells: dict, day: str, rela
     return sql, dims
 
 
+def sql_table_query(dialect: SqlDialect, requests: list[dict], cells: dict, table: dict, name: str,
+                    relation: str, order: str | None, ctes: list[str], joins: list[str]):
+    """A table's requests split by `computable` and the one query of those it can answer:
+    (results of the others by key, the requests queried, the SQL or None, its dimensions). The
+    day is the UTC day of the table's date column (`SqlCell.day`), NULL without one."""
+    date = table["date_column"]
+    day = cells[date].day(table["naive_timestamps"]) if date in cells else "CAST(NULL AS DATE)"
+    results, todo = computable(requests, cells, date, name)
+    if not todo:
+        return results, [], None, []
+    sql, dims = sql_query(dialect, todo, cells, day, relation, order, ctes, joins)
+    return results, todo, sql, dims
+
+
 def sql_decode(rows: list, todo: list[dict], dims: list[str]) -> dict:
     """The values of `sql_query`'s result rows (days as dates, NULL as None): {key: value}."""
     n = len(dims)

@@ -120,14 +120,10 @@ def table_metrics(con, warehouse: str, layout: dict, name: str, requests: list[d
         for j, c in enumerate(wanted):
             cells[f"{lookup['table']}.{c}"] = Cell(f"lk{i}.v{j}", ltypes[c], f"(lk{i}.__k IS NOT NULL)")
 
-    date = table["date_column"]
-    day = cells[date].day(table["naive_timestamps"]) if date in cells else "CAST(NULL AS DATE)"
-
-    results, todo = aggspec.computable(requests, cells, date, name)
-    if not todo:
+    results, todo, sql, dims = aggspec.sql_table_query(
+        DuckDB(), requests, cells, table, name, relation, "t.__rn" if dup_requests else None, ctes, joins)
+    if sql is None:
         return results
-    sql, dims = aggspec.sql_query(DuckDB(), todo, cells, day, relation, "t.__rn" if dup_requests else None,
-                                  ctes, joins)
     if os.environ.get("BENCH_SHOW_SQL"):
         print(sql, file=sys.stderr)
     results.update(aggspec.sql_decode(con.execute(sql).fetchall(), todo, dims))

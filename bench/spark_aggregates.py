@@ -204,14 +204,8 @@ def table_sql(spark, layout: dict, name: str, requests: list[dict]) -> tuple[dic
         for j, c in enumerate(wanted):
             cells[f"{lookup['table']}.{c}"] = Cell(f"lk{i}.v{j}", ltypes[c], f"(lk{i}.__k IS NOT NULL)")
 
-    date = table["date_column"]
-    day = cells[date].day(table["naive_timestamps"]) if date in cells else "CAST(NULL AS DATE)"
-    results, todo = aggspec.computable(requests, cells, date, name)
-    if not todo:
-        return results, [], None, []
-    sql, dims = aggspec.sql_query(Spark(), todo, cells, day, relation_sql(table["relation"]),
-                                  "struct(t._metadata.file_path, t._metadata.row_index)", ctes, joins)
-    return results, todo, sql, dims
+    return aggspec.sql_table_query(Spark(), requests, cells, table, name, relation_sql(table["relation"]),
+                                   "struct(t._metadata.file_path, t._metadata.row_index)", ctes, joins)
 
 
 def decode(rows: list, dims: list[str]) -> list:
