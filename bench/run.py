@@ -373,13 +373,20 @@ def verify_postgres(vigil: Path, csv_folder: Path, folder: Path, url: str, psql:
         base = {"size": size, "format": "postgres", "scope": scope}
         checks.append(checked(metrics, values, f"{size} postgres scope={scope}: hand-written SQL vs vigil",
                               {**base, "engine": "hand-written SQL", "against": "vigil"}))
-        on_csv = out / f"vigil-csv-{scope}.json"
-        run(vigil_command(vigil, csv_folder, out / f"reports-csv-{scope}", scope) + ["--metrics-out", str(on_csv)])
-        checks.append(checked(on_csv, metrics, f"{size} scope={scope}: vigil on PostgreSQL vs vigil on CSV",
-                              {**base, "engine": "vigil", "against": "vigil on CSV"}))
+        checks.append(checked_against_csv(vigil, csv_folder, out, scope, metrics, "PostgreSQL", base))
     if None in rows.values():
         sys.exit(f"vigil could not read every table of the database {url}: {rows}")
     return rows, checks
+
+
+def checked_against_csv(vigil: Path, csv_folder: Path, out: Path, scope: str, metrics: Path,
+                        source: str, base: dict) -> dict:
+    """Runs vigil on the CSV folder (`scope`) and checks its metrics equal `metrics`, those of
+    vigil on `source` (the check's record carries `base`: size, format, scope)."""
+    on_csv = out / f"vigil-csv-{scope}.json"
+    run(vigil_command(vigil, csv_folder, out / f"reports-csv-{scope}", scope) + ["--metrics-out", str(on_csv)])
+    return checked(on_csv, metrics, f"{base['size']} scope={scope}: vigil on {source} vs vigil on CSV",
+                   {**base, "engine": "vigil", "against": "vigil on CSV"})
 
 
 QUIET = {"load": None, "max_wait_s": 2400, "poll_s": 30}
@@ -752,10 +759,7 @@ def verify_spark(cluster: "sparkcluster.Cluster", vigil: Path, csv_folder: Path,
         base = {"size": size, "format": "spark", "scope": scope}
         checks.append(checked(metrics, values, f"{size} spark scope={scope}: hand-written Spark SQL vs vigil",
                               {**base, "engine": "hand-written Spark SQL", "against": "vigil"}))
-        on_csv = out / f"vigil-csv-{scope}.json"
-        run(vigil_command(vigil, csv_folder, out / f"reports-csv-{scope}", scope) + ["--metrics-out", str(on_csv)])
-        checks.append(checked(on_csv, metrics, f"{size} scope={scope}: vigil on Spark vs vigil on CSV",
-                              {**base, "engine": "vigil", "against": "vigil on CSV"}))
+        checks.append(checked_against_csv(vigil, csv_folder, out, scope, metrics, "Spark", base))
     if None in rows.values():
         sys.exit(f"vigil could not read every table of the database {db}: {rows}")
     return rows, checks
