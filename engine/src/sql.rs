@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 
 use crate::config::TableConfig;
 use crate::metric::{Cmp, FilterOp, Grouping, Measure};
-use crate::scan::pushed::{Binding, Bound, Computed, Grouped};
+use crate::scan::pushed::{Binding, Bound, Computed, FailedLookup, Grouped};
 use crate::scan::{DateStats, SAMPLES};
 use crate::timestamp::NaiveTimestamps;
 
@@ -314,6 +314,51 @@ pub fn header(relation: &Relation, joins: &[Join]) -> Vec<String> {
                 .flat_map(|j| j.columns.iter().map(move |c| format!("{}.{c}", j.table))),
         )
         .collect()
+}
+
+/// The joins of a table's lookups and the lookups it cannot join. `tables` are the configured
+/// tables by name; `relation` finds a relation by name (`None`: it does not exist). A lookup
+/// joins only when the looked-up relation has its key and every column it takes, as the CSV
+/// scan's lookup index; a lookup of a table that is not configured is left out.
+pub fn joins<E>(
+    table: &TableConfig,
+    tables: Option<&BTreeMap<String, TableConfig>>,
+    mut relation: impl FnMut(&str) -> Result<Option<Relation>, E>,
+) -> Result<(Vec<Join>, Vec<FailedLookup>), E> {
+    let mut joins = Vec::new();
+    let mut failed = Vec::new();
+    for lookup in &table.lookups {
+        let Some(looked) = tables.and_then(|t| t.get(&lookup.table)) else {
+            continue;
+        };
+        let fail = |problem: String| FailedLookup {
+            table: lookup.table.clone(),
+            columns: lookup.columns.clone(),
+            problem,
+        };
+        let Some(other) = relation(looked.relation())? else {
+            failed.push(fail(format!("table file {} is missing", looked.relation())));
+            continue;
+        };
+        let absent = std::iter::once(lookup.foreign_key())
+            .chain(lookup.columns.iter().map(String::as_str))
+            .find(|c| other.columns.iter().all(|(n, _)| n != c));
+        if let Some(column) = absent {
+            failed.push(fail(format!(
+                "column `{column}` is missing from {}",
+                looked.file
+            )));
+            continue;
+        }
+        joins.push(Join {
+            table: lookup.table.clone(),
+            key: lookup.key.clone(),
+            foreign_key: lookup.foreign_key().to_string(),
+            columns: lookup.columns.clone(),
+            relation: other,
+        });
+    }
+    Ok((joins, failed))
 }
 
 /// Each column of [`header`] with its type as vigil reads it (`text`, `integer`, ...; a joined

@@ -205,38 +205,7 @@ impl PostgresSource {
         let Some(relation) = Self::relation(tx, table.relation())? else {
             return Ok(None);
         };
-        let mut joins = Vec::new();
-        let mut failed = Vec::new();
-        for lookup in &table.lookups {
-            let looked = input.tables.and_then(|t| t.get(&lookup.table));
-            let Some(looked) = looked else { continue };
-            let fail = |problem: String| FailedLookup {
-                table: lookup.table.clone(),
-                columns: lookup.columns.clone(),
-                problem,
-            };
-            let Some(looked_relation) = Self::relation(tx, looked.relation())? else {
-                failed.push(fail(format!("table file {} is missing", looked.relation())));
-                continue;
-            };
-            let absent = std::iter::once(lookup.foreign_key())
-                .chain(lookup.columns.iter().map(String::as_str))
-                .find(|c| looked_relation.columns.iter().all(|(n, _)| n != c));
-            if let Some(column) = absent {
-                failed.push(fail(format!(
-                    "column `{column}` is missing from {}",
-                    looked.file
-                )));
-                continue;
-            }
-            joins.push(Join {
-                table: lookup.table.clone(),
-                key: lookup.key.clone(),
-                foreign_key: lookup.foreign_key().to_string(),
-                columns: lookup.columns.clone(),
-                relation: looked_relation,
-            });
-        }
+        let (joins, failed) = sql::joins(table, input.tables, |name| Self::relation(tx, name))?;
         Ok(Some(Tables {
             relation,
             joins,

@@ -308,41 +308,18 @@ impl Cluster {
         let Some(found) = self.relation(table.relation())? else {
             return Ok(None);
         };
-        let mut file_order = found.file_order;
-        let mut joins = Vec::new();
-        let mut failed = Vec::new();
-        for lookup in &table.lookups {
-            let Some(looked) = input.tables.and_then(|t| t.get(&lookup.table)) else {
-                continue;
-            };
-            let fail = |problem: String| FailedLookup {
-                table: lookup.table.clone(),
-                columns: lookup.columns.clone(),
-                problem,
-            };
-            let Some(other) = self.relation(looked.relation())? else {
-                failed.push(fail(format!("table file {} is missing", looked.relation())));
-                continue;
-            };
-            let absent = std::iter::once(lookup.foreign_key())
-                .chain(lookup.columns.iter().map(String::as_str))
-                .find(|c| other.relation.columns.iter().all(|(n, _)| n != c));
-            if let Some(column) = absent {
-                failed.push(fail(format!(
-                    "column `{column}` is missing from {}",
-                    looked.file
-                )));
-                continue;
-            }
-            file_order &= other.file_order;
-            joins.push(Join {
-                table: lookup.table.clone(),
-                key: lookup.key.clone(),
-                foreign_key: lookup.foreign_key().to_string(),
-                columns: lookup.columns.clone(),
-                relation: other.relation,
-            });
-        }
+        // Whether each looked-up relation has a file order, by name.
+        let mut ordered = BTreeMap::new();
+        let (joins, failed) = sql::joins(table, input.tables, |name| {
+            Ok::<_, String>(self.relation(name)?.map(|other| {
+                ordered.insert(name.to_string(), other.file_order);
+                other.relation
+            }))
+        })?;
+        let file_order = found.file_order
+            && joins
+                .iter()
+                .all(|j| ordered.get(&j.relation.name).copied().unwrap_or(false));
         Ok(Some(Tables {
             relation: found.relation,
             joins,
