@@ -1010,6 +1010,17 @@ fn aggregate<'a>(b: &Bound, f: &str, u: &str, col: &dyn Fn(usize) -> Cell<'a>) -
         (Measure::Sum(_), Some(c)) => {
             format!("COALESCE(SUM({}) FILTER (WHERE {f}), 0)", c.number())
         }
+        (Measure::SumSquares(_), Some(c)) => {
+            let (n, double) = (c.number(), c.dialect.double_type());
+            let bound = |v: f64| format!("CAST({v:e} AS {double})");
+            let square = format!(
+                "CASE WHEN ABS({n}) < {} THEN 0 WHEN ABS({n}) > {} THEN CAST('Infinity' AS \
+                 {double}) ELSE {n} * {n} END",
+                bound(crate::metric::SQUARE_MIN),
+                bound(crate::metric::SQUARE_MAX)
+            );
+            format!("COALESCE(SUM({square}) FILTER (WHERE {f}), 0)")
+        }
         (Measure::Numeric(_), Some(c)) => format!("COUNT({}) FILTER (WHERE {f})", c.number()),
         (Measure::Nulls(_), Some(c)) => format!("COUNT(*) FILTER (WHERE {f} AND {})", c.empty()),
         (Measure::NonNumeric(_), Some(c)) => format!(

@@ -109,6 +109,10 @@ pub enum Measure {
     Distinct(String),
     /// Sum of the numeric cells of a column (empty and non-numeric cells are skipped).
     Sum(String),
+    /// Sum of the squares of the numeric cells of a column (each as [`square`]): with
+    /// [`Sum`](Measure::Sum) and a count it gives the spread of the values (the variance of a
+    /// revenue share).
+    SumSquares(String),
     /// Number of cells of a column that hold a number.
     Numeric(String),
     /// Number of empty cells of a column.
@@ -129,6 +133,21 @@ pub enum Measure {
     },
 }
 
+/// Below this magnitude a number's square counts as 0, above [`SQUARE_MAX`] as +∞: every
+/// source squares the same way (PostgreSQL refuses squares that underflow or overflow).
+pub const SQUARE_MIN: f64 = 1e-150;
+/// See [`SQUARE_MIN`].
+pub const SQUARE_MAX: f64 = 1e150;
+
+/// A number's square as [`Measure::SumSquares`] adds it.
+pub fn square(x: f64) -> f64 {
+    match x.abs() {
+        a if a < SQUARE_MIN => 0.0,
+        a if a > SQUARE_MAX => f64::INFINITY,
+        _ => x * x,
+    }
+}
+
 impl Measure {
     /// The column this measure reads, if any.
     pub fn column(&self) -> Option<&str> {
@@ -136,6 +155,7 @@ impl Measure {
             Measure::Rows => None,
             Measure::Distinct(c)
             | Measure::Sum(c)
+            | Measure::SumSquares(c)
             | Measure::Numeric(c)
             | Measure::Nulls(c)
             | Measure::NonNumeric(c)

@@ -80,7 +80,7 @@ impl TestKit {
 
     /// Plans, computes and evaluates `rule`, as a run does.
     pub fn evaluate(&self, rule: &dyn Rule) -> Result<Evaluated, RuleError> {
-        let ctx = self.ctx();
+        let ctx = self.ctx().with_lookback(rule.lookback_days());
         let requests = rule.plan(&ctx)?;
         rule.evaluate(&ctx, &self.metrics(&requests))
     }
@@ -155,6 +155,11 @@ impl TestKit {
                     }
                 }
                 Measure::Sum(_) => group.sum += value.and_then(parse_number).unwrap_or(0.0),
+                Measure::SumSquares(_) => {
+                    group.sum += value
+                        .and_then(parse_number)
+                        .map_or(0.0, crate::metric::square)
+                }
                 Measure::Numeric(_) => {
                     group.sum += f64::from(u8::from(value.and_then(parse_number).is_some()))
                 }

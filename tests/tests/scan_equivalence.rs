@@ -136,7 +136,7 @@ fn csv(rng: &mut Rng) -> String {
 /// A random measure over the table's columns.
 fn measure(rng: &mut Rng) -> Measure {
     let column = rng.pick(&COLUMNS).to_string();
-    match rng.below(8) {
+    match rng.below(9) {
         0 => Measure::Rows,
         1 => Measure::Distinct(column),
         2 => Measure::Sum(column),
@@ -144,6 +144,7 @@ fn measure(rng: &mut Rng) -> Measure {
         4 => Measure::Nulls(column),
         5 => Measure::NonNumeric(column),
         6 => Measure::Duplicates(column),
+        7 => Measure::SumSquares(column),
         _ => Measure::Where {
             column,
             cmp: *rng.pick(&CMPS),
@@ -226,7 +227,9 @@ fn requests(rng: &mut Rng) -> Vec<MetricRequest> {
 /// Whether two values of a measure agree: counts exactly, sums within 1e-9 relative.
 fn same_number(measure: &Measure, a: f64, b: f64) -> bool {
     match measure {
-        Measure::Sum(_) => a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()),
+        Measure::Sum(_) | Measure::SumSquares(_) => {
+            a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
+        }
         _ => a == b,
     }
 }

@@ -570,6 +570,7 @@ impl State {
         match (&self.measure, cell.cell) {
             (Measure::Rows, _) => 1.0,
             (Measure::Sum(_), Cell::Number(n)) => n,
+            (Measure::SumSquares(_), Cell::Number(n)) => crate::metric::square(n),
             (Measure::Numeric(_), Cell::Number(_)) => 1.0,
             (Measure::Nulls(_), Cell::Null) => 1.0,
             (Measure::NonNumeric(_), Cell::Text) => 1.0,
