@@ -278,7 +278,13 @@ impl LegacyConfig {
                 "floor_severity": floor_severity,
             })
         };
-        let mut drift = json!({"baseline": baseline});
+        // With scope `partition`, sessions (thousands a day) judge the mix too: revenue shares
+        // of a few dozen orders miss a lost referrer. Scope `all` stays the reference's.
+        let mut drift = json!({
+            "baseline": baseline,
+            "weightings": ["revenue", "sessions"],
+            "scope_all_weightings": ["revenue"],
+        });
         if let Some(n) = a.top_channels_to_monitor {
             drift["top_channels"] = json!(n);
         }

@@ -109,7 +109,8 @@ pub fn evaluate_with<S>(
 where
     S: Fn(&str, &TableConfig, ScanInput<'_>) -> TableScan + Sync,
 {
-    let cx = table_ctx(tables, expected_date, scope);
+    let lookback = rules.iter().map(|(_, r)| r.lookback_days()).max();
+    let cx = table_ctx(tables, expected_date, scope).with_lookback(lookback.unwrap_or(0));
     let mut findings = Vec::new();
     let mut observations: Vec<Observation> = Vec::new();
     let mut requests: BTreeMap<&str, Vec<MetricRequest>> =

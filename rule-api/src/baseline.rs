@@ -51,6 +51,12 @@ pub struct BaselineParams {
     /// Leave days already flagged as anomalous out of later baselines, so an incident does not
     /// become the new normal.
     pub exclude_flagged: bool,
+    /// A level shift that lasts this many consecutive flagged days (same direction) becomes the
+    /// new normal: its days rejoin the baseline, which then adapts, and the days after it are
+    /// reported as "new level since D" until they stop standing out. It adapts sooner when
+    /// leaving the shift out would leave fewer than `min_points` days in the window. 0 keeps
+    /// excluding flagged days however long the shift lasts (until too few days are left).
+    pub adapt_after_days: u32,
 }
 
 impl Default for BaselineParams {
@@ -61,6 +67,7 @@ impl Default for BaselineParams {
             center: Center::Mean,
             seasonality: Seasonality::None,
             exclude_flagged: true,
+            adapt_after_days: 7,
         }
     }
 }
@@ -70,7 +77,7 @@ impl Default for BaselineParams {
 pub struct Baseline {
     /// Mean or median.
     pub center: f64,
-    /// Standard deviation or scaled MAD.
+    /// Standard deviation, or scaled MAD with the scaled mean absolute deviation as its floor.
     pub spread: f64,
     /// The days used.
     pub days: Vec<NaiveDate>,
@@ -124,6 +131,13 @@ impl BaselineParams {
         Ok(())
     }
 
+    /// After how many consecutive flagged days a shift becomes the new level: `adapt_after_days`,
+    /// or sooner if leaving out more days would leave fewer than `min_points` in the window.
+    fn adapts_after(&self) -> u32 {
+        let starving = self.window_days.saturating_sub(self.min_points.max(2)) + 1;
+        self.adapt_after_days.min(starving.max(1))
+    }
+
     /// Why no day could ever be judged (with scope `partition`) although the settings pass
     /// [`check`](Self::check): with `day_of_week`, the window holds only `window_days / 7` days
     /// of the judged weekday, and a baseline needs `min_points` of them (at least 2).
@@ -144,7 +158,8 @@ impl BaselineParams {
     }
 
     /// The baseline of `day` from the values of `series` on earlier days of the window, leaving
-    /// out `flagged` days (when `exclude_flagged`) and days without a value.
+    /// out `flagged` days (when `exclude_flagged`), days without a value and values that are not
+    /// finite (an overflowed sum).
     pub fn baseline(
         &self,
         series: &DailySeries,
@@ -157,19 +172,32 @@ impl BaselineParams {
         let last = day.pred_opt().unwrap_or(NaiveDate::MIN);
         let mut days = Vec::new();
         let mut excluded = Vec::new();
+        let mut excluded_values = Vec::new();
         let mut values = Vec::new();
         for (&d, &v) in series.range(first..day) {
+            if !v.is_finite() {
+                continue;
+            }
             if self.seasonality == Seasonality::DayOfWeek && d.weekday() != day.weekday() {
                 continue;
             }
             if self.exclude_flagged && flagged.contains(&d) {
                 excluded.push(d);
+                excluded_values.push(v);
                 continue;
             }
             days.push(d);
             values.push(v);
         }
         let needed = (self.min_points as usize).max(2);
+        // Flagged days are left out only while enough days remain: when adapting, the oldest
+        // rejoin rather than leave the day without a baseline.
+        let short = needed.saturating_sub(values.len()).min(excluded.len());
+        if self.adapt_after_days > 0 && short > 0 {
+            days.extend(excluded.drain(..short));
+            days.sort();
+            values.extend(excluded_values.drain(..short));
+        }
         if values.len() < needed {
             return Err(Insufficient {
                 points: values.len(),
@@ -186,7 +214,7 @@ impl BaselineParams {
             Center::Median => {
                 let median = median(&mut values.clone());
                 let mut deviations: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
-                (median, 1.4826 * self::median(&mut deviations))
+                (median, robust_spread(&mut deviations))
             }
         };
         Ok(Baseline {
@@ -211,10 +239,13 @@ pub struct Score {
 }
 
 impl Score {
-    /// Scores `value` against a center and spread, without infinities or NaN.
+    /// Scores `value` against a center and spread, without infinities or NaN (a value that is
+    /// not finite is unbounded in both).
     pub fn new(value: f64, center: f64, spread: f64) -> Self {
         let ratio = |num: f64, den: f64| {
-            if den != 0.0 {
+            if !num.is_finite() {
+                None
+            } else if den != 0.0 {
                 Some(num / den)
             } else if num == 0.0 {
                 Some(0.0)
@@ -284,6 +315,9 @@ pub struct Judgement {
     pub score: Option<Score>,
     /// Whether it exceeded the thresholds.
     pub flagged: bool,
+    /// The first day of the level shift a flagged day continues (consecutive flagged days in
+    /// the same direction), when it began before this day.
+    pub since: Option<NaiveDate>,
 }
 
 impl Judgement {
@@ -294,6 +328,8 @@ impl Judgement {
                 "baseline_mean": b.center,
                 "baseline_std": b.spread,
                 "noise_floor": b.noise_floor,
+                "spread_used": b.spread.max(b.noise_floor),
+                "level_since": self.since.map(|d| d.to_string()),
                 "z": s.z,
                 "pct_change": s.pct,
                 "direction": Direction::of(self.value, b.center).as_str(),
@@ -309,7 +345,7 @@ impl Judgement {
 
 /// The sampling noise a day's value has in any case: the z-score divides by at least this, so
 /// a window that happens to be calm does not make an ordinary wobble look significant.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub enum Noise<'a> {
     /// No floor.
     None,
@@ -318,6 +354,20 @@ pub enum Noise<'a> {
     /// A share of the day's trials (conversion = purchases / sessions): at least the binomial
     /// noise √(p(1−p)/n), with `n` the day's trials from this series.
     Shares(&'a DailySeries),
+    /// A rule's own floor, given the day and the baseline's center (e.g. the standard error of
+    /// a revenue share from the day's order values).
+    Floor(&'a dyn Fn(NaiveDate, f64) -> f64),
+}
+
+impl std::fmt::Debug for Noise<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Noise::None => "None",
+            Noise::Counts => "Counts",
+            Noise::Shares(_) => "Shares",
+            Noise::Floor(_) => "Floor",
+        })
+    }
 }
 
 impl Noise<'_> {
@@ -332,21 +382,28 @@ impl Noise<'_> {
                 }
                 _ => 0.0,
             },
+            Noise::Floor(floor) => floor(day, center),
         }
     }
 }
 
 /// Judges every day of `series` up to and including `until`, in date order, each against a
-/// baseline that leaves out the days flagged before it, its spread no smaller than `noise`. `fires(value, center, score)` decides
-/// whether a day is flagged.
+/// baseline that leaves out the days flagged before it, its spread no smaller than `noise`.
+/// `fires(day, value, center, score)` decides whether a day is flagged.
+///
+/// A run of consecutive flagged days in one direction is a level shift: each of its days after
+/// the first carries the day it began (`since`). Once it has lasted `adapt_after_days`, its days
+/// rejoin later baselines (the new level becomes normal) and the rest of the run is neither
+/// left out nor reported.
 pub fn judge_history(
     series: &DailySeries,
     params: &BaselineParams,
     noise: Noise<'_>,
     until: NaiveDate,
-    fires: impl Fn(f64, f64, &Score) -> bool,
+    fires: impl Fn(NaiveDate, f64, f64, &Score) -> bool,
 ) -> Vec<(NaiveDate, Judgement)> {
     let mut flagged = BTreeSet::new();
+    let mut shift: Option<Shift> = None;
     let mut out = Vec::new();
     for (&day, &value) in series.range(..=until) {
         let baseline = params.baseline(series, day, &flagged).map(|mut b| {
@@ -357,12 +414,36 @@ pub fn judge_history(
             .as_ref()
             .ok()
             .map(|b| Score::new(value, b.center, b.spread.max(b.noise_floor)));
-        let is_flagged = match (&baseline, &score) {
-            (Ok(b), Some(s)) => fires(value, b.center, s),
-            _ => false,
+        let direction = match (&baseline, &score) {
+            (Ok(b), Some(s)) if fires(day, value, b.center, s) => {
+                Some(Direction::of(value, b.center))
+            }
+            _ => None,
         };
-        if is_flagged {
-            flagged.insert(day);
+        shift = direction.map(|direction| match shift.take() {
+            Some(s) if s.direction == direction => Shift {
+                days: s.days + 1,
+                ..s
+            },
+            _ => Shift {
+                start: day,
+                direction,
+                days: 1,
+                accepted: false,
+            },
+        });
+        let mut reported = direction.is_some();
+        if let Some(s) = &mut shift {
+            if s.accepted {
+                // The new level is normal already: the day joins later baselines unreported.
+                reported = false;
+            } else if params.adapt_after_days > 0 && s.days >= params.adapts_after() {
+                s.accepted = true;
+                let start = s.start;
+                flagged.retain(|d| *d < start);
+            } else {
+                flagged.insert(day);
+            }
         }
         out.push((
             day,
@@ -370,11 +451,21 @@ pub fn judge_history(
                 value,
                 baseline,
                 score,
-                flagged: is_flagged,
+                flagged: reported,
+                since: shift.as_ref().map(|s| s.start).filter(|s| *s < day),
             },
         ));
     }
     out
+}
+
+/// A run of consecutive flagged days in one direction.
+#[derive(Clone, Copy, Debug)]
+struct Shift {
+    start: NaiveDate,
+    direction: Direction,
+    days: u32,
+    accepted: bool,
 }
 
 /// A day a series check flagged, with the numbers that explain it.
@@ -386,10 +477,13 @@ pub struct Flag {
     pub value: f64,
     /// The baseline's mean (or median).
     pub center: f64,
-    /// The baseline's standard deviation (or scaled MAD).
+    /// The spread the score was computed with: the baseline's standard deviation (or scaled
+    /// MAD), or the noise floor when that is larger.
     pub spread: f64,
     /// The score (`None` where unbounded).
     pub score: Score,
+    /// The first day of the level shift this day continues, when it began earlier.
+    pub since: Option<NaiveDate>,
     /// Baseline details for a finding's context: `baseline_mean`, `baseline_std`, `z`,
     /// `pct_change`, points, window, excluded days.
     pub context: Value,
@@ -399,6 +493,16 @@ impl Flag {
     /// Which way the value moved.
     pub fn direction(&self) -> Direction {
         Direction::of(self.value, self.center)
+    }
+
+    /// `; at this level since D (N days)` for a day that continues a level shift, else empty.
+    pub fn since_note(&self) -> String {
+        self.since.map_or_else(String::new, |since| {
+            format!(
+                "; new level since {since} ({} days)",
+                (self.day - since).num_days() + 1
+            )
+        })
     }
 }
 
@@ -422,7 +526,7 @@ pub struct Series<'a> {
 /// - [`Scope::All`]: every position of `series.sparse`, against the reference's baseline of the
 ///   last `params.window_days` observations.
 ///
-/// `fires(value, center, score)` decides; unbounded scores (zero spread or center) count as
+/// `fires(day, value, center, score)` decides; unbounded scores (zero spread or center) count as
 /// exceeding any threshold. An `Err` says the expected day has a value but too little history
 /// to be judged. In scope `partition` the judged metric of the expected day is pushed onto
 /// `observations`, for the reports.
@@ -431,7 +535,7 @@ pub fn flag_days(
     series: Series<'_>,
     params: &BaselineParams,
     observations: &mut Vec<Observation>,
-    fires: impl Fn(f64, f64, &Score) -> bool,
+    fires: impl Fn(NaiveDate, f64, f64, &Score) -> bool,
 ) -> Result<Vec<Flag>, Insufficient> {
     let Series {
         metric,
@@ -441,13 +545,7 @@ pub fn flag_days(
     } = series;
     match cx.scope {
         Scope::Partition => {
-            let judged = judge_history(
-                dense,
-                params,
-                noise,
-                cx.expected_date,
-                |value, center, score| fires(value, center, score),
-            );
+            let judged = judge_history(dense, params, noise, cx.expected_date, &fires);
             if judged.iter().any(|(day, _)| *day == cx.expected_date) {
                 observations.push(observation(metric, cx.expected_date, &judged));
             }
@@ -462,8 +560,9 @@ pub fn flag_days(
                     day,
                     value: j.value,
                     center: baseline.center,
-                    spread: baseline.spread,
+                    spread: baseline.spread.max(baseline.noise_floor),
                     score,
+                    since: j.since,
                     context: j.context(),
                 })
                 .into_iter()
@@ -484,12 +583,13 @@ pub fn flag_days(
                         z: finite(z),
                         pct: finite(pct),
                     };
-                    fires(value, mean, &score).then(|| Flag {
+                    fires(*day, value, mean, &score).then(|| Flag {
                         day: *day,
                         value,
                         center: mean,
                         spread: std,
                         score,
+                        since: None,
                         context: json!({
                             "baseline_mean": mean,
                             "baseline_std": std,
@@ -573,6 +673,29 @@ pub fn reference_score(value: f64, mean: f64, std: f64) -> (f64, f64) {
 /// Arithmetic mean, summed in order (as numpy does for short arrays).
 pub fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// The spread of values from their absolute deviations around the median, scaled to a normal
+/// distribution's σ: the MAD (× 1.4826), no smaller than the 75th percentile of the deviations
+/// (× 0.8694), so that half the window equal to the median (a MAD of 0) does not make every
+/// other value unbounded; when three quarters are equal, the mean absolute deviation (× 1.2533).
+fn robust_spread(deviations: &mut [f64]) -> f64 {
+    deviations.sort_by(f64::total_cmp);
+    let mad = 1.4826 * median(deviations);
+    let upper = 0.8694 * quantile(deviations, 0.75);
+    let spread = mad.max(upper);
+    if spread > 0.0 {
+        spread
+    } else {
+        1.2533 * mean(deviations)
+    }
+}
+
+/// The `q` quantile of sorted values, interpolated linearly between ranks.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let rank = q * (sorted.len() - 1) as f64;
+    let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
+    sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64)
 }
 
 fn median(values: &mut [f64]) -> f64 {

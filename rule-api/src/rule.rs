@@ -405,6 +405,10 @@ pub struct RunCtx {
     pub scope: Scope,
     /// The configured tables, by name.
     pub tables: BTreeMap<String, TableInfo>,
+    /// The longest stretch of calendar days before the expected partition that the run's rules
+    /// build baselines from ([`Rule::lookback_days`]): a day missing in it distorts a baseline.
+    #[serde(default)]
+    pub lookback_days: u32,
 }
 
 impl RunCtx {
@@ -418,6 +422,15 @@ impl RunCtx {
             expected_date,
             scope,
             tables,
+            lookback_days: 0,
+        }
+    }
+
+    /// The same context for rules whose baselines reach `days` back.
+    pub fn with_lookback(self, days: u32) -> Self {
+        RunCtx {
+            lookback_days: days,
+            ..self
         }
     }
 
@@ -548,6 +561,12 @@ pub trait Rule: Send + Sync {
     /// The metrics this rule needs, given its params and the run. The columns they name are
     /// the columns the rule reads: a column missing from its table is an ERROR finding.
     fn plan(&self, cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError>;
+
+    /// How many calendar days before the judged day this rule's baselines read (0: none). The
+    /// run's completeness check covers at least the longest of them.
+    fn lookback_days(&self) -> u32 {
+        0
+    }
 
     /// Findings (and judged metrics) from the computed metrics. Pure: no I/O.
     ///

@@ -111,6 +111,12 @@ pub struct AnomalyParams {
     #[serde(deserialize_with = "empty_is_default")]
     #[schemars(with = "Option<AnomalySources>")]
     pub sources: AnomalySources,
+    /// With scope `partition`, a flagged day at least this many times its baseline, or at most
+    /// its baseline divided by this, is an ERROR whatever its direction's level (unless `off`):
+    /// a doubled or halved metric is a broken load or price more often than business. `null`
+    /// keeps the levels as they are.
+    #[schemars(range(min = 1))]
+    pub error_beyond_factor: Option<f64>,
 }
 
 /// `metrics`: only metric names as keys, each with its levels; empty means the default.
@@ -144,6 +150,7 @@ impl Default for AnomalyParams {
                 .map(|m| (*m, m.default_levels()))
                 .collect(),
             sources: AnomalySources::default(),
+            error_beyond_factor: Some(2.0),
         }
     }
 }
@@ -175,6 +182,18 @@ vigil_rule_api::register_rule! {
     /// Severity depends on the direction: by default a drop of orders, revenue or conversion
     /// is an ERROR and a rise a WARN.
     ///
+    /// ## Default severities, and why
+    /// - Drops of orders, revenue and conversion: ERROR. Lost sales or a broken checkout or
+    ///   tag; a dashboard showing them misleads every decision made that day.
+    /// - Drops of sessions: WARN. Traffic varies with campaigns and weather; sessions alone
+    ///   rarely decide a refresh.
+    /// - Rises: WARN (sessions: INFO). Often real (a sale, a campaign), worth a look.
+    /// - Any flagged day at least `error_beyond_factor` (2) times its baseline or at most half
+    ///   of it: ERROR. A tripled revenue or a halved AOV is a duplicated load, a currency or
+    ///   unit bug far more often than business; it must not reach a dashboard unreviewed.
+    /// - A level shift that lasts (`baseline.adapt_after_days`, 7) becomes the new normal: its
+    ///   later days say "new level since D" and stop once the baseline has adapted.
+    ///
     /// ## Why
     /// A broken tracking tag, a failed load or a pricing bug shows first as a daily metric
     /// that leaves its usual range. Gating on z-score AND percent change keeps the alert
@@ -203,6 +222,12 @@ impl RuleSpec for Anomaly {
                 "pct_threshold"
             };
             return Err(ParamsError::at(field, "must not be negative"));
+        }
+        if params.error_beyond_factor.is_some_and(|f| f.is_nan() || f < 1.0) {
+            return Err(ParamsError::at(
+                "error_beyond_factor",
+                "is a factor of at least 1 (2 = doubled or halved)",
+            ));
         }
         params.baseline.check()?;
         Ok(Anomaly { params })
@@ -326,6 +351,10 @@ impl Rule for Anomaly {
         Ok(Requests::of(&self.params.sources).all())
     }
 
+    fn lookback_days(&self) -> u32 {
+        self.params.baseline.window_days
+    }
+
     fn warnings(&self) -> Vec<ParamsError> {
         let p = &self.params;
         let mut warnings: Vec<ParamsError> = p.baseline.warning().into_iter().collect();
@@ -363,32 +392,45 @@ impl Rule for Anomaly {
                 sparse: &sparse,
                 noise,
             };
-            let flags =
-                match flag_days(cx, series, &p.baseline, &mut observations, |_, _, score| {
-                    score.exceeds(p.z_threshold, p.pct_threshold)
-                }) {
-                    Ok(flags) => flags,
-                    Err(too_little) => {
-                        findings.push(Finding::skipped(Self::META.id, &check, too_little));
-                        continue;
-                    }
-                };
+            let flags = match flag_days(
+                cx,
+                series,
+                &p.baseline,
+                &mut observations,
+                |_, _, _, score| score.exceeds(p.z_threshold, p.pct_threshold),
+            ) {
+                Ok(flags) => flags,
+                Err(too_little) => {
+                    findings.push(Finding::skipped(Self::META.id, &check, too_little));
+                    continue;
+                }
+            };
             for flag in flags {
                 let severity = levels.in_scope(cx.scope, flag.direction() == Direction::Drop);
-                let Some(severity) = severity else { continue };
+                let Some(mut severity) = severity else {
+                    continue;
+                };
+                let gross = p.error_beyond_factor.is_some_and(|factor| {
+                    let (value, center) = (flag.value.abs(), flag.center.abs());
+                    value >= factor * center || value * factor <= center
+                });
+                if cx.scope == Scope::Partition && gross {
+                    severity = Severity::Error;
+                }
                 findings.push(
                     Finding::new(
                         severity,
                         Self::META.id,
                         &check,
                         format!(
-                            "{} {:.2} is a {} against its baseline (mean {:.2}, std {:.2}): {}",
+                            "{} {:.2} is a {} against its baseline (mean {:.2}, std {:.2}): {}{}",
                             metric.id(),
                             flag.value,
                             flag.direction().as_str(),
                             flag.center,
                             flag.spread,
-                            flag.score.describe()
+                            flag.score.describe(),
+                            flag.since_note()
                         ),
                     )
                     .on(flag.day)

@@ -11,8 +11,10 @@ use vigil_rule_api::prelude::*;
 pub struct TableFreshness {
     /// Days without rows allowed in the checked range before an ERROR.
     pub allowed_missing_days: u32,
-    /// With scope `partition`, completeness looks at this many days ending at the expected
-    /// partition (with scope `all`, at the whole history).
+    /// With scope `partition`, a missing day among this many days ending at the expected
+    /// partition is an ERROR (with scope `all`, in the whole history). Older missing days that
+    /// fall inside the longest baseline window of the run's rules are a WARN
+    /// (`completeness:<table>_baseline_gaps`): they distort every baseline that spans them.
     pub completeness_window_days: u32,
     /// Minimum volume of a day; 0 disables the floor.
     pub min_per_day: u64,
@@ -89,6 +91,15 @@ vigil_rule_api::register_rule! {
     /// - `completeness:<table>_missing_days` (ERROR): days without rows inside the checked range
     ///   exceed `allowed_missing_days`. The range is the table's history up to the expected
     ///   partition, limited to `completeness_window_days` with scope `partition`.
+    /// - `completeness:<table>_baseline_gaps` (WARN, scope `partition`): days without rows
+    ///   before that range but inside the longest baseline window of the run's rules (e.g. 28
+    ///   days for `anomaly`): a hole there turns into a zero or a gap in every baseline.
+    ///
+    /// ## Default severities, and why
+    /// A stale table or a recent missing day is an ERROR: today's dashboard would show wrong
+    /// totals. An older hole is a WARN: today's numbers are right, but the baselines that judge
+    /// them are not, and a backfill is due. A day below the volume floor is an ERROR by default
+    /// (`floor_severity`): a half-loaded day is the most common silent failure.
     /// - `volume:<table>_floor` (`floor_severity`): a day's volume (rows, or distinct values of
     ///   `count_distinct`) is below `min_per_day`. A day with zero rows inside the history is
     ///   judged as 0, not skipped.
@@ -205,11 +216,43 @@ impl Freshness {
                 )
             }
         };
-        let missing: Vec<NaiveDate> = start
-            .iter_days()
-            .take_while(|d| *d <= end)
-            .filter(|d| rows.get(d).copied().unwrap_or(0.0) == 0.0)
-            .collect();
+        let missing_between = |from: NaiveDate, to: NaiveDate| -> Vec<NaiveDate> {
+            from.iter_days()
+                .take_while(|d| *d < to)
+                .filter(|d| rows.get(d).copied().unwrap_or(0.0) == 0.0)
+                .collect()
+        };
+        let missing = missing_between(start, end.succ_opt().unwrap_or(end));
+        if cx.scope == Scope::Partition {
+            let reach = u64::from(cx.lookback_days);
+            let oldest = first.max(
+                end.checked_sub_days(chrono::Days::new(reach))
+                    .unwrap_or(first),
+            );
+            let gaps = missing_between(oldest, start);
+            if let (Some(from), Some(to)) = (gaps.first(), gaps.last()) {
+                let list: Vec<String> = gaps.iter().map(NaiveDate::to_string).collect();
+                out.push(
+                    finding(
+                        Severity::Warn,
+                        format!("completeness:{table}_baseline_gaps"),
+                        format!(
+                            "Missing `{table}` days inside the {reach}-day baseline window: {} \
+                             (baselines that span them are distorted; backfill {from}..{to})",
+                            list.join(", ")
+                        ),
+                    )
+                    .on(expected)
+                    .value(gaps.len() as f64)
+                    .threshold(0.0)
+                    .context(json!({
+                        "missing_days": list,
+                        "range": [from.to_string(), to.to_string()],
+                        "baseline_days": reach,
+                    })),
+                );
+            }
+        }
         if missing.len() > settings.allowed_missing_days as usize {
             let list: Vec<String> = missing.iter().map(NaiveDate::to_string).collect();
             out.push(

@@ -161,7 +161,7 @@ impl Funnel {
             sparse: &sparse,
             noise: Noise::Shares(denominator),
         };
-        let flags = match flag_days(cx, series, &p.baseline, observations, |_, _, score| {
+        let flags = match flag_days(cx, series, &p.baseline, observations, |_, _, _, score| {
             score.exceeds(p.z_threshold, p.pct_threshold)
         }) {
             Ok(flags) => flags,
@@ -177,11 +177,13 @@ impl Funnel {
                         Self::META.id,
                         check,
                         format!(
-                            "{check} rate {:.2}% is a {} against its baseline {:.2}%: {}",
+                            "{check} rate {:.2}% is a {} against its baseline {:.2}% (spread {:.2} points): {}{}",
                             flag.value * 100.0,
                             flag.direction().as_str(),
                             flag.center * 100.0,
-                            flag.score.describe()
+                            flag.spread * 100.0,
+                            flag.score.describe(),
+                            flag.since_note()
                         ),
                     )
                     .on(flag.day)
@@ -199,6 +201,10 @@ impl Rule for Funnel {
         Ok(std::iter::once(self.sessions_request())
             .chain(self.params.steps.iter().map(|s| self.step_request(s)))
             .collect())
+    }
+
+    fn lookback_days(&self) -> u32 {
+        self.params.baseline.window_days
     }
 
     fn warnings(&self) -> Vec<ParamsError> {

@@ -82,6 +82,11 @@ pub struct RevenueParams {
     pub max_invalid_revenue: u64,
     /// Zero-revenue orders allowed per day (a WARN above it).
     pub max_zero_revenue_orders: u64,
+    /// With scope `partition`, zero-revenue orders above the allowance that make up at least
+    /// this share of the day's orders are an ERROR instead (0.25 = a quarter). `null` keeps them
+    /// a WARN.
+    #[schemars(range(min = 0, max = 1))]
+    pub zero_revenue_error_share: Option<f64>,
     /// A day whose zero-revenue share stands out from its baseline is a WARN too.
     #[serde(deserialize_with = "empty_is_default")]
     #[schemars(with = "Option<ZeroRevenueSpike>")]
@@ -102,6 +107,7 @@ impl Default for RevenueParams {
             max_negative_revenue: 0,
             max_invalid_revenue: 0,
             max_zero_revenue_orders: 5,
+            zero_revenue_error_share: Some(0.25),
             zero_revenue_spike: ZeroRevenueSpike::default(),
             null_rates: NullRates::default(),
         }
@@ -125,7 +131,8 @@ vigil_rule_api::register_rule! {
     /// - `orders:invalid_revenue` (ERROR): empty or non-numeric revenue exceeds
     ///   `max_invalid_revenue` (the reference monitor counts these nowhere).
     /// - `orders:zero_revenue_orders` (WARN): the day's zero-revenue orders exceed
-    ///   `max_zero_revenue_orders`.
+    ///   `max_zero_revenue_orders`; an ERROR when they are at least `zero_revenue_error_share`
+    ///   of the day's orders.
     /// - `orders:zero_revenue_spike` (WARN): the day's share of zero-revenue orders stands out
     ///   from its baseline (z ≥ `zero_revenue_spike.z_threshold`, at least `min_count` orders).
     /// - `<table>:null_rate:<column>` (ERROR): the day's share of empty cells exceeds its limit.
@@ -135,6 +142,14 @@ vigil_rule_api::register_rule! {
     /// and a burst of zero-revenue orders or of null ids is a broken checkout or tag. Judging
     /// each day on its own catches a one-day spike that a table-wide count dilutes, and does
     /// not fire forever once history holds a few old cases.
+    ///
+    /// ## Default severities, and why
+    /// - Duplicated orders, negative, empty or non-numeric revenue: ERROR (none allowed). Each
+    ///   one corrupts revenue sums directly.
+    /// - A few zero-revenue orders (above 5): WARN. Free replacements and 100% coupons exist.
+    /// - A quarter of the day's orders or more at zero revenue: ERROR. That is a broken price
+    ///   feed or checkout, and revenue and AOV on the dashboard are wrong by that much.
+    /// - Null rates above their limit: ERROR. Attribution and dedup by those ids break.
     ///
     /// ## Scope `all`
     /// As the reference monitor: each count and null rate is taken over the whole table, and
@@ -259,6 +274,22 @@ impl Revenue {
         )
     }
 
+    /// With scope `partition`, why `zero` zero-revenue orders are an ERROR: they are at least
+    /// `zero_revenue_error_share` of the expected day's orders.
+    fn zero_error_share(&self, cx: &RunCtx, m: &Metrics, zero: f64) -> Option<String> {
+        let limit = self.params.zero_revenue_error_share?;
+        let (_, rows) = self.zero_share_requests();
+        let orders = m.daily(&rows).ok()?.get(&cx.expected_date).copied()?;
+        let share = zero / orders;
+        (cx.scope == Scope::Partition && orders > 0.0 && share >= limit).then(|| {
+            format!(
+                ": {:.1}% of the day's {orders} orders, at least {:.1}% is an ERROR",
+                share * 100.0,
+                limit * 100.0
+            )
+        })
+    }
+
     fn zero_spike(
         &self,
         cx: &RunCtx,
@@ -282,7 +313,9 @@ impl Revenue {
             series,
             &spike.baseline,
             observations,
-            |value, center, score| value > center && score.z.is_none_or(|z| z >= spike.z_threshold),
+            |_, value, center, score| {
+                value > center && score.z.is_none_or(|z| z >= spike.z_threshold)
+            },
         ) {
             Ok(flags) => flags,
             Err(too_little) => {
@@ -302,10 +335,12 @@ impl Revenue {
                     Self::META.id,
                     "orders:zero_revenue_spike",
                     format!(
-                        "{count} zero-revenue orders ({:.1}% of orders) against a usual {:.1}%: {}",
+                        "{count} zero-revenue orders ({:.1}% of orders) against a usual {:.1}% (spread {:.1} points): {}{}",
                         flag.value * 100.0,
                         flag.center * 100.0,
-                        flag.score.describe()
+                        flag.spread * 100.0,
+                        flag.score.describe(),
+                        flag.since_note()
                     ),
                 )
                 .on(flag.day)
@@ -335,6 +370,10 @@ impl Rule for Revenue {
             requests.extend([zero, rows]);
         }
         Ok(requests)
+    }
+
+    fn lookback_days(&self) -> u32 {
+        self.params.zero_revenue_spike.baseline.window_days
     }
 
     fn warnings(&self) -> Vec<ParamsError> {
@@ -377,13 +416,18 @@ impl Rule for Revenue {
                 }
             };
             if n > c.max as f64 {
-                zero_count_fired |= c.check == "orders:zero_revenue_orders";
+                let zero = c.check == "orders:zero_revenue_orders";
+                zero_count_fired |= zero;
+                let (severity, share_note) = match (zero, self.zero_error_share(cx, m, n)) {
+                    (true, Some(note)) => (Severity::Error, note),
+                    _ => (c.severity, String::new()),
+                };
                 findings.push(on_day(
                     Finding::new(
-                        c.severity,
+                        severity,
                         id,
                         c.check,
-                        format!("{n} {} (allowed: {})", c.what, c.max),
+                        format!("{n} {} (allowed: {}){share_note}", c.what, c.max),
                     )
                     .value(n)
                     .threshold(c.max as f64),

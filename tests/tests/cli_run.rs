@@ -78,15 +78,32 @@ fn the_example_config_sees_the_referrer_incident_on_03_08() {
     let json = report(&out);
     assert_eq!(json["config_format"], "native");
     // The referrer column is missing from the raw events since 03-04: sessions fall back to
-    // `direct`, whose session share stays near 63% against a baseline of 36%.
+    // `direct`, whose session share stays near 63% against a baseline of 36%, and
+    // `google_organic` and `internal` vanish; each is named as a level since 03-04.
     assert_eq!(
         checks(&json),
         [
+            "anomaly:channel_disappeared",
+            "anomaly:channel_disappeared",
             "anomaly:channel_session_share",
             "funnel:checkout_started_to_purchases"
         ]
     );
-    let shift = &json["findings"][0];
+    let subjects: Vec<&str> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["context"]["channel"].as_str())
+        .collect();
+    assert_eq!(subjects, ["google_organic", "internal", "direct"]);
+    for finding in &json["findings"].as_array().unwrap()[..3] {
+        let message = finding["message"].as_str().unwrap();
+        assert!(
+            message.ends_with("; new level since 2025-03-04 (5 days)"),
+            "{message}"
+        );
+    }
+    let shift = &json["findings"][2];
     assert_eq!(
         (
             shift["severity"].as_str(),
@@ -98,7 +115,7 @@ fn the_example_config_sees_the_referrer_incident_on_03_08() {
         (shift["value"].as_f64().unwrap() - 0.635).abs() < 0.001,
         "{shift}"
     );
-    assert_eq!(json["findings"][1]["severity"], "INFO");
+    assert_eq!(json["findings"][3]["severity"], "INFO");
 }
 
 #[test]
@@ -211,6 +228,7 @@ fn a_missing_required_column_is_a_finding_and_only_dependent_checks_skip() {
         checks(&json),
         [
             "sessions:required_columns",
+            "anomaly:channel_session_share_skipped",
             "anomaly:skipped",
             "volume:sessions_floor_skipped"
         ]
@@ -219,7 +237,7 @@ fn a_missing_required_column_is_a_finding_and_only_dependent_checks_skip() {
         json["findings"][0]["context"]["missing"],
         serde_json::json!(["session_id"])
     );
-    let skipped = json["findings"][2]["message"].as_str().unwrap();
+    let skipped = json["findings"][3]["message"].as_str().unwrap();
     assert_eq!(
         skipped,
         "Check `volume:sessions_floor` skipped: column `session_id` is missing from fct_sessions.csv"

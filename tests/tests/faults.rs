@@ -83,12 +83,12 @@ fn every_injected_fault_is_flagged_by_the_right_check() {
         ("negative-revenue", "ERROR", "orders:negative_revenue", true),
         (
             "zero-revenue-spike",
-            "WARN",
+            "ERROR",
             "orders:zero_revenue_orders",
             true,
         ),
         ("conversion-drop", "ERROR", "funnel:conversion", true),
-        ("revenue-spike", "WARN", "anomaly:revenue", true),
+        ("revenue-spike", "ERROR", "anomaly:revenue", true),
         (
             "channel-shift-to-direct",
             "WARN",

@@ -152,7 +152,7 @@ fn an_incident_does_not_become_the_baseline_of_the_next_days() {
         &params,
         Noise::None,
         day("2025-03-11"),
-        |_, _, score| score.exceeds(3.0, 0.3),
+        |_, _, _, score| score.exceeds(3.0, 0.3),
     );
     let flagged: Vec<NaiveDate> = judged
         .iter()
@@ -178,7 +178,113 @@ fn an_incident_does_not_become_the_baseline_of_the_next_days() {
         &lenient,
         Noise::None,
         day("2025-03-11"),
-        |_, _, score| score.exceeds(3.0, 0.3),
+        |_, _, _, score| score.exceeds(3.0, 0.3),
     );
     assert!(!judged.last().unwrap().1.flagged);
+}
+
+#[test]
+fn the_mad_has_the_mean_absolute_deviation_as_its_floor() {
+    // Half the window equals the median: the MAD is 0, yet the other days vary by ±20.
+    let s = series(
+        "2025-03-01",
+        &[100.0, 100.0, 100.0, 120.0, 80.0, 100.0, 130.0, 70.0],
+    );
+    let params = BaselineParams {
+        window_days: 8,
+        min_points: 8,
+        center: Center::Median,
+        ..BaselineParams::default()
+    };
+    let b = params
+        .baseline(&s, day("2025-03-09"), &BTreeSet::new())
+        .unwrap();
+    assert_eq!(b.center, 100.0);
+    // Deviations 0,0,0,0,20,20,30,30: MAD 0, 75th percentile 22.5, scaled 0.8694 x 22.5.
+    assert!((b.spread - 19.5615).abs() < 1e-9, "{}", b.spread);
+    // More than three quarters equal: the mean absolute deviation, 1.2533 x 80 / 8.
+    let flat = series("2025-03-01", &[5.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0, 85.0]);
+    let b2 = params
+        .baseline(&flat, day("2025-03-09"), &BTreeSet::new())
+        .unwrap();
+    assert!((b2.spread - 12.533).abs() < 1e-9, "{}", b2.spread);
+    // A day at 110 is under one spread away, not an unbounded score.
+    let score = Score::new(110.0, b.center, b.spread);
+    assert!(!score.exceeds(3.0, 0.0), "{score:?}");
+}
+
+#[test]
+fn values_that_are_not_finite_stay_out_of_baselines_and_are_unbounded() {
+    let s = series("2025-03-01", &[10.0, f64::INFINITY, 12.0, f64::NAN, 11.0]);
+    let params = BaselineParams {
+        window_days: 5,
+        min_points: 3,
+        ..BaselineParams::default()
+    };
+    let b = params
+        .baseline(&s, day("2025-03-06"), &BTreeSet::new())
+        .unwrap();
+    assert_eq!(
+        b.days,
+        [day("2025-03-01"), day("2025-03-03"), day("2025-03-05")]
+    );
+    assert_eq!(b.center, 11.0);
+    assert_eq!(
+        Score::new(f64::INFINITY, 11.0, 1.0),
+        Score { z: None, pct: None }
+    );
+}
+
+/// 14 days near 100, then `low` days near 50, judged with a 10-day window.
+fn shifted(low: usize, adapt_after_days: u32) -> Vec<(NaiveDate, Judgement)> {
+    let mut values = vec![100.0, 102.0, 98.0, 101.0, 99.0, 100.0, 103.0];
+    values.extend([97.0, 100.0, 101.0, 99.0, 102.0, 98.0, 100.0]);
+    values.extend((0..low).map(|i| 50.0 + (i % 3) as f64));
+    let s = series("2025-03-01", &values);
+    let params = BaselineParams {
+        window_days: 10,
+        min_points: 5,
+        adapt_after_days,
+        ..BaselineParams::default()
+    };
+    let last = *s.keys().last().unwrap();
+    judge_history(&s, &params, Noise::None, last, |_, _, _, score| {
+        score.exceeds(3.0, 0.3)
+    })
+}
+
+#[test]
+fn a_lasting_level_shift_is_one_new_level_and_the_baseline_adapts() {
+    let judged = shifted(8, 3);
+    let flagged: Vec<(NaiveDate, Option<NaiveDate>)> = judged
+        .iter()
+        .filter(|(_, j)| j.flagged)
+        .map(|(d, j)| (*d, j.since))
+        .collect();
+    // The shift begins on 03-15: that day is new, the next two continue it; after 3 days the
+    // new level rejoins the baseline, whose spread then covers both levels.
+    assert_eq!(
+        flagged,
+        [
+            (day("2025-03-15"), None),
+            (day("2025-03-16"), Some(day("2025-03-15"))),
+            (day("2025-03-17"), Some(day("2025-03-15"))),
+        ]
+    );
+    let after = &judged.last().unwrap().1;
+    assert!(!after.flagged);
+    let baseline = after.baseline.as_ref().unwrap();
+    assert!(baseline.excluded.is_empty(), "{baseline:?}");
+    assert!(baseline.days.contains(&day("2025-03-15")));
+    // With adaptation off, the low days stay flagged against the old level until excluding
+    // them leaves too few days for a baseline: the shift is then not judged at all.
+    let strict = shifted(8, 0);
+    assert_eq!(strict.iter().filter(|(_, j)| j.flagged).count(), 6);
+    assert_eq!(
+        strict.last().unwrap().1.baseline,
+        Err(Insufficient {
+            points: 4,
+            needed: 5
+        })
+    );
 }

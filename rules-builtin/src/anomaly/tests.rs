@@ -101,14 +101,41 @@ fn an_order_drop_is_an_error_on_orders_revenue_and_conversion() {
 #[test]
 fn a_spike_has_its_own_severity_and_can_be_off() {
     let mut price = PRICE;
+    price[9] = 170.0;
+    assert_eq!(
+        run(&rule(), &ORDERS, &price, Scope::Partition),
+        [
+            row("WARN", "anomaly:aov", "2025-03-10", 170.0),
+            row("WARN", "anomaly:revenue", "2025-03-10", 17000.0)
+        ]
+    );
+    // Doubled or more is an ERROR whatever the direction's level...
     price[9] = 250.0;
     assert_eq!(
         run(&rule(), &ORDERS, &price, Scope::Partition),
+        [
+            row("ERROR", "anomaly:aov", "2025-03-10", 250.0),
+            row("ERROR", "anomaly:revenue", "2025-03-10", 25000.0)
+        ]
+    );
+    // ...unless turned off, and never in the reference-compatible scope.
+    let levels_only = Anomaly::new(AnomalyParams {
+        error_beyond_factor: None,
+        ..AnomalyParams::default()
+    })
+    .unwrap();
+    assert_eq!(
+        run(&levels_only, &ORDERS, &price, Scope::Partition),
         [
             row("WARN", "anomaly:aov", "2025-03-10", 250.0),
             row("WARN", "anomaly:revenue", "2025-03-10", 25000.0)
         ]
     );
+    assert!(Anomaly::new(AnomalyParams {
+        error_beyond_factor: Some(0.5),
+        ..AnomalyParams::default()
+    })
+    .is_err());
     let mut quiet = AnomalyParams::default();
     quiet.metrics.insert(
         MetricName::Revenue,

@@ -326,3 +326,66 @@ fn the_reference_config_maps_floors_and_severities() {
     );
     assert_eq!(params.tables.len(), 2);
 }
+
+/// A rule whose baselines reach `0` days back and that asks for nothing.
+struct Looks(u32);
+
+impl Rule for Looks {
+    fn plan(&self, _cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError> {
+        Ok(Vec::new())
+    }
+
+    fn lookback_days(&self) -> u32 {
+        self.0
+    }
+
+    fn evaluate(&self, _cx: &RunCtx, _m: &Metrics) -> Result<Evaluated, RuleError> {
+        Ok(Evaluated::default())
+    }
+}
+
+#[test]
+fn a_hole_inside_the_longest_baseline_window_is_a_warning() {
+    // 40 days from 02-01 to 03-12 with one session a day, except 02-10 and 03-01.
+    let mut data = String::from("session_id,session_start\n");
+    for (i, d) in vigil_engine::testing::days("2025-02-01", 40)
+        .into_iter()
+        .enumerate()
+    {
+        if d != day("2025-02-10") && d != day("2025-03-01") {
+            data.push_str(&format!("s{i},{d}T10:00:00Z\n"));
+        }
+    }
+    let evaluate_with = |lookback: u32| {
+        let eval = evaluate(
+            &[("freshness", &rule(0)), ("baselines", &Looks(lookback))],
+            &tables(),
+            &[("sessions", &data)],
+            day("2025-03-12"),
+            Scope::Partition,
+        );
+        eval.findings
+    };
+    // Without baselines, 03-01 is outside the 7-day completeness window: nothing.
+    assert!(evaluate_with(0).is_empty());
+    // A 28-day baseline reaches 02-12: 03-01 is inside it, 02-10 is not.
+    let found = evaluate_with(28);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let f = &found[0];
+    assert_eq!(
+        (f.severity, f.check.as_str(), f.partition_date, f.value),
+        (
+            Severity::Warn,
+            "completeness:sessions_baseline_gaps",
+            Some(day("2025-03-12")),
+            Some(1.0)
+        )
+    );
+    assert_eq!(
+        f.message,
+        "Missing `sessions` days inside the 28-day baseline window: 2025-03-01 (baselines that \
+         span them are distorted; backfill 2025-03-01..2025-03-01)"
+    );
+    // A 40-day baseline reaches 02-10 too.
+    assert_eq!(evaluate_with(40)[0].value, Some(2.0));
+}

@@ -114,11 +114,33 @@ fn each_integrity_problem_of_the_day_is_reported_once() {
 
 #[test]
 fn too_many_zero_revenue_orders_is_a_warning() {
-    let today: Vec<(String, &str)> = (0..6).map(|n| (format!("z{n}"), "0")).collect();
+    // 6 of 30 orders (20%) at zero: above the allowance of 5, below a quarter of the day.
+    let today: Vec<(String, &str)> = (0..30)
+        .map(|n| (format!("z{n}"), if n < 6 { "0" } else { "100" }))
+        .collect();
     let today: Vec<(&str, &str)> = today.iter().map(|(id, r)| (id.as_str(), *r)).collect();
     assert_eq!(
         run(&today, 0, Scope::Partition),
         [row("WARN", "orders:zero_revenue_orders", 6.0)]
+    );
+}
+
+#[test]
+fn a_quarter_of_the_day_s_orders_at_zero_revenue_is_an_error() {
+    // 8 of 30 orders (26.7%) at zero revenue.
+    let today: Vec<(String, &str)> = (0..30)
+        .map(|n| (format!("z{n}"), if n < 8 { "0" } else { "100" }))
+        .collect();
+    let today: Vec<(&str, &str)> = today.iter().map(|(id, r)| (id.as_str(), *r)).collect();
+    let (orders, sessions) = warehouse(&today, 0);
+    let eval = evaluate_revenue(&orders, &sessions, Scope::Partition);
+    assert_eq!(
+        summary(&eval),
+        [row("ERROR", "orders:zero_revenue_orders", 8.0)]
+    );
+    assert_eq!(
+        eval.findings[0].message,
+        "8 zero-revenue orders (allowed: 5): 26.7% of the day's 30 orders, at least 25.0% is an ERROR"
     );
 }
 
