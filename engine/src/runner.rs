@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use serde_json::json;
 
 use crate::api::protocol::panic_message;
-use crate::config::{table_ctx, Config, TableConfig};
+use crate::config::{table_ctx, Config, StateConfig, TableConfig};
 use crate::metric::{MetricRequest, MetricValue, Metrics};
 use crate::rule::{Finding, Observation, Rule, RuleError, RunCtx, Scope, Severity, Step};
 use crate::scan::cache::PartitionCache;
@@ -44,6 +44,21 @@ impl Evaluation {
             .filter(|f| f.severity == severity)
             .count()
     }
+
+    /// Adds a finding per table whose columns changed since the previous run (`previous`:
+    /// each table's columns then, as the state store keeps them), at
+    /// `state.schema_change_severity` (none when it is off).
+    pub fn add_schema_changes(
+        &mut self,
+        config: &StateConfig,
+        previous: &BTreeMap<String, Vec<(String, String)>>,
+    ) {
+        if let Some(severity) = config.schema_change_severity.severity() {
+            let changes = crate::state::schema_changes(previous, &self.scans, severity);
+            self.findings.extend(changes);
+            sort_findings(&mut self.findings);
+        }
+    }
 }
 
 /// Runs every configured rule over the warehouse's source.
@@ -66,6 +81,29 @@ pub fn evaluate_cached(
     scope: Scope,
     cache: Option<&dyn PartitionCache>,
 ) -> Evaluation {
+    evaluate_source(config, source, expected_date, scope, cache, None)
+}
+
+/// [`evaluate`] of the warehouse as it stood on `day` (the expected partition): rows dated
+/// after it are left out of every table as if they did not exist yet (see
+/// [`ScanInput::until`]). What `vigil backtest` judges each day.
+pub fn evaluate_as_of(
+    config: &Config,
+    source: &dyn Source,
+    day: NaiveDate,
+    scope: Scope,
+) -> Evaluation {
+    evaluate_source(config, source, day, scope, None, Some(day))
+}
+
+fn evaluate_source(
+    config: &Config,
+    source: &dyn Source,
+    expected_date: NaiveDate,
+    scope: Scope,
+    cache: Option<&dyn PartitionCache>,
+    until: Option<NaiveDate>,
+) -> Evaluation {
     let rules: Vec<(&str, &dyn Rule)> = config
         .rules
         .iter()
@@ -87,6 +125,7 @@ pub fn evaluate_cached(
                     cache,
                     expected_date: Some(expected_date),
                     recompute_days: config.run.recompute_days,
+                    until,
                     ..input
                 };
                 source.scan(name, table, input)
