@@ -81,34 +81,7 @@ pub fn evaluate_cached(
     scope: Scope,
     cache: Option<&dyn PartitionCache>,
 ) -> Evaluation {
-    evaluate_source(config, source, expected_date, scope, cache, None)
-}
-
-/// [`evaluate`] of the warehouse as it stood on `day` (the expected partition): rows dated
-/// after it are left out of every table as if they did not exist yet (see
-/// [`ScanInput::until`]). What `vigil backtest` judges each day.
-pub fn evaluate_as_of(
-    config: &Config,
-    source: &dyn Source,
-    day: NaiveDate,
-    scope: Scope,
-) -> Evaluation {
-    evaluate_source(config, source, day, scope, None, Some(day))
-}
-
-fn evaluate_source(
-    config: &Config,
-    source: &dyn Source,
-    expected_date: NaiveDate,
-    scope: Scope,
-    cache: Option<&dyn PartitionCache>,
-    until: Option<NaiveDate>,
-) -> Evaluation {
-    let rules: Vec<(&str, &dyn Rule)> = config
-        .rules
-        .iter()
-        .map(|r| (r.id.as_str(), r.rule.as_ref()))
-        .collect();
+    let rules = configured_rules(config);
     let tables: Vec<&TableConfig> = config.tables.values().collect();
     let window = config.run.window(expected_date);
     crate::progress::with_progress(source.size_hint(&tables), |progress| {
@@ -125,13 +98,21 @@ fn evaluate_source(
                     cache,
                     expected_date: Some(expected_date),
                     recompute_days: config.run.recompute_days,
-                    until,
                     ..input
                 };
                 source.scan(name, table, input)
             },
         )
     })
+}
+
+/// The config's rules with their ids, in config order, as [`evaluate_with`] takes them.
+pub fn configured_rules(config: &Config) -> Vec<(&str, &dyn Rule)> {
+    config
+        .rules
+        .iter()
+        .map(|r| (r.id.as_str(), r.rule.as_ref()))
+        .collect()
 }
 
 /// Runs `rules` over tables read by `scan`: one call per configured table, in parallel; tables

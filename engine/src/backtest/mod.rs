@@ -1,9 +1,10 @@
 //! `vigil backtest`: replays the daily run for each day of a range, each seeing the warehouse
-//! as it stood that day (rows dated later left out, see [`runner::evaluate_as_of`]), and
+//! as it stood that day (rows dated later left out, see [`cut`]), and
 //! replays the incident lifecycle in a throwaway state store, so that it says what would have
 //! fired and which alerts would have been sent each day. Nothing is delivered, quarantined or
 //! written to the warehouse or to the user's state store.
 
+mod cut;
 pub mod render;
 
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ use chrono::{NaiveDate, Utc};
 
 use crate::config::Config;
 use crate::rule::{Finding, Scope, Severity};
-use crate::runner::{self, Evaluation};
+use crate::runner::Evaluation;
 use crate::scan::TableProblem;
 use crate::source::Source;
 use crate::state::incident::{self, Notice, Silence};
@@ -218,8 +219,9 @@ pub fn run(
     let mut days = Vec::with_capacity(dates.len());
     let mut span: Option<(NaiveDate, NaiveDate)> = None;
     let mut dated = false;
+    let shared = cut::Shared::read(config, source, from, to, scope);
     for chunk in dates.chunks(workers.max(1)) {
-        let evals = judge(config, source, chunk, scope);
+        let evals = judge(config, source, &shared, chunk, scope);
         for mut eval in evals {
             if let Some((table, message)) = source_failure(&eval) {
                 return Err(BacktestError::Source { table, message });
@@ -290,13 +292,14 @@ pub fn run(
 fn judge(
     config: &Config,
     source: &dyn Source,
+    shared: &cut::Shared,
     days: &[NaiveDate],
     scope: Scope,
 ) -> Vec<Evaluation> {
     std::thread::scope(|s| {
         let handles: Vec<_> = days
             .iter()
-            .map(|day| s.spawn(move || runner::evaluate_as_of(config, source, *day, scope)))
+            .map(|day| s.spawn(move || cut::evaluate(config, source, shared, *day, scope)))
             .collect();
         handles
             .into_iter()
