@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use chrono::{Days, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::backtest::render;
 use crate::config::{Config, ConfigFormat};
 use crate::demo::{DemoSpec, Fault};
 use crate::docs::{self, DocFormat};
@@ -1107,7 +1108,6 @@ fn backtest(
         Ok(backtest) => backtest,
         Err(e) => return fail(err, &e.to_string()),
     };
-    use crate::backtest::render;
     let files = [
         (render::JSON_FILE, render::json(&backtest)),
         (render::HTML_FILE, render::html(&backtest)),

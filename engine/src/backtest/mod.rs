@@ -1,8 +1,9 @@
 //! `vigil backtest`: replays the daily run for each day of a range, each seeing the warehouse
-//! as it stood that day (rows dated later left out, see [`cut`]), and
-//! replays the incident lifecycle in a throwaway state store, so that it says what would have
-//! fired and which alerts would have been sent each day. Nothing is delivered, quarantined or
-//! written to the warehouse or to the user's state store.
+//! as it stood that day (rows dated later left out: each table read up to the day, or read once
+//! for the range and cut at each day where that is exact), and replays the incident lifecycle
+//! in a throwaway state store, so that it says what would have fired and which alerts would
+//! have been sent each day. Nothing is delivered, quarantined or written to the warehouse or to
+//! the user's state store.
 
 mod cut;
 pub mod render;
@@ -21,10 +22,6 @@ use crate::source::Source;
 use crate::state::incident::{self, Notice, Silence};
 use crate::state::store::{Delivered, RunRecord, StateError, Store};
 use crate::state::{self, Location};
-
-/// The start of the name of the folder that holds a backtest's throwaway state store (inside
-/// the output folder; a report run removes one that a killed backtest left).
-const SCRATCH_PREFIX: &str = ".vigil-tmp-backtest-";
 
 /// One alert the daily run of a day would have sent about one incident.
 #[derive(Clone, Debug, PartialEq)]
@@ -207,7 +204,13 @@ pub fn run(
     if source.folder().is_none() {
         return Err(BacktestError::Unsupported(source.describe()));
     }
-    let folder = scratch_dir.join(format!("{SCRATCH_PREFIX}{}", std::process::id()));
+    // Named as the reports' temporaries, so that the next run removes one a killed backtest
+    // left.
+    let folder = scratch_dir.join(format!(
+        "{}backtest-{}",
+        crate::report::TEMP_PREFIX,
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::create_dir_all(&folder).map_err(|e| BacktestError::Scratch(folder.clone(), e))?;
     let scratch = Scratch(folder);
