@@ -678,3 +678,31 @@ fn bad_ranges_and_missing_data_exit_2_with_a_reason() {
     );
     assert!(!warehouse.join("bt").exists());
 }
+
+#[test]
+fn a_parquet_warehouse_backtests_as_its_csv_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let parquet = dir.path().join("parquet");
+    // Sessions and orders as datasets partitioned by day, attribution one file.
+    vigil_tests::csv_folder_to_parquet(
+        &puffy().join("warehouse"),
+        &parquet,
+        5000,
+        &vigil_tests::BY_DAY,
+    );
+    let example = repo_root().join("schema/examples/puffy.yml");
+    let range = ("2025-03-01", "2025-03-08");
+    let (csv_out, parquet_out) = (dir.path().join("csv-out"), dir.path().join("parquet-out"));
+    let csv = backtest(&puffy().join("warehouse"), &example, &csv_out, range, &[]);
+    assert_eq!(csv.code, 0, "{csv:?}");
+    let result = backtest(&parquet, &example, &parquet_out, range, &[]);
+    assert_eq!(result.code, 0, "{result:?}");
+    let (csv, parquet) = (read_report(&csv_out), read_report(&parquet_out));
+    assert!(
+        vigil_tests::same_json(&csv["days"], &parquet["days"], 1e-9),
+        "{}\n{}",
+        csv["days"],
+        parquet["days"]
+    );
+    assert_eq!(day(&parquet, "2025-03-04")["counts"]["WARN"], 3);
+}
