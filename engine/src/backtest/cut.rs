@@ -104,7 +104,7 @@ fn cut(scan: &TableScan, day: NaiveDate, window: (NaiveDate, NaiveDate)) -> Tabl
         Some(next) => dates.rows_by_day.split_off(&next),
         None => BTreeMap::new(),
     };
-    stats.rows -= later.values().sum::<u64>();
+    stats.rows = stats.rows.saturating_sub(later.values().sum());
     dates.keep_within(Some(window));
     let span = dates.span();
     let within = |d: &NaiveDate| crate::scan::DateStats::in_span(span, d);
