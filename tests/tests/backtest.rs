@@ -560,13 +560,21 @@ fn puffy_shows_the_03_04_referrer_incident() {
             .collect::<Vec<_>>()
     };
     assert_eq!(share(day(&report, "2025-03-03")), Vec::<String>::new());
-    assert_eq!(
-        share(day(&report, "2025-03-04")),
-        ["Channel 'direct' session share shifted: 62.4% vs baseline 36.0%"]
+    // The message may go on with the baseline's spread and z.
+    let shifted = |date: &str, text: &str| {
+        let found = share(day(&report, date));
+        assert!(
+            found.len() == 1 && found[0].starts_with(text),
+            "{date}: {found:?}"
+        );
+    };
+    shifted(
+        "2025-03-04",
+        "Channel 'direct' session share shifted: 62.4% vs baseline 36.0%",
     );
-    assert_eq!(
-        share(day(&report, "2025-03-08")),
-        ["Channel 'direct' session share shifted: 63.5% vs baseline 36.0%"]
+    shifted(
+        "2025-03-08",
+        "Channel 'direct' session share shifted: 63.5% vs baseline 36.0%",
     );
     let incident = "drift/anomaly:channel_session_share/direct";
     let said = |date: &str| -> Vec<String> {
