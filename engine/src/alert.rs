@@ -21,7 +21,7 @@ use crate::report::text;
 use crate::report::{one_line, verdict, Delivery, RequestOutcome, RunInfo};
 use crate::rule::{Finding, Severity};
 use crate::runner::Evaluation;
-use crate::state::incident::{Notice, Status, Tracked};
+use crate::state::incident::{Lifecycle, Notice, Status, Tracked};
 use crate::state::store::Delivered;
 use crate::state::{dedup_key, fingerprint};
 
@@ -80,6 +80,88 @@ impl Routed<'_> {
     fn len(&self) -> usize {
         self.opened.len() + self.ongoing.len() + self.resolved.len()
     }
+
+    /// The incidents told about, with what is said of each.
+    fn covers(&self) -> Vec<(String, Notice)> {
+        let opened = self.opened.iter().map(|(t, _)| (t, Notice::Open));
+        let ongoing = self.ongoing.iter().map(|t| (t, Notice::Remind));
+        let resolved = self.resolved.iter().map(|t| (t, Notice::Resolve));
+        opened
+            .chain(ongoing)
+            .chain(resolved)
+            .map(|(t, notice)| (t.incident.fingerprint.clone(), notice))
+            .collect()
+    }
+}
+
+/// The notices of a run's incident `lifecycle` routed to the destination `name`: each due
+/// notice whose severity's channel list names it (a resolution: the severity it was announced
+/// at), and no reminder for a PagerDuty destination (its incident stays open by itself).
+fn route<'a>(
+    routing: &AlertRouting,
+    name: &str,
+    pagerduty: bool,
+    lifecycle: &'a Lifecycle,
+    findings: &'a [Finding],
+) -> Routed<'a> {
+    let routes = |s: Severity| channels(routing, s).iter().any(|c| c == name);
+    let due = |notice: Notice| {
+        lifecycle
+            .tracked
+            .values()
+            .filter(move |t| t.notice == Some(notice))
+    };
+    Routed {
+        opened: due(Notice::Open)
+            .filter(|t| routes(t.incident.severity))
+            .filter_map(|t| {
+                let print = &t.incident.fingerprint;
+                findings
+                    .iter()
+                    .find(|f| fingerprint(f) == *print)
+                    .map(|f| (t, f))
+            })
+            .collect(),
+        ongoing: if pagerduty {
+            Vec::new()
+        } else {
+            due(Notice::Remind)
+                .filter(|t| routes(t.incident.severity))
+                .collect()
+        },
+        resolved: due(Notice::Resolve)
+            .filter(|t| t.incident.notified.is_some_and(routes))
+            .collect(),
+    }
+}
+
+/// What a run would send if every channel `alert_routing` names (a configured destination or
+/// only a name such as `slack://#data-alerts`) took each alert: per channel, in name order,
+/// the incidents it would be told about. A PagerDuty destination, or a channel named
+/// `pagerduty://...`, gets no reminders. What `vigil backtest` counts.
+pub fn would_send(
+    routing: &AlertRouting,
+    lifecycle: &Lifecycle,
+    findings: &[Finding],
+) -> Vec<(String, Vec<(String, Notice)>)> {
+    let named: std::collections::BTreeSet<&String> = routing
+        .error_channels
+        .iter()
+        .chain(&routing.warn_channels)
+        .chain(&routing.info_channels)
+        .chain(routing.destinations.keys())
+        .collect();
+    named
+        .into_iter()
+        .filter_map(|name| {
+            let pagerduty = match routing.destinations.get(name) {
+                Some(destination) => matches!(destination, Destination::Pagerduty { .. }),
+                None => name.starts_with("pagerduty:"),
+            };
+            let covers = route(routing, name, pagerduty, lifecycle, findings).covers();
+            (!covers.is_empty()).then(|| (name.clone(), covers))
+        })
+        .collect()
 }
 
 /// The deliveries of a run: one per destination that has something due (per the run's
@@ -95,56 +177,22 @@ pub fn plan(
     let routing = &info.config.alert_routing;
     let mut plans = Vec::new();
     for (name, destination) in &routing.destinations {
-        let routes = |s: Severity| channels(routing, s).contains(name);
-        let tracked = info.lifecycle.tracked.values();
-        let due = |notice: Notice| tracked.clone().filter(move |t| t.notice == Some(notice));
-        let mut routed = Routed {
-            opened: due(Notice::Open)
-                .filter(|t| routes(t.incident.severity))
-                .filter_map(|t| {
-                    let print = &t.incident.fingerprint;
-                    eval.findings
-                        .iter()
-                        .find(|f| fingerprint(f) == *print)
-                        .map(|f| (t, f))
-                })
-                .collect(),
-            ongoing: due(Notice::Remind)
-                .filter(|t| routes(t.incident.severity))
-                .collect(),
-            resolved: due(Notice::Resolve)
-                .filter(|t| t.incident.notified.is_some_and(routes))
-                .collect(),
-        };
         let kind = match destination {
             Destination::Slack { .. } => "slack",
             Destination::Pagerduty { .. } => "pagerduty",
             Destination::Webhook { .. } => "webhook",
         };
-        if kind == "pagerduty" {
-            // PagerDuty's incident stays open by itself: no reminder.
-            routed.ongoing.clear();
-        }
+        let routed = route(
+            routing,
+            name,
+            kind == "pagerduty",
+            &info.lifecycle,
+            &eval.findings,
+        );
         if routed.len() == 0 {
             continue;
         }
-        let covers = routed
-            .opened
-            .iter()
-            .map(|(t, _)| (t.incident.fingerprint.clone(), Notice::Open))
-            .chain(
-                routed
-                    .ongoing
-                    .iter()
-                    .map(|t| (t.incident.fingerprint.clone(), Notice::Remind)),
-            )
-            .chain(
-                routed
-                    .resolved
-                    .iter()
-                    .map(|t| (t.incident.fingerprint.clone(), Notice::Resolve)),
-            )
-            .collect();
+        let covers = routed.covers();
         let mut delivery = Delivery {
             destination: name.clone(),
             kind,

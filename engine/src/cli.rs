@@ -1,4 +1,4 @@
-//! The command line: `vigil run | validate | rules | explain | schema`.
+//! The command line: `vigil run | backtest | validate | rules | explain | schema`, and more.
 //!
 //! All logic lives here (not in the binary) so that tests and team binaries call it in-process:
 //! `vigil_engine::cli::main()` is the whole `main` of a binary that links its rule crates.
@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use chrono::{Days, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::backtest::render;
 use crate::config::{Config, ConfigFormat};
 use crate::demo::{DemoSpec, Fault};
 use crate::docs::{self, DocFormat};
@@ -43,6 +44,11 @@ Exit codes:
   1  ERROR findings and --fail_on_error: halt the refresh
   2  usage, config or I/O error (bad flag, bad config, missing warehouse folder, unwritable output)";
 
+const BACKTEST_EXIT_CODES: &str = "\
+Exit codes:
+  0  the backtest ran (whatever it found)
+  2  usage, config, warehouse or I/O error (bad range, a range with no data, unwritable output)";
+
 /// vigil: checks that today's warehouse data is safe to show, before the dashboards refresh.
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, after_help = EXIT_CODES)]
@@ -59,6 +65,11 @@ enum Command {
     /// Check the warehouse, write monitoring_report.{json,md}, quarantine a snapshot on ERROR.
     #[command(after_help = EXIT_CODES, infer_long_args = true)]
     Run(RunArgs),
+    /// Replay the daily run for each day of a range, each seeing only the rows dated up to
+    /// that day, and show what would have fired and which alerts would have been sent; writes
+    /// backtest.{json,html}. Sends, quarantines and records nothing.
+    #[command(after_help = BACKTEST_EXIT_CODES)]
+    Backtest(BacktestArgs),
     /// Check a config file (no data access); exit 2 with file:line:col on error.
     Validate(ValidateArgs),
     /// List the registered rules.
@@ -181,8 +192,9 @@ struct HistoryArgs {
     store: StoreArgs,
 }
 
+/// The warehouse and the config, as `vigil run` and `vigil backtest` take them.
 #[derive(Debug, Args)]
-struct RunArgs {
+struct SourceArgs {
     /// Where the warehouse tables are: a folder (CSV or Parquet files), or a URL such as
     /// `postgres://user@host:5432/db`. Default: the environment variable VIGIL_WAREHOUSE (so a
     /// password stays off the command line).
@@ -200,6 +212,57 @@ struct RunArgs {
         default_value = "config/monitoring_rules.yml"
     )]
     rules: PathBuf,
+}
+
+impl SourceArgs {
+    /// Loads the config and opens the warehouse (`--warehouse`, else VIGIL_WAREHOUSE).
+    fn open(
+        &self,
+        registry: &Registry,
+    ) -> Result<(Config, Box<dyn crate::source::Source>), String> {
+        let config = Config::load(&self.rules, registry).map_err(|e| e.to_string())?;
+        let location = self
+            .warehouse
+            .clone()
+            .or_else(|| std::env::var(WAREHOUSE_ENV).ok())
+            .ok_or_else(|| {
+                format!("give the warehouse with --warehouse LOCATION or in {WAREHOUSE_ENV}")
+            })?;
+        let source = crate::source::open(&location).map_err(|e| e.to_string())?;
+        Ok((config, source))
+    }
+}
+
+/// Refuses an output folder that is a file, and any path vigil writes (`written`: what it is,
+/// and the path) inside the warehouse folder `folder`: vigil never writes into the warehouse.
+fn check_written(
+    output_dir: &Path,
+    folder: Option<&Path>,
+    written: &[(&str, Option<PathBuf>)],
+) -> Result<(), String> {
+    if output_dir.exists() && !output_dir.is_dir() {
+        return Err(format!(
+            "--output_dir {} is a file, not a folder",
+            output_dir.display()
+        ));
+    }
+    let Some(folder) = folder else { return Ok(()) };
+    for (what, path) in written {
+        if let Some(path) = path.as_ref().filter(|p| inside(p, folder)) {
+            return Err(format!(
+                "the {what} {} is inside the warehouse folder {}: vigil never writes into the warehouse",
+                path.display(),
+                folder.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    source: SourceArgs,
     /// Folder for the reports (created if missing).
     #[arg(
         long = "output_dir",
@@ -248,6 +311,33 @@ struct RunArgs {
     /// Keep no history: every finding is new, nothing is resolved, nothing is stored.
     #[arg(long = "no-state")]
     no_state: bool,
+}
+
+#[derive(Debug, Args)]
+struct BacktestArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// The first day to replay (as `vigil run --expected_run_date` takes it).
+    #[arg(long, value_name = "DATE", value_parser = parse_run_date)]
+    from: NaiveDate,
+    /// The last day to replay (inclusive).
+    #[arg(long, value_name = "DATE", value_parser = parse_run_date)]
+    to: NaiveDate,
+    /// Folder for backtest.json and backtest.html (created if missing).
+    #[arg(
+        long = "output_dir",
+        visible_alias = "output-dir",
+        value_name = "DIR",
+        default_value = "backtest"
+    )]
+    output_dir: PathBuf,
+    /// `partition` judges each day's partition; `all` every day of history up to it. Default:
+    /// `run.scope` of the config.
+    #[arg(long, value_enum)]
+    scope: Option<ScopeArg>,
+    /// Days judged at the same time (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -351,7 +441,8 @@ where
         }
     };
     let config_file = match &cli.command {
-        Command::Run(args) => Some(args.rules.clone()),
+        Command::Run(args) => Some(args.source.rules.clone()),
+        Command::Backtest(args) => Some(args.source.rules.clone()),
         Command::History(args) => args.store.rules.clone(),
         Command::Silence(
             SilenceCommand::Add { store, .. }
@@ -367,6 +458,7 @@ where
     };
     match cli.command {
         Command::Run(args) => run(args, &registry, out, err),
+        Command::Backtest(args) => backtest(args, &registry, out, err),
         Command::Validate(args) => {
             let file = args.file.or(args.rules).expect("clap requires one");
             validate(&file, args.warehouse.as_deref(), &registry, out, err)
@@ -679,33 +771,10 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
         started.format("%Y%m%dT%H%M%S%.3fZ"),
         std::process::id()
     );
-    let config = match Config::load(&args.rules, registry) {
-        Ok(c) => c,
-        Err(e) => return fail(err, &e.to_string()),
+    let (config, source) = match args.source.open(registry) {
+        Ok(opened) => opened,
+        Err(e) => return fail(err, &e),
     };
-    let Some(location) = args
-        .warehouse
-        .clone()
-        .or_else(|| std::env::var(WAREHOUSE_ENV).ok())
-    else {
-        return fail(
-            err,
-            &format!("give the warehouse with --warehouse LOCATION or in {WAREHOUSE_ENV}"),
-        );
-    };
-    let source = match crate::source::open(&location) {
-        Ok(source) => source,
-        Err(e) => return fail(err, &e.to_string()),
-    };
-    if args.output_dir.exists() && !args.output_dir.is_dir() {
-        return fail(
-            err,
-            &format!(
-                "--output_dir {} is a file, not a folder",
-                args.output_dir.display()
-            ),
-        );
-    }
     let state_path = (!args.no_state).then(|| {
         state::store_location(
             args.state.as_deref(),
@@ -718,39 +787,28 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
     let quarantines = config.operations.quarantine_on_error
         && !args.no_quarantine
         && (!args.no_alerts || args.quarantine);
-    if let Some(folder) = source.folder() {
-        let target = quarantines
-            .then(|| {
-                quarantine::resolve_target(
-                    Some(folder),
-                    &args.output_dir,
-                    Path::new(&config.operations.quarantine_target_dir),
-                )
-                .ok()
-            })
-            .flatten();
-        let written = [
-            ("reports folder", Some(args.output_dir.clone())),
-            ("quarantine folder", target),
-            (
-                "state store",
-                state_path
-                    .as_ref()
-                    .and_then(|s| s.file().map(Path::to_path_buf)),
-            ),
-        ];
-        for (what, path) in written {
-            if let Some(path) = path.filter(|p| inside(p, folder)) {
-                return fail(
-                    err,
-                    &format!(
-                        "the {what} {} is inside the warehouse folder {}: vigil never writes into the warehouse",
-                        path.display(),
-                        folder.display()
-                    ),
-                );
-            }
-        }
+    let target = quarantines
+        .then(|| {
+            quarantine::resolve_target(
+                source.folder(),
+                &args.output_dir,
+                Path::new(&config.operations.quarantine_target_dir),
+            )
+            .ok()
+        })
+        .flatten();
+    let written = [
+        ("reports folder", Some(args.output_dir.clone())),
+        ("quarantine folder", target),
+        (
+            "state store",
+            state_path
+                .as_ref()
+                .and_then(|s| s.file().map(Path::to_path_buf)),
+        ),
+    ];
+    if let Err(e) = check_written(&args.output_dir, source.folder(), &written) {
+        return fail(err, &e);
     }
     let expected_date = args.expected_run_date.unwrap_or_else(|| {
         started
@@ -765,19 +823,7 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
     let lock = match report::lock_output(&args.output_dir, &run_id) {
         Ok(lock) => Ok(lock),
         Err(report::LockError::Held(holder)) => {
-            let by = if holder.is_empty() {
-                String::new()
-            } else {
-                format!(" (run {holder})")
-            };
-            return fail(
-                err,
-                &format!(
-                    "another vigil run{by} is writing into {}; wait for it to finish or use another --output_dir (lock file {})",
-                    args.output_dir.display(),
-                    args.output_dir.join(report::LOCK_FILE).display()
-                ),
-            );
+            return fail(err, &held(&args.output_dir, &holder));
         }
         Err(report::LockError::Io(e)) => Err(e),
     };
@@ -845,14 +891,7 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
             ),
         );
     }
-    if let Some(severity) = config.state.schema_change_severity.severity() {
-        eval.findings.extend(state::schema_changes(
-            &previous.columns,
-            &eval.scans,
-            severity,
-        ));
-        runner::sort_findings(&mut eval.findings);
-    }
+    eval.add_schema_changes(&config.state, &previous.columns);
     let lifecycle = incident::advance(
         previous.open,
         &previous.silences,
@@ -998,6 +1037,99 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
     } else {
         EXIT_OK
     }
+}
+
+/// Why a run cannot write into `output_dir`: another one (`holder`) holds its lock.
+fn held(output_dir: &Path, holder: &str) -> String {
+    let by = if holder.is_empty() {
+        String::new()
+    } else {
+        format!(" (run {holder})")
+    };
+    format!(
+        "another vigil run{by} is writing into {}; wait for it to finish or use another --output_dir (lock file {})",
+        output_dir.display(),
+        output_dir.join(report::LOCK_FILE).display()
+    )
+}
+
+/// `vigil backtest`: the daily runs of a range of days, each as of its day; prints the table
+/// and writes backtest.{json,html} into `--output_dir` as one set.
+fn backtest(
+    args: BacktestArgs,
+    registry: &Registry,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    if args.from > args.to {
+        let range = crate::backtest::BacktestError::Range {
+            from: args.from,
+            to: args.to,
+        };
+        return fail(err, &range.to_string());
+    }
+    let (config, source) = match args.source.open(registry) {
+        Ok(opened) => opened,
+        Err(e) => return fail(err, &e),
+    };
+    let written = [("output folder", Some(args.output_dir.clone()))];
+    if let Err(e) = check_written(&args.output_dir, source.folder(), &written) {
+        return fail(err, &e);
+    }
+    let run_id = format!(
+        "backtest-{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+        std::process::id()
+    );
+    let _lock = match report::lock_output(&args.output_dir, &run_id) {
+        Ok(lock) => lock,
+        Err(report::LockError::Held(holder)) => return fail(err, &held(&args.output_dir, &holder)),
+        Err(report::LockError::Io(e)) => {
+            return fail(
+                err,
+                &format!("cannot write into {}: {e}", args.output_dir.display()),
+            )
+        }
+    };
+    let jobs = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    let scope = args.scope.map_or(config.run.scope, Scope::from);
+    let backtest = match crate::backtest::run(
+        &config,
+        source.as_ref(),
+        args.from,
+        args.to,
+        scope,
+        &args.output_dir,
+        jobs,
+    ) {
+        Ok(backtest) => backtest,
+        Err(e) => return fail(err, &e.to_string()),
+    };
+    let files = [
+        (render::JSON_FILE, render::json(&backtest)),
+        (render::HTML_FILE, render::html(&backtest)),
+    ];
+    if let Err(e) = report::write_set(&args.output_dir, &run_id, &files) {
+        let _ = write!(out, "{}", render::console(&backtest));
+        return fail(
+            err,
+            &format!(
+                "cannot write the backtest to {}: {e}",
+                args.output_dir.display()
+            ),
+        );
+    }
+    let _ = write!(out, "{}", render::console(&backtest));
+    let _ = writeln!(
+        out,
+        "wrote {} and {}",
+        args.output_dir.join(render::JSON_FILE).display(),
+        args.output_dir.join(render::HTML_FILE).display()
+    );
+    EXIT_OK
 }
 
 /// Whether `path` is `folder` or inside it (both made absolute; links in the folder resolved

@@ -8,6 +8,7 @@
 //! command line.
 
 pub mod alert;
+pub mod backtest;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use serde_json::json;
 
 use crate::api::protocol::panic_message;
-use crate::config::{table_ctx, Config, TableConfig};
+use crate::config::{table_ctx, Config, StateConfig, TableConfig};
 use crate::metric::{MetricRequest, MetricValue, Metrics};
 use crate::rule::{Finding, Observation, Rule, RuleError, RunCtx, Scope, Severity, Step};
 use crate::scan::cache::PartitionCache;
@@ -44,6 +44,21 @@ impl Evaluation {
             .filter(|f| f.severity == severity)
             .count()
     }
+
+    /// Adds a finding per table whose columns changed since the previous run (`previous`:
+    /// each table's columns then, as the state store keeps them), at
+    /// `state.schema_change_severity` (none when it is off).
+    pub fn add_schema_changes(
+        &mut self,
+        config: &StateConfig,
+        previous: &BTreeMap<String, Vec<(String, String)>>,
+    ) {
+        if let Some(severity) = config.schema_change_severity.severity() {
+            let changes = crate::state::schema_changes(previous, &self.scans, severity);
+            self.findings.extend(changes);
+            sort_findings(&mut self.findings);
+        }
+    }
 }
 
 /// Runs every configured rule over the warehouse's source.
@@ -66,11 +81,7 @@ pub fn evaluate_cached(
     scope: Scope,
     cache: Option<&dyn PartitionCache>,
 ) -> Evaluation {
-    let rules: Vec<(&str, &dyn Rule)> = config
-        .rules
-        .iter()
-        .map(|r| (r.id.as_str(), r.rule.as_ref()))
-        .collect();
+    let rules = configured_rules(config);
     let tables: Vec<&TableConfig> = config.tables.values().collect();
     let window = config.run.window(expected_date);
     crate::progress::with_progress(source.size_hint(&tables), |progress| {
@@ -93,6 +104,15 @@ pub fn evaluate_cached(
             },
         )
     })
+}
+
+/// The config's rules with their ids, in config order, as [`evaluate_with`] takes them.
+pub fn configured_rules(config: &Config) -> Vec<(&str, &dyn Rule)> {
+    config
+        .rules
+        .iter()
+        .map(|r| (r.id.as_str(), r.rule.as_ref()))
+        .collect()
 }
 
 /// Runs `rules` over tables read by `scan`: one call per configured table, in parallel; tables

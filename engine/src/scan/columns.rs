@@ -54,6 +54,8 @@ pub struct Plan<'a> {
     pub export: Option<(&'a Export, Result<ExportCells, String>)>,
     /// The run's plausible days (see [`ScanInput::window`](super::ScanInput)).
     pub window: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+    /// Rows dated after this day are left out (see [`ScanInput::until`](super::ScanInput)).
+    pub until: Option<chrono::NaiveDate>,
 }
 
 /// Resolves column names of one table.
@@ -159,6 +161,7 @@ impl<'a> Plan<'a> {
         });
         Plan {
             window: input.window,
+            until: input.until,
             header,
             missing_columns,
             bound,

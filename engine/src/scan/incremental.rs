@@ -105,7 +105,8 @@ pub fn scan_partitions<S: Sync>(
     partitions: &[Partition],
     read: &ReadSegment<'_, S>,
 ) -> TableScan {
-    let Some(cache) = input.cache else {
+    // Stored partition results hold every row: a scan cut at a day reads everything.
+    let Some(cache) = input.cache.filter(|_| input.until.is_none()) else {
         return scan_segments(name, config, path, header, input, segments, read);
     };
     let columns = match &header {

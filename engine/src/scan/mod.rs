@@ -232,6 +232,11 @@ pub struct ScanInput<'a> {
     /// Partitions dated this many days before the expected partition or later are always read
     /// (`run.recompute_days`); older unchanged ones reuse their stored results.
     pub recompute_days: u32,
+    /// Rows dated after this day are left out as if the table did not hold them (a backtest's
+    /// view of the warehouse on that day): not counted, not in any metric or health count,
+    /// still in the index another table looks up (so its rows that take a later date from
+    /// this one are left out too). Rows without a usable date are kept.
+    pub until: Option<NaiveDate>,
 }
 
 /// Files smaller than this are read by one thread.

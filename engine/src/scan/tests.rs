@@ -569,3 +569,71 @@ fn a_row_over_several_lines_is_counted_with_where_it_starts() {
         }
     );
 }
+
+#[test]
+fn a_scan_until_a_day_reads_as_if_the_later_rows_were_not_there() {
+    // The first row is dated after the cut and holds an id met again before it; a later row
+    // runs over two lines, another lacks a field; one row has no date.
+    let text = "\
+transaction_id,order_ts,revenue,source
+X,2025-03-04T00:00:00Z,1,direct
+A,2025-03-01T10:00:00Z,1,direct
+X,2025-03-02T10:00:00Z,2,direct
+A,2025-03-02T11:00:00Z,3,direct
+Y,2025-03-05T10:00:00Z,4,\"two
+lines\"
+short,2025-03-05T11:00:00Z
+Z,,5,direct
+";
+    let config = crate::testing::table("orders.csv", Some("order_ts"));
+    let duplicates = MetricRequest::daily("orders", Measure::Duplicates("transaction_id".into()));
+    let sum = MetricRequest::daily("orders", Measure::Sum("revenue".into()));
+    let requests = [duplicates.clone(), sum.clone()];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(&config.file), text).unwrap();
+    let read = |until: Option<&str>| {
+        scan_table(
+            "orders",
+            &config,
+            dir.path(),
+            ScanInput {
+                requests: &requests,
+                until: until.map(day),
+                ..ScanInput::default()
+            },
+        )
+    };
+    let cut = read(Some("2025-03-02"));
+    let stats = cut.outcome.as_ref().unwrap();
+    assert_eq!((stats.rows, stats.malformed_rows), (4, 0));
+    assert_eq!(stats.multiline, Multiline::default());
+    let dates = stats.dates.as_ref().unwrap();
+    assert_eq!(dates.nulls, 1);
+    assert_eq!(
+        dates.rows_by_day,
+        BTreeMap::from([(day("2025-03-01"), 1), (day("2025-03-02"), 2)])
+    );
+    assert_eq!(
+        value(&cut, &duplicates),
+        series(&[("2025-03-01", 0.0), ("2025-03-02", 1.0)])
+    );
+    assert_eq!(
+        value(&cut, &sum),
+        series(&[("2025-03-01", 1.0), ("2025-03-02", 5.0)])
+    );
+    // Read whole, the later rows count: X of 03-02 is a duplicate of the first row.
+    let whole = read(None);
+    let stats = whole.outcome.as_ref().unwrap();
+    assert_eq!((stats.rows, stats.malformed_rows), (7, 1));
+    assert_eq!(stats.multiline.records, 1);
+    assert_eq!(
+        value(&whole, &duplicates),
+        series(&[
+            ("2025-03-01", 0.0),
+            ("2025-03-02", 2.0),
+            ("2025-03-03", 0.0),
+            ("2025-03-04", 0.0),
+            ("2025-03-05", 0.0)
+        ])
+    );
+}

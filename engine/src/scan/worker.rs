@@ -258,14 +258,13 @@ impl<'p> Worker<'p> {
                 }
             };
             records += 1;
-            if memchr::memchr(b'\n', record.as_slice()).is_some() {
+            if self.fold(&record) && memchr::memchr(b'\n', record.as_slice()).is_some() {
                 let breaks = memchr::memchr_iter(b'\n', record.as_slice()).count() as u64;
                 let multiline = &mut self.multiline;
                 multiline.records += 1;
                 multiline.first.get_or_insert(start + position);
                 multiline.most_breaks = multiline.most_breaks.max(breaks);
             }
-            self.fold(&record);
         };
         if let Some(progress) = progress {
             progress.fetch_add(stopped_at.saturating_sub(reported), Ordering::Relaxed);
@@ -286,34 +285,48 @@ impl<'p> Worker<'p> {
         self.samples.push((segment, samples));
     }
 
-    /// Folds one record into the states.
-    fn fold<R: Record + ?Sized>(&mut self, record: &R) {
+    /// Folds one record into the states; `false` when it is dated after the plan's `until`
+    /// and left out (it only goes into the exported index).
+    fn fold<R: Record + ?Sized>(&mut self, record: &R) -> bool {
         let plan = self.plan;
-        self.rows += 1;
-        if record.len() != plan.header.len() {
-            self.malformed_rows += 1;
+        if let Some((_, Ok((key, values)))) = &plan.export {
+            let k = fetch(record, &[], *key).unwrap_or_default();
+            let exported = values
+                .iter()
+                .map(|r| fetch(record, &[], *r).unwrap_or_default());
+            self.index_rows.insert_first(k, exported);
         }
         let mut looked: SmallVec<[Option<Row<'_>>; 4]> = SmallVec::new();
-        for (l, (index, key)) in plan.lookups.iter().enumerate() {
+        let mut missed: SmallVec<[bool; 4]> = SmallVec::new();
+        for (index, key) in &plan.lookups {
             let key = key
                 .and_then(|k| fetch(record, &[], k))
                 .filter(|k| !k.is_empty());
             let found = key.and_then(|k| index.rows.get(k));
-            if key.is_some() && found.is_none() {
-                self.lookup_misses[l] += 1;
-            }
+            missed.push(key.is_some() && found.is_none());
             looked.push(found);
         }
+        // Parsing a date that is found touches no count: a row left out leaves no trace.
         let day = match (plan.date, self.dates.as_mut()) {
             (Some(ColumnRef::Looked(l, _)), Some(_)) if looked[l].is_none() => None,
             (Some(r), Some(stats)) => {
                 let cell = fetch(record, &looked, r);
                 let samples = &mut self.segment_samples;
                 day_of(cell, &mut self.parser, self.config, stats, samples)
-                    .map(|d| self.days.slot(d))
             }
             _ => None,
         };
+        if day.zip(plan.until).is_some_and(|(day, until)| day > until) {
+            return false;
+        }
+        let day = day.map(|d| self.days.slot(d));
+        self.rows += 1;
+        if record.len() != plan.header.len() {
+            self.malformed_rows += 1;
+        }
+        for (misses, missed) in self.lookup_misses.iter_mut().zip(missed) {
+            *misses += u64::from(missed);
+        }
         self.classes.fill(None);
         self.hashes.fill(None);
         // Filled in place: a collected (then moved) buffer costs a copy per row.
@@ -361,13 +374,7 @@ impl<'p> Worker<'p> {
             let hash = || b.column.map_or(0, |i| cells.hash(i));
             state.update(day, &row, hash, dim);
         }
-        if let Some((_, Ok((key, values)))) = &plan.export {
-            let k = fetch(record, &[], *key).unwrap_or_default();
-            let exported = values
-                .iter()
-                .map(|r| fetch(record, &[], *r).unwrap_or_default());
-            self.index_rows.insert_first(k, exported);
-        }
+        true
     }
 
     /// What the worker found in all the records it read.
