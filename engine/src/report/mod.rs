@@ -5,6 +5,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod numbers;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::rule::{Finding, Severity};
+use crate::rule::{Finding, Observation, Severity};
 use crate::runner::Evaluation;
 use crate::state::incident::{Lifecycle, Status};
 use crate::state::store::StoredPoint;
@@ -86,6 +87,102 @@ pub fn one_line(f: &Finding) -> String {
         Some(day) => format!("{} ({day}): {}", f.check, f.message),
         None => format!("{}: {}", f.check, f.message),
     }
+}
+
+/// The checks that could not run, with why: each check a skip finding lists (`<check>_skipped`,
+/// or `<rule>:skipped` for several checks with one reason), in the findings' order.
+pub fn skipped_checks(eval: &Evaluation) -> Vec<(&str, &str)> {
+    eval.findings
+        .iter()
+        .filter_map(|f| {
+            let context = f.context.as_ref()?;
+            let reason = context.get("reason")?.as_str()?;
+            let checks = context.get("skipped")?.as_array()?;
+            Some(
+                checks
+                    .iter()
+                    .filter_map(move |c| Some((c.as_str()?, reason))),
+            )
+        })
+        .flatten()
+        .collect()
+}
+
+/// How a check of the expected partition came out, as the reports' table of checks says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It ran and its value is within its limits or baseline.
+    Passed,
+    /// Its value is outside its limits or stands out from its baseline.
+    Flagged,
+    /// It has no value for the partition, or too little history for a baseline.
+    NotJudged,
+    /// It could not run (a missing column or file); the reason is in the row.
+    Skipped,
+}
+
+impl Outcome {
+    /// Of an observation.
+    pub fn of(o: &Observation) -> Self {
+        if o.flagged {
+            Outcome::Flagged
+        } else if o.value.is_nan() || (o.bounds.is_none() && o.baseline.is_none()) {
+            Outcome::NotJudged
+        } else {
+            Outcome::Passed
+        }
+    }
+
+    /// The word in the reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Passed => "ok",
+            Outcome::Flagged => "flagged",
+            Outcome::NotJudged => "not judged",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// One row of the reports' table of checks (plain text; each report escapes it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckRow {
+    /// The check or metric, with its subject (`anomaly:channel_session_share direct`).
+    pub name: String,
+    /// Its value with its unit, `–` when none.
+    pub value: String,
+    /// Its limits or baseline, or why it was skipped.
+    pub against: String,
+    /// Its z-score, `–` when none.
+    pub z: String,
+    /// Its change from the baseline, `–` when none.
+    pub change: String,
+    /// How it came out.
+    pub outcome: Outcome,
+}
+
+/// Every check of the run for its partition: each observation (a judged metric, or a check
+/// with fixed limits, passing or not) by name, then each skipped check with its reason.
+pub fn check_rows(eval: &Evaluation) -> Vec<CheckRow> {
+    let judged = eval.observations.iter().map(|o| CheckRow {
+        name: o.metric.clone(),
+        value: numbers::with_unit(o.value, &o.unit),
+        against: numbers::judged_against(o),
+        z: numbers::z(o.z),
+        change: numbers::change(o.pct),
+        outcome: Outcome::of(o),
+    });
+    let skipped = skipped_checks(eval)
+        .into_iter()
+        .map(|(check, reason)| CheckRow {
+            name: check.to_string(),
+            value: "–".into(),
+            against: format!("skipped: {reason}"),
+            z: "–".into(),
+            change: "–".into(),
+            outcome: Outcome::Skipped,
+        });
+    judged.chain(skipped).collect()
 }
 
 /// What a person should know of a finding's incident: `new`, `since 2025-03-06, 3 runs`, and
