@@ -1,5 +1,6 @@
-//! The HTML report as a browser renders it: the Puffy run of 2025-03-08 with the example config
-//! is opened in headless Chromium with a script that measures every chart (axis labels, legend
+//! The HTML report as a browser renders it: the Puffy runs of 2025-03-07 and 2025-03-08 with the
+//! example config (the second report charts each metric's days and its values over both runs)
+//! are opened in headless Chromium with a script that measures every chart (axis labels, legend
 //! entries, points and their tooltips, with `getBoundingClientRect`) and writes the result
 //! into the page, read back with `--dump-dom`. A missing `chromium` is a failure that says how
 //! to install it.
@@ -37,6 +38,7 @@ window.addEventListener('load', () => {
     }));
     const points = [...svg.querySelectorAll('circle.point')];
     return {
+      runs: chart.classList.contains('runs'),
       title: chart.querySelector('h3').textContent,
       ticks: [...svg.querySelectorAll('text.tick')].map(t => t.textContent),
       dates: [...svg.querySelectorAll('text.date')].map(t => t.textContent),
@@ -115,17 +117,15 @@ fn the_rendered_charts_have_labelled_axes_a_legend_and_a_tooltip_on_every_point(
     let copy = puffy_copy();
     let out = copy.path().join("reports");
     let example = repo_root().join("schema/examples/puffy.yml");
-    let result = vigil_run(
-        &copy.path().join("warehouse"),
-        &example,
-        &out,
-        "2025-03-08",
-        &["--no-state"],
-    );
-    assert_eq!(result.code, 0, "{result:?}");
+    for date in ["2025-03-07", "2025-03-08"] {
+        let result = vigil_run(&copy.path().join("warehouse"), &example, &out, date, &[]);
+        assert_eq!(result.code, 0, "{result:?}");
+    }
     let html = fs::read_to_string(out.join("monitoring_report.html")).unwrap();
     let report = json_report(&out);
-    let charts = measure(&html, copy.path());
+    let measured = measure(&html, copy.path());
+    let (runs, charts): (Vec<Value>, Vec<Value>) =
+        measured.into_iter().partition(|c| c["runs"] == true);
 
     // A chart per metric with a daily history (the single-value checks are in the table).
     let charted: Vec<&str> = report["observations"]
@@ -136,6 +136,7 @@ fn the_rendered_charts_have_labelled_axes_a_legend_and_a_tooltip_on_every_point(
         .filter(|m| report["daily_metrics"][m].as_object().unwrap().len() > 1)
         .collect();
     assert_eq!(charts.len(), charted.len());
+    assert_eq!(runs.len(), report["observations"].as_array().unwrap().len());
     assert!(charted.contains(&"volume:sessions_floor"), "{charted:?}");
 
     for chart in &charts {
@@ -201,6 +202,41 @@ fn the_rendered_charts_have_labelled_axes_a_legend_and_a_tooltip_on_every_point(
         assert_eq!(chart["overflow"], Value::Array(vec![]), "{title}");
         assert_eq!(chart["overlaps"], Value::Array(vec![]), "{title}");
     }
+
+    // The values over the runs: both runs' points with their tooltips, on labelled axes.
+    for chart in &runs {
+        let title = chart["title"].as_str().unwrap();
+        assert!(labels(chart, "ticks").len() >= 3, "{title}: {chart}");
+        assert_eq!(labels(chart, "dates"), ["2025-03-08", "03-07"], "{title}");
+        let tooltips = labels(chart, "tooltips");
+        assert_eq!(tooltips.len(), 2, "{title}");
+        assert!(
+            tooltips[0].starts_with("run for 2025-03-07: "),
+            "{title}: {tooltips:?}"
+        );
+        assert!(
+            tooltips[1].starts_with("run for 2025-03-08: "),
+            "{title}: {tooltips:?}"
+        );
+        assert_eq!(
+            chart["legend"][0]["label"], "value the run judged",
+            "{title}"
+        );
+        assert_eq!(chart["legend"][0]["visible"], true, "{title}");
+        assert_eq!(chart["overflow"], Value::Array(vec![]), "{title}");
+        assert_eq!(chart["overlaps"], Value::Array(vec![]), "{title}");
+    }
+    let floor_runs = runs
+        .iter()
+        .find(|c| c["title"] == "volume:sessions_floor")
+        .unwrap();
+    assert_eq!(
+        labels(floor_runs, "tooltips"),
+        [
+            "run for 2025-03-07: 2,268 sessions/day",
+            "run for 2025-03-08: 2,587 sessions/day"
+        ]
+    );
 
     let chart = |title: &str| charts.iter().find(|c| c["title"] == title).unwrap();
     let direct = chart("anomaly:channel_session_share direct — flagged");

@@ -443,7 +443,7 @@ fn runs_chart(o: &Observation, stored: &[StoredPoint]) -> String {
         legend.push(Key::Flagged.entry("flagged run"));
     }
     format!(
-        "<div class=\"chart\"><h3>{}</h3><p>{} run(s), {} to {}</p>{svg}<div class=\"legend\">{}</div></div>",
+        "<div class=\"chart runs\"><h3>{}</h3><p>{} run(s), {} to {}</p>{svg}<div class=\"legend\">{}</div></div>",
         escape(&o.metric),
         points.len(),
         points
@@ -476,8 +476,9 @@ impl Plot {
     const TOP: f64 = 10.0;
     /// Room for the date labels.
     const BOTTOM: f64 = 28.0;
-    /// Space between the axes and the first and last points.
-    const INSET: f64 = 8.0;
+    /// Space between the axes and the first and last points (the first date label stays
+    /// clear of the lowest value label).
+    const INSET: f64 = 16.0;
     /// Height of a metric's chart.
     const HEIGHT: f64 = 230.0;
     /// Height of a chart over runs.
@@ -513,11 +514,14 @@ impl Plot {
         if !step.is_finite() || step <= 0.0 {
             return None;
         }
+        let lo = (lo / step).floor() * step;
+        // At least three ticks (whole-number steps can span a small range in one).
+        let hi = ((hi / step).ceil() * step).max(lo + 2.0 * step);
         Some(Plot {
             height,
             gaps: points.max(2) as f64 - 1.0,
-            lo: (lo / step).floor() * step,
-            hi: (hi / step).ceil() * step,
+            lo,
+            hi,
             step,
         })
     }
