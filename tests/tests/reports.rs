@@ -496,3 +496,30 @@ fn scope_all_fills_the_observations_and_daily_metrics_as_scope_partition_does() 
     let html = fs::read_to_string(out.join("monitoring_report.html")).unwrap();
     assert!(html.contains("aria-label=\"anomaly:revenue\""));
 }
+
+#[test]
+fn a_metric_with_too_little_history_is_skipped_not_passed() {
+    // 2025-02-25 has two earlier days; the example config's baselines need four.
+    let r = puffy_reports("2025-02-25");
+    let reason = "too little history for a baseline: 2 usable day(s) in the window, 4 needed";
+    assert!(
+        r.md.contains(&format!(
+            "| `anomaly:revenue` | 13,543.00 | skipped: {reason} | – | – | **skipped** |"
+        )),
+        "{}",
+        r.md
+    );
+    // A skip that names no observed metric has a row of its own, once.
+    let row = format!(
+        "| `anomaly:channel_session_share` | – | skipped: {reason} | – | – | **skipped** |"
+    );
+    assert_eq!(r.md.matches(&row).count(), 1, "{}", r.md);
+    assert!(r.junit.contains(&format!(
+        "<testcase classname=\"vigil.checks\" name=\"anomaly:revenue 2025-02-25\"><skipped message=\"{reason}\"/></testcase>"
+    )));
+    assert!(r.junit.contains(
+        "<testcase classname=\"vigil.checks\" name=\"anomaly:channel_session_share direct 2025-02-25\">\
+         <skipped message=\"not judged: value 44.2 %; no baseline (too little history)\"/></testcase>"
+    ), "{}", r.junit);
+    assert_eq!(r.junit.matches("<failure ").count(), 0);
+}

@@ -90,22 +90,26 @@ pub fn one_line(f: &Finding) -> String {
 }
 
 /// The checks that could not run, with why: each check a skip finding lists (`<check>_skipped`,
-/// or `<rule>:skipped` for several checks with one reason), in the findings' order.
+/// or `<rule>:skipped` for several checks with one reason), once, in the findings' order.
 pub fn skipped_checks(eval: &Evaluation) -> Vec<(&str, &str)> {
-    eval.findings
-        .iter()
-        .filter_map(|f| {
-            let context = f.context.as_ref()?;
-            let reason = context.get("reason")?.as_str()?;
-            let checks = context.get("skipped")?.as_array()?;
-            Some(
-                checks
-                    .iter()
-                    .filter_map(move |c| Some((c.as_str()?, reason))),
-            )
-        })
-        .flatten()
-        .collect()
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for f in &eval.findings {
+        let Some(context) = f.context.as_ref() else {
+            continue;
+        };
+        let (Some(reason), Some(checks)) = (
+            context.get("reason").and_then(|r| r.as_str()),
+            context.get("skipped").and_then(|c| c.as_array()),
+        ) else {
+            continue;
+        };
+        for check in checks.iter().filter_map(|c| c.as_str()) {
+            if !out.iter().any(|(seen, _)| *seen == check) {
+                out.push((check, reason));
+            }
+        }
+    }
+    out
 }
 
 /// How a check of the expected partition came out, as the reports' table of checks says.
@@ -162,18 +166,35 @@ pub struct CheckRow {
 }
 
 /// Every check of the run for its partition: each observation (a judged metric, or a check
-/// with fixed limits, passing or not) by name, then each skipped check with its reason.
+/// with fixed limits, passing or not) by name, then each other skipped check with its reason.
+/// An observation that was not judged because its check was skipped (too little history)
+/// says so in its own row.
 pub fn check_rows(eval: &Evaluation) -> Vec<CheckRow> {
-    let judged = eval.observations.iter().map(|o| CheckRow {
-        name: o.metric.clone(),
-        value: numbers::with_unit(o.value, &o.unit),
-        against: numbers::judged_against(o),
-        z: numbers::z(o.z),
-        change: numbers::change(o.pct),
-        outcome: Outcome::of(o),
+    let skipped = skipped_checks(eval);
+    let reason = |name: &str| {
+        skipped
+            .iter()
+            .find(|(check, _)| *check == name)
+            .map(|(_, r)| *r)
+    };
+    let judged = eval.observations.iter().map(|o| {
+        let (against, outcome) = match (Outcome::of(o), reason(&o.metric)) {
+            (Outcome::NotJudged, Some(why)) => (format!("skipped: {why}"), Outcome::Skipped),
+            (outcome, _) => (numbers::judged_against(o), outcome),
+        };
+        CheckRow {
+            name: o.metric.clone(),
+            value: numbers::with_unit(o.value, &o.unit),
+            against,
+            z: numbers::z(o.z),
+            change: numbers::change(o.pct),
+            outcome,
+        }
     });
-    let skipped = skipped_checks(eval)
-        .into_iter()
+    let observed = |check: &str| eval.observations.iter().any(|o| o.metric == check);
+    let others = skipped
+        .iter()
+        .filter(|(check, _)| !observed(check))
         .map(|(check, reason)| CheckRow {
             name: check.to_string(),
             value: "–".into(),
@@ -182,7 +203,7 @@ pub fn check_rows(eval: &Evaluation) -> Vec<CheckRow> {
             change: "–".into(),
             outcome: Outcome::Skipped,
         });
-    judged.chain(skipped).collect()
+    judged.chain(others).collect()
 }
 
 /// What a person should know of a finding's incident: `new`, `since 2025-03-06, 3 runs`, and
