@@ -62,7 +62,7 @@ fn the_html_report_is_self_contained_with_a_chart_per_judged_metric() {
         .count();
     assert_eq!(
         (charted, observations.len()),
-        (24, 44),
+        (24, 46),
         "the metrics judged against baselines and the volume floors are charted"
     );
     // A single-value check is in the table, not charted.
@@ -403,6 +403,7 @@ fn every_check_that_ran_is_in_the_markdown_table_and_junit_passing_failing_or_sk
         "## Checks for 2025-03-03\n\
          | check | value | limits or baseline | z | change | result |\n\
          |---|---:|---|---:|---:|---|\n\
+         | `completeness:sessions_baseline_gaps` | 0 missing days | max 0 missing days | – | – | ok |\n\
          | `completeness:sessions_missing_days` | 0 missing days | max 0 missing days | – | – | ok |\n\
          | `freshness:sessions_partition` | 0 days behind | exactly 0 days behind | – | – | ok |\n\
          | `sessions:empty_dates` | 0 rows | max 0 rows | – | – | ok |\n\
@@ -439,9 +440,9 @@ fn every_check_that_ran_is_in_the_markdown_table_and_junit_passing_failing_or_sk
         )),
         "{junit}"
     );
-    assert_eq!(junit.matches("<testcase ").count(), 8, "{junit}");
+    assert_eq!(junit.matches("<testcase ").count(), 9, "{junit}");
     assert!(
-        junit.contains("tests=\"8\" failures=\"2\" skipped=\"1\""),
+        junit.contains("tests=\"9\" failures=\"2\" skipped=\"1\""),
         "{junit}"
     );
     // The console line of a dated finding names its day.

@@ -96,11 +96,7 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
             "value {}; {}{}",
             numbers::with_unit(o.value, &o.unit),
             numbers::judged_against(o),
-            if o.flagged {
-                "; flagged without a finding at a reported severity"
-            } else {
-                ""
-            }
+            if o.flagged { "; flagged" } else { "" }
         );
         let body = match Outcome::of(o) {
             Outcome::NotJudged => format!("<skipped message=\"not judged: {}\"/>", escape(&detail)),
