@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::api::protocol::panic_message;
 use crate::config::{table_ctx, Config, StateConfig, TableConfig};
 use crate::metric::{MetricRequest, MetricValue, Metrics};
-use crate::rule::{Finding, Observation, Rule, RuleError, RunCtx, Scope, Severity, Step};
+use crate::rule::{Finding, Observation, Rule, RuleError, RunCtx, Scope, Severity, Step, Unit};
 use crate::scan::cache::PartitionCache;
 use crate::scan::{Export, LookupIndex, ScanInput, TableProblem, TableScan};
 use crate::source::Source;
@@ -215,7 +215,12 @@ where
         findings.extend(non_finite(scan));
     }
     for scan in &scans {
-        findings.extend(table_findings(scan, &tables[&scan.table], &cx));
+        findings.extend(table_findings(
+            scan,
+            &tables[&scan.table],
+            &cx,
+            &mut observations,
+        ));
         for (request, value) in &scan.metrics {
             metrics.insert(request.clone(), value.clone());
         }
@@ -543,13 +548,29 @@ fn non_finite(scan: &mut TableScan) -> Option<Finding> {
 }
 
 /// Findings about a table itself: missing or empty file, missing columns, bad dates, bad rows.
+/// The checks with a count and a limit that ran on a read table (required columns, empty and
+/// out-of-window dates, lookup misses) are pushed onto `observations` too, passing or not, so
+/// that the reports list them.
 fn table_findings(
     scan: &TableScan,
     config: &crate::config::TableConfig,
     cx: &RunCtx,
+    observations: &mut Vec<Observation>,
 ) -> Vec<Finding> {
     let table = &scan.table;
     let file = scan.path.display();
+    let mut ran = |check: &str, value: u64, max: u64, of: &str| {
+        observations.push(
+            Observation::check(
+                format!("{table}:{check}"),
+                cx.expected_date,
+                value as f64,
+                f64::NEG_INFINITY,
+                max as f64,
+            )
+            .unit(Unit::count(of)),
+        );
+    };
     let finding = |severity, check: &str, message: String| {
         Finding::new(severity, ENGINE, format!("{table}:{check}"), message)
     };
@@ -578,6 +599,19 @@ fn table_findings(
         }
     };
     let mut out = Vec::new();
+    if !config.required_columns.is_empty() {
+        ran(
+            "required_columns",
+            stats.missing_columns.len() as u64,
+            0,
+            "missing columns",
+        );
+    }
+    if let Some(dates) = &stats.dates {
+        ran("empty_dates", dates.nulls, config.max_empty_dates, "rows");
+        let far = dates.out_of_window.as_ref().map_or(0, |far| far.rows);
+        ran("out_of_window_dates", far, 0, "rows");
+    }
     if !stats.missing_columns.is_empty() {
         // A near miss (`Session_Start`, ` session_id `) is named.
         let listed: Vec<String> = stats
@@ -733,6 +767,12 @@ fn table_findings(
         }
     }
     for (looked_up, &misses) in &stats.lookup_misses {
+        ran(
+            "lookup_misses",
+            misses,
+            0,
+            &format!("rows not found in {looked_up}"),
+        );
         if misses > 0 {
             out.push(
                 finding(

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::metric::DailySeries;
-use crate::rule::{HistoryPoint, Observation, RunCtx, Scope};
+use crate::rule::{HistoryPoint, Observation, RunCtx, Scope, Unit};
 
 /// Which statistic is the baseline's center and spread.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -507,7 +507,7 @@ impl Flag {
 }
 
 /// A daily metric as [`flag_days`] judges it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Series<'a> {
     /// Its name in reports, e.g. `anomaly:revenue`.
     pub metric: &'a str,
@@ -517,6 +517,8 @@ pub struct Series<'a> {
     pub sparse: &'a [(NaiveDate, Option<f64>)],
     /// The noise the values have anyway (scope `partition`).
     pub noise: Noise<'a>,
+    /// What its values are (counts, shares, money), for the reports.
+    pub unit: Unit,
 }
 
 /// Flags the days of a daily metric that `fires` says stand out from their baseline, as the
@@ -528,7 +530,7 @@ pub struct Series<'a> {
 ///
 /// `fires(day, value, center, score)` decides; unbounded scores (zero spread or center) count as
 /// exceeding any threshold. An `Err` says the expected day has a value but too little history
-/// to be judged. In scope `partition` the judged metric of the expected day is pushed onto
+/// to be judged. The judged metric of the expected day (with its history) is pushed onto
 /// `observations`, for the reports.
 pub fn flag_days(
     cx: &RunCtx,
@@ -542,12 +544,13 @@ pub fn flag_days(
         dense,
         sparse,
         noise,
+        unit,
     } = series;
     match cx.scope {
         Scope::Partition => {
             let judged = judge_history(dense, params, noise, cx.expected_date, &fires);
             if judged.iter().any(|(day, _)| *day == cx.expected_date) {
-                observations.push(observation(metric, cx.expected_date, &judged));
+                observations.push(observation(metric, cx.expected_date, &judged).unit(unit));
             }
             let Some((day, j)) = judged.into_iter().find(|(day, _)| *day == cx.expected_date)
             else {
@@ -571,18 +574,14 @@ pub fn flag_days(
         Scope::All => {
             let values: Vec<Option<f64>> = sparse.iter().map(|(_, v)| *v).collect();
             let n = params.window_days as usize;
+            let expected = reference_observation(metric, cx.expected_date, sparse, n, &fires);
+            observations.extend(expected.map(|o| o.unit(unit)));
             Ok(sparse
                 .iter()
                 .enumerate()
                 .filter_map(|(i, (day, value))| {
                     let value = (*value)?;
-                    let (mean, std) = reference_baseline(&values, i, n)?;
-                    let (z, pct) = reference_score(value, mean, std);
-                    let finite = |x: f64| x.is_finite().then_some(x);
-                    let score = Score {
-                        z: finite(z),
-                        pct: finite(pct),
-                    };
+                    let (mean, std, score) = reference_scored(&values, i, n, value)?;
                     fires(*day, value, mean, &score).then(|| Flag {
                         day: *day,
                         value,
@@ -602,6 +601,62 @@ pub fn flag_days(
                 .collect())
         }
     }
+}
+
+/// The reference monitor's baseline of position `i` of `values` (see [`reference_baseline`])
+/// and the score of `value` against it, without infinities.
+fn reference_scored(
+    values: &[Option<f64>],
+    i: usize,
+    n: usize,
+    value: f64,
+) -> Option<(f64, f64, Score)> {
+    let (mean, std) = reference_baseline(values, i, n)?;
+    let (z, pct) = reference_score(value, mean, std);
+    let finite = |x: f64| x.is_finite().then_some(x);
+    let score = Score {
+        z: finite(z),
+        pct: finite(pct),
+    };
+    Some((mean, std, score))
+}
+
+/// The observation of `day` in scope `all`, for the reports: its value, reference baseline and
+/// score, and the days of `sparse` up to it (`None` when `day` has no value).
+fn reference_observation(
+    metric: &str,
+    day: NaiveDate,
+    sparse: &[(NaiveDate, Option<f64>)],
+    n: usize,
+    fires: &impl Fn(NaiveDate, f64, f64, &Score) -> bool,
+) -> Option<Observation> {
+    let values: Vec<Option<f64>> = sparse.iter().map(|(_, v)| *v).collect();
+    let judged: Vec<(HistoryPoint, Option<Score>)> = sparse
+        .iter()
+        .enumerate()
+        .take_while(|(_, (d, _))| *d <= day)
+        .filter_map(|(i, (d, value))| {
+            let value = (*value)?;
+            let scored = reference_scored(&values, i, n, value);
+            let flagged = scored
+                .as_ref()
+                .is_some_and(|(mean, _, score)| fires(*d, value, *mean, score));
+            let baseline = scored.as_ref().map(|(mean, std, _)| (*mean, *std));
+            let point = HistoryPoint::new(*d, value, baseline, flagged);
+            Some((point, scored.map(|(.., score)| score)))
+        })
+        .collect();
+    let (today, score) = judged.last().filter(|(p, _)| p.day == day)?;
+    Some(Observation::with_baseline(
+        metric,
+        day,
+        today.value,
+        today.baseline,
+        score.and_then(|s| s.z),
+        score.and_then(|s| s.pct),
+        today.flagged,
+        judged.iter().map(|(p, _)| *p).collect(),
+    ))
 }
 
 /// The observation of a judged history whose last day is the expected one, for the reports.

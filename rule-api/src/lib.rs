@@ -39,7 +39,7 @@ pub mod prelude {
     pub use crate::registry::{empty_is_default, empty_or, Described, ParamsError, RuleSpec};
     pub use crate::rule::{
         DirectionLevels, Evaluated, Finding, HistoryPoint, Level, Observation, Rule, RuleError,
-        RunCtx, Scope, Severity,
+        RunCtx, Scope, Severity, Unit,
     };
     pub use chrono::NaiveDate;
     pub use schemars::JsonSchema;

@@ -286,8 +286,35 @@ fn band(bounds: Option<(f64, f64)>, baseline: Option<(f64, f64)>) -> Option<(f64
     bounds.or(baseline.map(|(c, s)| (c - 3.0 * s, c + 3.0 * s)))
 }
 
-/// A daily metric as a rule judged it for the expected partition: what the reports tabulate
-/// and chart, whether or not it was flagged.
+/// What a metric's values are, so that reports write them as people read them: counts without
+/// decimals (thousands separated), shares as percentages, money with 2 decimals.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Unit {
+    /// A number of unknown kind (what a rule that sets no unit reports).
+    #[default]
+    Number,
+    /// A count of things, named by `of` (e.g. `sessions/day`, `orders`, `days behind`).
+    Count {
+        /// What is counted, written after the number.
+        of: String,
+    },
+    /// A share or rate from 0 to 1, written as a percentage.
+    Share,
+    /// An amount of money, written with 2 decimals.
+    Money,
+}
+
+impl Unit {
+    /// A count of `of` (e.g. `Unit::count("sessions/day")`).
+    pub fn count(of: impl Into<String>) -> Self {
+        Unit::Count { of: of.into() }
+    }
+}
+
+/// A daily metric as a rule judged it for the expected partition, or a check it ran with its
+/// value and fixed limits: what the reports tabulate and chart, whether or not it was flagged.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Observation {
@@ -314,6 +341,9 @@ pub struct Observation {
     pub flagged: bool,
     /// The metric's days up to the expected partition.
     pub history: Vec<HistoryPoint>,
+    /// What its values are (counts, shares, money), for the reports' formatting.
+    #[serde(default)]
+    pub unit: Unit,
 }
 
 impl Observation {
@@ -342,7 +372,43 @@ impl Observation {
             pct: None,
             flagged: today.is_some_and(|p| p.flagged),
             history,
+            unit: Unit::Number,
         }
+    }
+
+    /// A check that ran once for `day` (no daily history): its `value` held against fixed
+    /// bounds (`lower`/`upper`, either may be infinite), so that the reports list it, passing
+    /// or failing. A NaN value (nothing to measure) is not flagged.
+    pub fn check(
+        metric: impl Into<String>,
+        day: NaiveDate,
+        value: f64,
+        lower: f64,
+        upper: f64,
+    ) -> Self {
+        let point = HistoryPoint::bounded(day, value, lower, upper);
+        Observation {
+            metric: metric.into(),
+            day,
+            value,
+            baseline: None,
+            bounds: Some((lower, upper)),
+            z: None,
+            pct: None,
+            flagged: point.flagged,
+            history: if value.is_nan() {
+                Vec::new()
+            } else {
+                vec![point]
+            },
+            unit: Unit::Number,
+        }
+    }
+
+    /// Sets what its values are (counts, shares, money).
+    pub fn unit(mut self, unit: Unit) -> Self {
+        self.unit = unit;
+        self
     }
 
     /// A judged metric with a baseline (what [`crate::baseline::flag_days`] records).
@@ -367,6 +433,7 @@ impl Observation {
             pct,
             flagged,
             history,
+            unit: Unit::Number,
         }
     }
 

@@ -43,6 +43,16 @@ impl MetricName {
         }
     }
 
+    /// What its values are, for the reports.
+    fn unit(self) -> Unit {
+        match self {
+            MetricName::Sessions => Unit::count("sessions/day"),
+            MetricName::Orders => Unit::count("orders/day"),
+            MetricName::Revenue | MetricName::Aov => Unit::Money,
+            MetricName::ConversionRate => Unit::Share,
+        }
+    }
+
     /// Default severities: losing orders, revenue or conversion pages; rises only warn.
     fn default_levels(self) -> DirectionLevels {
         let (drop, spike) = match self {
@@ -223,7 +233,10 @@ impl RuleSpec for Anomaly {
             };
             return Err(ParamsError::at(field, "must not be negative"));
         }
-        if params.error_beyond_factor.is_some_and(|f| f.is_nan() || f < 1.0) {
+        if params
+            .error_beyond_factor
+            .is_some_and(|f| f.is_nan() || f < 1.0)
+        {
             return Err(ParamsError::at(
                 "error_beyond_factor",
                 "is a factor of at least 1 (2 = doubled or halved)",
@@ -391,6 +404,7 @@ impl Rule for Anomaly {
                 dense: &dense,
                 sparse: &sparse,
                 noise,
+                unit: metric.unit(),
             };
             let flags = match flag_days(
                 cx,

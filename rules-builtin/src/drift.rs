@@ -545,6 +545,7 @@ impl Drift {
                 dense: &dense,
                 sparse: &sparse,
                 noise: Noise::Floor(&floor),
+                unit: Unit::Share,
             };
             // Channels outside the top are judged for disappearance only, without observation.
             let mut unreported = Vec::new();

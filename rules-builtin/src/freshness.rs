@@ -142,6 +142,7 @@ impl Freshness {
         metrics: &Metrics,
         table: &str,
         settings: &TableFreshness,
+        observations: &mut Vec<Observation>,
     ) -> Vec<Finding> {
         let (rows_request, volume_request) = Self::requests(table, settings);
         let finding = |severity, check: String, message: String| {
@@ -178,6 +179,16 @@ impl Freshness {
         };
         let expected = cx.expected_date;
         let mut out = Vec::new();
+        observations.push(
+            Observation::check(
+                format!("freshness:{table}_partition"),
+                expected,
+                (expected - latest).num_days() as f64,
+                0.0,
+                0.0,
+            )
+            .unit(Unit::count("days behind")),
+        );
 
         if latest != expected {
             let behind = latest < expected;
@@ -230,6 +241,16 @@ impl Freshness {
                     .unwrap_or(first),
             );
             let gaps = missing_between(oldest, start);
+            observations.push(
+                Observation::check(
+                    format!("completeness:{table}_baseline_gaps"),
+                    expected,
+                    gaps.len() as f64,
+                    f64::NEG_INFINITY,
+                    0.0,
+                )
+                .unit(Unit::count("missing days")),
+            );
             if let (Some(from), Some(to)) = (gaps.first(), gaps.last()) {
                 let list: Vec<String> = gaps.iter().map(NaiveDate::to_string).collect();
                 out.push(
@@ -253,6 +274,16 @@ impl Freshness {
                 );
             }
         }
+        observations.push(
+            Observation::check(
+                format!("completeness:{table}_missing_days"),
+                expected,
+                missing.len() as f64,
+                f64::NEG_INFINITY,
+                f64::from(settings.allowed_missing_days),
+            )
+            .unit(Unit::count("missing days")),
+        );
         if missing.len() > settings.allowed_missing_days as usize {
             let list: Vec<String> = missing.iter().map(NaiveDate::to_string).collect();
             out.push(
@@ -274,7 +305,29 @@ impl Freshness {
 
         if let Some(volume_request) = volume_request {
             match metrics.daily(&volume_request) {
-                Ok(volume) => out.extend(self.floors(cx, table, settings, volume, first, latest)),
+                Ok(volume) => {
+                    // Days without rows inside the history count as 0, as the floor judges them.
+                    let dense: DailySeries = first
+                        .iter_days()
+                        .take_while(|d| *d <= latest)
+                        .map(|d| (d, volume.get(&d).copied().unwrap_or(0.0)))
+                        .collect();
+                    let per_day = match settings.count_distinct {
+                        Some(_) => format!("{table}/day"),
+                        None => format!("{table} rows/day"),
+                    };
+                    observations.push(
+                        Observation::bounded(
+                            format!("volume:{table}_floor"),
+                            expected,
+                            &dense,
+                            settings.min_per_day as f64,
+                            f64::INFINITY,
+                        )
+                        .unit(Unit::count(per_day)),
+                    );
+                    out.extend(self.floors(cx, table, settings, volume, first, latest))
+                }
                 Err(reason) => out.push(Finding::skipped(
                     Self::META.id,
                     &format!("volume:{table}_floor"),
@@ -357,13 +410,16 @@ impl Rule for Freshness {
     }
 
     fn evaluate(&self, cx: &RunCtx, metrics: &Metrics) -> Result<Evaluated, RuleError> {
-        Ok(self
+        let mut observations = Vec::new();
+        let findings = self
             .params
             .tables
             .iter()
-            .flat_map(|(table, settings)| self.check_table(cx, metrics, table, settings))
-            .collect::<Vec<_>>()
-            .into())
+            .flat_map(|(table, settings)| {
+                self.check_table(cx, metrics, table, settings, &mut observations)
+            })
+            .collect();
+        Ok(Evaluated::new(findings, observations))
     }
 }
 

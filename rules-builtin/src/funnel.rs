@@ -160,6 +160,7 @@ impl Funnel {
             dense: &rate,
             sparse: &sparse,
             noise: Noise::Shares(denominator),
+            unit: Unit::Share,
         };
         let flags = match flag_days(cx, series, &p.baseline, observations, |_, _, _, score| {
             score.exceeds(p.z_threshold, p.pct_threshold)

@@ -307,6 +307,7 @@ impl Revenue {
             dense: &share,
             sparse: &[],
             noise: Noise::Shares(rows),
+            unit: Unit::Share,
         };
         let flags = match flag_days(
             cx,
@@ -415,6 +416,16 @@ impl Rule for Revenue {
                     continue;
                 }
             };
+            observations.push(
+                Observation::check(
+                    c.check,
+                    cx.expected_date,
+                    n,
+                    f64::NEG_INFINITY,
+                    c.max as f64,
+                )
+                .unit(Unit::count("orders")),
+            );
             if n > c.max as f64 {
                 let zero = c.check == "orders:zero_revenue_orders";
                 zero_count_fired |= zero;
@@ -448,8 +459,22 @@ impl Rule for Revenue {
             let rows = self.value(cx, m, &nulls.table, Measure::Rows);
             let empty = self.value(cx, m, &nulls.table, Measure::Nulls(column.clone()));
             match (rows, empty) {
-                (Ok(rows), Ok(empty)) if rows > 0.0 && empty / rows > limit => {
-                    let rate = empty / rows;
+                (Ok(rows), Ok(empty)) => {
+                    // No rows: no rate to judge (shown as such).
+                    let rate = if rows > 0.0 { empty / rows } else { f64::NAN };
+                    observations.push(
+                        Observation::check(
+                            &check,
+                            cx.expected_date,
+                            rate,
+                            f64::NEG_INFINITY,
+                            limit,
+                        )
+                        .unit(Unit::Share),
+                    );
+                    if rate <= limit || rate.is_nan() {
+                        continue;
+                    }
                     findings.push(on_day(
                         Finding::new(
                             Severity::Error,
@@ -467,7 +492,6 @@ impl Rule for Revenue {
                 (Err(reason), _) | (_, Err(reason)) => {
                     findings.push(Finding::skipped(id, &check, reason))
                 }
-                _ => {}
             }
         }
         Ok(Evaluated::new(findings, observations))

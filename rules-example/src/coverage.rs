@@ -204,13 +204,17 @@ impl Rule for AttributionCoverage {
                 })
                 .collect();
             if cx.scope == Scope::Partition && missing_share.contains_key(&cx.expected_date) {
-                observations.push(Observation::bounded(
-                    format!("attribution:missing_{model}"),
-                    cx.expected_date,
-                    &missing_share,
-                    0.0,
-                    p.max_violation_rate,
-                ));
+                observations.push(
+                    Observation::bounded(
+                        format!("attribution:missing_{model}"),
+                        cx.expected_date,
+                        &missing_share,
+                        0.0,
+                        p.max_violation_rate,
+                    )
+                    // A share: the reports write it as a percentage.
+                    .unit(Unit::Share),
+                );
             }
             for (&day, &n) in judged().filter(|(_, n)| **n > 0.0) {
                 let with_row = covered.get(&day).copied().unwrap_or(0.0);

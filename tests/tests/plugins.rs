@@ -171,12 +171,14 @@ fn the_example_plugin_runs_on_the_puffy_warehouse() {
     let md = std::fs::read_to_string(out.join("monitoring_report.md")).unwrap();
     assert!(md.contains("| `attribution_coverage` | plugin /"), "{md}");
     assert!(
-        md.contains("| `attribution:missing_first_click` | 1 | limits 0 to 0 |"),
+        md.contains(
+            "| `attribution:missing_first_click` | 100.0 % | exactly 0.0 % | – | – | **flagged** |"
+        ),
         "{md}"
     );
     let html = std::fs::read_to_string(out.join("monitoring_report.html")).unwrap();
     assert!(html.contains("<td><code>attribution_coverage</code></td><td>plugin /"));
-    assert!(html.contains("value 1 · allowed 0 to 0"), "{html}");
+    assert!(html.contains("value 100.0 % · exactly 0.0 %"), "{html}");
     let observation = report["observations"]
         .as_array()
         .unwrap()

@@ -66,6 +66,7 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
             "z": o.z,
             "pct_change": o.pct,
             "flagged": o.flagged,
+            "unit": o.unit,
         })).collect::<Vec<_>>(),
         "daily_metrics": eval.observations.iter().map(|o| (
             o.metric.clone(),

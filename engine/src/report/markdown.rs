@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::text::{md as md_text, md_cell_code, md_code};
-use super::{incident_note, verdict, RunInfo};
+use super::{check_rows, incident_note, verdict, Outcome, RunInfo};
 use crate::rule::Severity;
 use crate::runner::Evaluation;
 use crate::state::incident::Status;
@@ -49,28 +49,26 @@ pub fn render(info: &RunInfo<'_>, eval: &Evaluation) -> String {
         counts(Severity::Info)
     );
 
-    if !eval.observations.is_empty() {
+    let rows = check_rows(eval);
+    if !rows.is_empty() {
         let _ = writeln!(
             md,
-            "\n## Metrics for {}\n| metric | value | baseline | z | change | flagged |\n|---|---:|---:|---:|---:|---|",
+            "\n## Checks for {}\n| check | value | limits or baseline | z | change | result |\n|---|---:|---|---:|---:|---|",
             eval.expected_date
         );
-        for o in &eval.observations {
-            let baseline = match (o.bounds, o.baseline) {
-                (Some((lower, upper)), _) => format!("limits {} to {}", short(lower), short(upper)),
-                (None, Some((c, s))) => format!("{} ± {}", short(c), short(s)),
-                (None, None) => "–".to_string(),
+        for row in rows {
+            let result = match row.outcome {
+                Outcome::Passed => row.outcome.label().to_string(),
+                other => format!("**{}**", other.label()),
             };
-            let z = o.z.map_or("–".to_string(), |z| format!("{z:.2}"));
-            let pct = o
-                .pct
-                .map_or("–".to_string(), |p| format!("{:+.1}%", p * 100.0));
             let _ = writeln!(
                 md,
-                "| {} | {} | {baseline} | {z} | {pct} | {} |",
-                md_cell_code(&o.metric),
-                short(o.value),
-                if o.flagged { "**yes**" } else { "" }
+                "| {} | {} | {} | {} | {} | {result} |",
+                md_cell_code(&row.name),
+                md_text(&row.value),
+                md_text(&row.against),
+                row.z,
+                row.change,
             );
         }
     }
@@ -200,16 +198,6 @@ fn history(md: &mut String, info: &RunInfo<'_>) {
         None => {
             let _ = writeln!(md, "\nHistory: none kept (`--no-state`).");
         }
-    }
-}
-
-/// A number in a table: four significant digits or so.
-fn short(v: f64) -> String {
-    match v.abs() {
-        a if a.is_infinite() => if v > 0.0 { "∞" } else { "-∞" }.into(),
-        a if a >= 100.0 || v.fract() == 0.0 => format!("{v:.0}"),
-        a if a >= 1.0 => format!("{v:.2}"),
-        _ => format!("{v:.4}"),
     }
 }
 

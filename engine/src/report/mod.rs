@@ -5,6 +5,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod numbers;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::rule::{Finding, Severity};
+use crate::rule::{Finding, Observation, Severity};
 use crate::runner::Evaluation;
 use crate::state::incident::{Lifecycle, Status};
 use crate::state::store::StoredPoint;
@@ -86,6 +87,123 @@ pub fn one_line(f: &Finding) -> String {
         Some(day) => format!("{} ({day}): {}", f.check, f.message),
         None => format!("{}: {}", f.check, f.message),
     }
+}
+
+/// The checks that could not run, with why: each check a skip finding lists (`<check>_skipped`,
+/// or `<rule>:skipped` for several checks with one reason), once, in the findings' order.
+pub fn skipped_checks(eval: &Evaluation) -> Vec<(&str, &str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for f in &eval.findings {
+        let Some(context) = f.context.as_ref() else {
+            continue;
+        };
+        let (Some(reason), Some(checks)) = (
+            context.get("reason").and_then(|r| r.as_str()),
+            context.get("skipped").and_then(|c| c.as_array()),
+        ) else {
+            continue;
+        };
+        for check in checks.iter().filter_map(|c| c.as_str()) {
+            if !out.iter().any(|(seen, _)| *seen == check) {
+                out.push((check, reason));
+            }
+        }
+    }
+    out
+}
+
+/// How a check of the expected partition came out, as the reports' table of checks says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It ran and its value is within its limits or baseline.
+    Passed,
+    /// Its value is outside its limits or stands out from its baseline.
+    Flagged,
+    /// It has no value for the partition, or too little history for a baseline.
+    NotJudged,
+    /// It could not run (a missing column or file); the reason is in the row.
+    Skipped,
+}
+
+impl Outcome {
+    /// Of an observation.
+    pub fn of(o: &Observation) -> Self {
+        if o.flagged {
+            Outcome::Flagged
+        } else if o.value.is_nan() || (o.bounds.is_none() && o.baseline.is_none()) {
+            Outcome::NotJudged
+        } else {
+            Outcome::Passed
+        }
+    }
+
+    /// The word in the reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Passed => "ok",
+            Outcome::Flagged => "flagged",
+            Outcome::NotJudged => "not judged",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// One row of the reports' table of checks (plain text; each report escapes it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckRow {
+    /// The check or metric, with its subject (`anomaly:channel_session_share direct`).
+    pub name: String,
+    /// Its value with its unit, `–` when none.
+    pub value: String,
+    /// Its limits or baseline, or why it was skipped.
+    pub against: String,
+    /// Its z-score, `–` when none.
+    pub z: String,
+    /// Its change from the baseline, `–` when none.
+    pub change: String,
+    /// How it came out.
+    pub outcome: Outcome,
+}
+
+/// Every check of the run for its partition: each observation (a judged metric, or a check
+/// with fixed limits, passing or not) by name, then each other skipped check with its reason.
+/// An observation that was not judged because its check was skipped (too little history)
+/// says so in its own row.
+pub fn check_rows(eval: &Evaluation) -> Vec<CheckRow> {
+    let skipped = skipped_checks(eval);
+    let reason = |name: &str| {
+        skipped
+            .iter()
+            .find(|(check, _)| *check == name)
+            .map(|(_, r)| *r)
+    };
+    let judged = eval.observations.iter().map(|o| {
+        let (against, outcome) = match (Outcome::of(o), reason(&o.metric)) {
+            (Outcome::NotJudged, Some(why)) => (format!("skipped: {why}"), Outcome::Skipped),
+            (outcome, _) => (numbers::judged_against(o), outcome),
+        };
+        CheckRow {
+            name: o.metric.clone(),
+            value: numbers::with_unit(o.value, &o.unit),
+            against,
+            z: numbers::z(o.z),
+            change: numbers::change(o.pct),
+            outcome,
+        }
+    });
+    let observed = |check: &str| eval.observations.iter().any(|o| o.metric == check);
+    let others = skipped
+        .iter()
+        .filter(|(check, _)| !observed(check))
+        .map(|(check, reason)| CheckRow {
+            name: check.to_string(),
+            value: "–".into(),
+            against: format!("skipped: {reason}"),
+            z: "–".into(),
+            change: "–".into(),
+            outcome: Outcome::Skipped,
+        });
+    judged.chain(others).collect()
 }
 
 /// What a person should know of a finding's incident: `new`, `since 2025-03-06, 3 runs`, and

@@ -288,3 +288,60 @@ fn a_lasting_level_shift_is_one_new_level_and_the_baseline_adapts() {
         })
     );
 }
+
+#[test]
+fn scope_all_records_the_expected_day_with_its_reference_baseline_and_history() {
+    // Positions 0-3 are never judged; from position 4 the baseline is the mean and population
+    // std of the earlier values: 11 ± 1 for both 2025-03-05 (10: z -1) and 2025-03-07 (30).
+    let values = [10.0, 12.0, 10.0, 12.0, 10.0, 12.0, 30.0];
+    let dense = series("2025-03-01", &values);
+    let sparse: Vec<(NaiveDate, Option<f64>)> = dense.iter().map(|(d, v)| (*d, Some(*v))).collect();
+    let cx = RunCtx::new(day("2025-03-07"), Scope::All, Default::default());
+    let mut observations = Vec::new();
+    let flags = flag_days(
+        &cx,
+        Series {
+            metric: "anomaly:orders",
+            dense: &dense,
+            sparse: &sparse,
+            noise: Noise::None,
+            unit: Unit::count("orders/day"),
+        },
+        &BaselineParams::default(),
+        &mut observations,
+        |_, _, _, score| score.exceeds(3.0, 0.3),
+    )
+    .unwrap();
+    assert_eq!(flags.len(), 1);
+    assert_eq!(flags[0].day, day("2025-03-07"));
+    let [o] = observations.as_slice() else {
+        panic!("one observation: {observations:?}")
+    };
+    assert_eq!(o.metric, "anomaly:orders");
+    assert_eq!(o.day, day("2025-03-07"));
+    assert_eq!(o.value, 30.0);
+    assert_eq!(o.baseline, Some((11.0, 1.0)));
+    assert_eq!(o.z, Some(19.0));
+    assert!(o.flagged);
+    assert_eq!(o.unit, Unit::count("orders/day"));
+    let judged: Vec<_> = o
+        .history
+        .iter()
+        .map(|p| (p.day, p.baseline, p.flagged))
+        .collect();
+    assert_eq!(
+        judged,
+        [
+            (day("2025-03-01"), None, false),
+            (day("2025-03-02"), None, false),
+            (day("2025-03-03"), None, false),
+            (day("2025-03-04"), None, false),
+            (day("2025-03-05"), Some((11.0, 1.0)), false),
+            (day("2025-03-06"), o.history[5].baseline, false),
+            (day("2025-03-07"), Some((11.0, 1.0)), true),
+        ]
+    );
+    // Mean 10.8 and population std √0.96 of 10, 12, 10, 12, 10.
+    let (center, spread) = o.history[5].baseline.unwrap();
+    assert!((center - 10.8).abs() < 1e-12 && (spread - 0.96f64.sqrt()).abs() < 1e-12);
+}
