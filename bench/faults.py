@@ -36,8 +36,8 @@ once (`--jobs`, 1 or 2), each vigil run on one thread.
 The vigil binary is cargo's release build in its target folder (CARGO_TARGET_DIR when set,
 else target/), built first with `cargo build --release -p vigil`.
 
-Usage: python3 bench/faults.py [--seeds 20] [--out results.json] [--log misses.log] [--jobs 2]
-       [--work DIR]
+Usage: python3 bench/faults.py [--seeds 20] [--out target/bench/faults.json]
+       [--log target/bench/faults.log] [--jobs 2] [--work DIR]
 """
 
 import argparse
@@ -282,11 +282,11 @@ def markdown(summary: dict, fault_names: list[str], seeds: int) -> str:
         lines.append(f"| {fault} | " + " | ".join(cells) + " |")
     lines += ["", "False alarms on clean warehouses (each of the last " + str(CLEAN_DAYS)
               + " days judged as its own daily run):", "",
-              "| config | warehouse-days | WARN / 100 days | ERROR / 100 days | checks (WARN+ERROR) |",
+              "| config | warehouse-days | WARN / 100 days | ERROR / 100 days | top checks (WARN/ERROR) |",
               "|---|---:|---:|---:|---|"]
     for c in CONFIGS:
         a = summary["false_alarms"][c]
-        top = ", ".join(f"`{k}` {v['WARN'] + v['ERROR']}" for k, v in list(a["checks"].items())[:5]) or "none"
+        top = ", ".join(f"`{k}` {v['WARN']}/{v['ERROR']}" for k, v in list(a["checks"].items())[:5]) or "none"
         lines.append(f"| {c} | {a['warehouse_days']} | {a['warn_per_100_days']} | "
                      f"{a['error_per_100_days']} | {top} |")
     return "\n".join(lines)
@@ -295,15 +295,17 @@ def markdown(summary: dict, fault_names: list[str], seeds: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=20, help="seeds 1..N (default 20)")
-    parser.add_argument("--out", default="results.json")
-    parser.add_argument("--log", default="misses.log", help="the findings of every miss, and every "
-                        "false alarm")
+    parser.add_argument("--out", default=str(ROOT / "target" / "bench" / "faults.json"))
+    parser.add_argument("--log", default=str(ROOT / "target" / "bench" / "faults.log"),
+                        help="the findings of every miss, and every false alarm")
     parser.add_argument("--jobs", type=int, choices=(1, 2), default=2)
     parser.add_argument("--work", default="/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir(),
                         help="where the temporary warehouses go (default: /dev/shm when there, else the "
                         "temporary folder; at most ~400 MB at a time)")
     args = parser.parse_args()
     started = time.perf_counter()
+    for output in (args.out, args.log):
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
     vigil = build()
     work = Path(tempfile.mkdtemp(prefix="vigil-faults-", dir=args.work))
     try:
