@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::backtest::render;
 use crate::config::{Config, ConfigFormat};
-use crate::demo::{DemoSpec, Fault};
+use crate::demo::{DemoSpec, Fault, Magnitude};
 use crate::docs::{self, DocFormat};
 use crate::history;
 use crate::quarantine;
@@ -357,9 +357,15 @@ struct DemoArgs {
     /// Seed of the random generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Faults to inject into the last day (comma separated).
+    /// Faults to inject into the last day (comma separated); their sizes at each magnitude
+    /// are listed as subtle / clear / gross.
     #[arg(long, value_enum, value_delimiter = ',')]
     faults: Vec<Fault>,
+    /// How large the faults are. subtle: a defect that noise or a campaign could also explain;
+    /// clear: unmistakable; gross (the default, the demo's faults before magnitudes existed):
+    /// the day is plainly broken.
+    #[arg(long, value_enum, default_value_t = Magnitude::Gross)]
+    magnitude: Magnitude,
 }
 
 #[derive(Debug, Args)]
@@ -597,6 +603,7 @@ fn demo(args: DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         sessions_per_day: args.sessions_per_day,
         seed: args.seed,
         faults: args.faults,
+        magnitude: args.magnitude,
     };
     match crate::demo::write_dir(&spec, &args.out) {
         Ok((warehouse, written)) => {
@@ -608,7 +615,7 @@ fn demo(args: DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 written.orders,
                 written.attribution,
                 spec.days,
-                if faults.is_empty() { String::new() } else { format!(", faults: {}", faults.join(", ")) },
+                if faults.is_empty() { String::new() } else { format!(", faults: {} ({})", faults.join(", "), spec.magnitude.name()) },
                 warehouse.display()
             );
             let _ = writeln!(

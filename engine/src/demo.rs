@@ -2,7 +2,9 @@
 //!
 //! It writes `fct_sessions.csv`, `fct_orders.csv` and `fct_attribution.csv` with the Puffy
 //! tables' columns (long URLs and user agents included), weekly seasonality and noise, and can
-//! inject faults into the last day (the partition a run judges), plus a `vigil.yml` tuned for it.
+//! inject faults into the last day (the partition a run judges) at three magnitudes, plus a
+//! `vigil.yml` tuned for it. A fault changes only the rows it names: the rest of a faulty
+//! warehouse is the clean warehouse of the same seed, byte for byte.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -12,42 +14,108 @@ use std::path::{Path, PathBuf};
 use chrono::{Datelike, Days, NaiveDate};
 use fastrand::Rng;
 
-/// A fault the generator can inject.
+/// A fault the generator can inject, at a [`Magnitude`] (values: subtle / clear / gross).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Fault {
-    /// The day three days before the last has no rows at all.
+    /// A day has no rows at all: the day 20 / 8 / 3 days before the last.
     MissingDay,
-    /// Only the first 7 hours of the last day are loaded.
+    /// Only the first hours of the last day are loaded (sessions by start, orders by time):
+    /// 18 / 12 / 7 hours of 24.
     PartialLoad,
-    /// Five orders of the last day appear twice.
+    /// The first orders of the last day appear twice: 1 / 2 / 5 orders.
     Duplicates,
-    /// Three orders of the last day have negative revenue.
+    /// The first orders of the last day have negative revenue: 1 / 2 / 3 orders.
     NegativeRevenue,
-    /// Half the orders of the last day have zero revenue.
+    /// Zero-revenue orders of the last day (normally about 2%): 10% / 25% / 50% of its orders.
     ZeroRevenueSpike,
-    /// The last day's purchase rate falls to a quarter.
+    /// The last day's purchases are lost at payment (the sessions keep their checkout, the orders
+    /// go): 0.7 / 0.5 / 0.25 of its purchases remain.
     ConversionDrop,
-    /// The last day's order values are tripled.
+    /// The last day's order values are multiplied by 1.3 / 1.7 / 3.
     RevenueSpike,
-    /// The referrer is lost on the last day: most sessions and orders become `direct`.
+    /// The referrer is lost on the last day: of its non-direct sessions (and their orders) 20% /
+    /// 45% / 70% become `direct`.
     ChannelShiftToDirect,
-    /// `google_ads` has no sessions and no orders on the last day.
+    /// The ad click id is lost on the last day: of its `google_ads` sessions (and their orders)
+    /// 50% / 90% / 100% fall back to `google_organic`.
     ChannelDisappearing,
-    /// A fifth of the last day's sessions have no client id.
+    /// Sessions of the last day (and their orders) without a client id (normally none): 2% / 8% /
+    /// 20% of them.
     NullSpike,
-    /// Some session timestamps of the last day are garbled.
+    /// Session start timestamps of the last day garbled (hour 25): 0.2% / 0.5% / 2% of them.
     UnparsableTimestamps,
-    /// The orders table's `revenue` column is renamed `order_revenue`.
+    /// The orders table's `revenue` column is renamed `order_revenue` (binary: the same at
+    /// every magnitude).
     RenamedColumn,
 }
 
 impl Fault {
     /// The CLI spelling.
     pub fn name(self) -> String {
-        clap::ValueEnum::to_possible_value(&self)
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default()
+        cli_name(&self)
     }
+
+    /// The fault's size at `magnitude`, in the unit its doc names: days before the last day
+    /// (missing day), hours loaded (partial load), orders (duplicates, negative revenue), a share
+    /// of the day's rows (zero revenue, channel shift, channel disappearing, null spike,
+    /// unparsable timestamps), a factor (conversion drop, revenue spike), or 1 (renamed column).
+    pub fn amount(self, magnitude: Magnitude) -> f64 {
+        let [subtle, clear, gross] = match self {
+            Fault::MissingDay => [20.0, 8.0, 3.0],
+            Fault::PartialLoad => [18.0, 12.0, 7.0],
+            Fault::Duplicates => [1.0, 2.0, 5.0],
+            Fault::NegativeRevenue => [1.0, 2.0, 3.0],
+            Fault::ZeroRevenueSpike => [0.10, 0.25, 0.5],
+            Fault::ConversionDrop => [0.7, 0.5, 0.25],
+            Fault::RevenueSpike => [1.3, 1.7, 3.0],
+            Fault::ChannelShiftToDirect => [0.2, 0.45, 0.7],
+            Fault::ChannelDisappearing => [0.5, 0.9, 1.0],
+            Fault::NullSpike => [0.02, 0.08, 0.2],
+            Fault::UnparsableTimestamps => [0.002, 0.005, 0.02],
+            Fault::RenamedColumn => [1.0, 1.0, 1.0],
+        };
+        match magnitude {
+            Magnitude::Subtle => subtle,
+            Magnitude::Clear => clear,
+            Magnitude::Gross => gross,
+        }
+    }
+}
+
+/// How large the injected faults are, on the demo's scale (3,000 sessions and about 40 orders a
+/// day). Gross is the default and the size the demo has always injected.
+///
+/// - subtle: a real defect a demanding analyst wants to hear about, but one a day's noise or a
+///   campaign could also explain (a 30% revenue rise, one duplicated order, a fifth of the
+///   non-direct traffic shown as direct, a missing day three weeks back);
+/// - clear: no analyst would call it noise (half the purchases gone, 45% of the non-direct
+///   traffic shown as direct, as in the real Puffy incident of March 2025, half the day loaded);
+/// - gross: the day is plainly broken (a quarter of the purchases, revenue tripled, 7 hours of
+///   24 loaded, a channel gone).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Magnitude {
+    /// A defect noise or a campaign could also explain.
+    Subtle,
+    /// Unmistakable, but the day still looks like a day.
+    Clear,
+    /// The day is plainly broken (the demo's faults before magnitudes existed).
+    #[default]
+    Gross,
+}
+
+impl Magnitude {
+    /// The CLI spelling.
+    pub fn name(self) -> String {
+        cli_name(&self)
+    }
+}
+
+/// The CLI spelling of a value.
+fn cli_name<T: clap::ValueEnum>(value: &T) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
 }
 
 /// What to generate.
@@ -63,6 +131,8 @@ pub struct DemoSpec {
     pub seed: u64,
     /// Faults injected into the last day.
     pub faults: Vec<Fault>,
+    /// How large the faults are.
+    pub magnitude: Magnitude,
 }
 
 /// The three table files' contents, or where they go.
@@ -124,10 +194,15 @@ const PAGES: [&str; 6] = [
 ];
 
 /// Writes the three tables for `spec`.
+///
+/// Every day is generated from the seed alone, so the warehouses of one seed share their rows:
+/// a fault changes only the rows it names (chosen by a second generator), and a warehouse with
+/// fewer days ending earlier (same first day) is a prefix of a longer one.
 pub fn generate<W: Write>(spec: &DemoSpec, out: &mut Tables<W>) -> io::Result<Written> {
     let mut g = Generator {
         spec,
         rng: Rng::with_seed(spec.seed),
+        picker: Rng::with_seed(spec.seed ^ PICKER_SEED),
         line: String::with_capacity(1024),
         written: Written::default(),
     };
@@ -136,8 +211,17 @@ pub fn generate<W: Write>(spec: &DemoSpec, out: &mut Tables<W>) -> io::Result<Wr
         .end
         .checked_sub_days(Days::new(u64::from(spec.days.max(1) - 1)))
         .unwrap_or(spec.end);
+    let missing = g
+        .amount(Fault::MissingDay)
+        .and_then(|n| spec.end.checked_sub_days(Days::new(n as u64)));
     for (i, day) in first.iter_days().take_while(|d| *d <= spec.end).enumerate() {
-        g.day(out, i, day)?;
+        let mut rows = g.day(i, day);
+        if day == spec.end {
+            g.inject(day, &mut rows);
+        }
+        if Some(day) != missing {
+            g.write(out, &rows)?;
+        }
     }
     Ok(g.written)
 }
@@ -220,32 +304,76 @@ pub fn config_yaml(spec: &DemoSpec) -> String {
     )
 }
 
+/// Seeds the generator that picks the rows a fault changes (xored with the seed).
+const PICKER_SEED: u64 = 0x5EED_FA17;
+
 struct Generator<'a> {
     spec: &'a DemoSpec,
+    /// Draws the clean rows: the same for every fault.
     rng: Rng,
+    /// Picks the rows a fault changes.
+    picker: Rng,
     line: String,
     written: Written,
 }
 
-/// One session as the orders and attribution tables need it.
-struct Purchase {
-    session_id: String,
+/// One session row.
+struct Session {
+    id: String,
     client_id: String,
     second: u32,
+    start: String,
+    end: String,
+    events: u32,
+    pageviews: u32,
+    add_to_cart: bool,
+    checkout: bool,
+    purchased: bool,
+    duration: f64,
+    page: &'static str,
+    variant: u64,
     channel: &'static str,
+    utm: Utm,
+    referrer: &'static str,
+    agent: &'static str,
     device: &'static str,
+    loaded: bool,
+}
+
+/// One order row and its two attribution rows.
+struct Order {
+    id: String,
+    /// Its session's index in the day's sessions.
+    session: usize,
+    second: u32,
+    ts: String,
+    revenue: f64,
+    items: u32,
+    first_click: &'static str,
+    loaded: bool,
+}
+
+/// A day's rows, and how many of its first orders are written twice.
+struct Day {
+    sessions: Vec<Session>,
+    orders: Vec<Order>,
+    duplicates: usize,
 }
 
 impl Generator<'_> {
-    fn has(&self, fault: Fault) -> bool {
-        self.spec.faults.contains(&fault)
+    /// The size of `fault` if the spec injects it.
+    fn amount(&self, fault: Fault) -> Option<f64> {
+        self.spec
+            .faults
+            .contains(&fault)
+            .then(|| fault.amount(self.spec.magnitude))
     }
 
     fn headers<W: Write>(&mut self, out: &mut Tables<W>) -> io::Result<()> {
         out.sessions.write_all(
             b"session_id,client_id,session_start,session_end,events,pageviews,add_to_cart,checkout_started,purchases,duration_sec,page_url,ref_domain,marketing_source,utm_source,utm_medium,utm_campaign,user_agent,device_type\n",
         )?;
-        let revenue = if self.has(Fault::RenamedColumn) {
+        let revenue = if self.amount(Fault::RenamedColumn).is_some() {
             "order_revenue"
         } else {
             "revenue"
@@ -259,58 +387,22 @@ impl Generator<'_> {
         )
     }
 
-    fn day<W: Write>(
-        &mut self,
-        out: &mut Tables<W>,
-        index: usize,
-        day: NaiveDate,
-    ) -> io::Result<()> {
-        let last = day == self.spec.end;
-        let fault = |f: Fault| last && self.spec.faults.contains(&f);
-        if self.has(Fault::MissingDay) && Some(day) == self.spec.end.checked_sub_days(Days::new(3))
-        {
-            return Ok(());
-        }
+    /// The clean rows of `day`, the `index`-th day.
+    fn day(&mut self, index: usize, day: NaiveDate) -> Day {
         let weekday = WEEKDAY[day.weekday().num_days_from_monday() as usize];
         let noise = 1.0 + (self.rng.f64() - 0.5) * 0.08;
-        let mut sessions = (f64::from(self.spec.sessions_per_day) * weekday * noise).round() as u32;
-        let mut seconds_in_day = 86_400;
-        if fault(Fault::PartialLoad) {
-            seconds_in_day = 7 * 3600;
-            sessions = sessions * 7 / 24;
-        }
-        let conversion = if fault(Fault::ConversionDrop) {
-            CONVERSION / 4.0
-        } else {
-            CONVERSION
-        };
-        let mut purchases = Vec::new();
-        for n in 0..sessions {
-            let second = self.rng.u32(0..seconds_in_day);
-            let channel = self.channel(
-                fault(Fault::ChannelShiftToDirect),
-                fault(Fault::ChannelDisappearing),
-            );
+        let count = (f64::from(self.spec.sessions_per_day) * weekday * noise).round() as u32;
+        let mut sessions = Vec::with_capacity(count as usize);
+        for n in 0..count {
+            let second = self.rng.u32(0..86_400);
+            let channel = self.channel();
             let (agent, device) = USER_AGENTS[self.rng.usize(0..USER_AGENTS.len())];
-            let client_id = if fault(Fault::NullSpike) && self.rng.f64() < 0.2 {
-                String::new()
-            } else {
-                format!(
-                    "{}-{}",
-                    1_700_000_000 + index as u64 * 86_400 + u64::from(n),
-                    self.token(12)
-                )
-            };
-            let session_id = format!(
+            let client_id = format!(
                 "{}-{}",
-                if client_id.is_empty() {
-                    self.token(22)
-                } else {
-                    client_id.clone()
-                },
-                1
+                1_700_000_000 + index as u64 * 86_400 + u64::from(n),
+                self.token(12)
             );
-            let purchased = self.rng.f64() < conversion;
+            let purchased = self.rng.f64() < CONVERSION;
             let add_to_cart = purchased || self.rng.f64() < 0.07;
             let checkout = purchased || (add_to_cart && self.rng.f64() < 0.35);
             let events =
@@ -318,115 +410,207 @@ impl Generator<'_> {
             let pageviews = 1 + self.rng.u32(0..events);
             let duration =
                 f64::from(self.rng.u32(0..1800)) + f64::from(self.rng.u32(0..1000)) / 1000.0;
-            let start = if fault(Fault::UnparsableTimestamps) && self.rng.f64() < 0.02 {
-                format!("{day} 25:{:02}:00", self.rng.u32(0..60))
-            } else {
-                self.timestamp(day, second)
-            };
+            let start = self.timestamp(day, second);
             let end = self.timestamp(day, (second + duration as u32).min(86_399));
             let utm = self.utm(channel);
-            let referrer = self.referrer(channel);
+            sessions.push(Session {
+                id: format!("{client_id}-1"),
+                client_id,
+                second,
+                start,
+                end,
+                events,
+                pageviews,
+                add_to_cart,
+                checkout,
+                purchased,
+                duration,
+                page: PAGES[self.rng.usize(0..PAGES.len())],
+                variant: 40_000_000_000u64 + self.rng.u64(0..1_000_000_000),
+                channel,
+                utm,
+                referrer: referrer(channel),
+                agent,
+                device,
+                loaded: true,
+            });
+        }
+        let orders = self.orders(day, &sessions);
+        Day {
+            sessions,
+            orders,
+            duplicates: 0,
+        }
+    }
+
+    /// The clean orders of `day`'s purchasing sessions.
+    fn orders(&mut self, day: NaiveDate, sessions: &[Session]) -> Vec<Order> {
+        let compact = day.format("%Y%m%d").to_string();
+        let mut orders = Vec::new();
+        for (session, s) in sessions.iter().enumerate().filter(|(_, s)| s.purchased) {
+            let items = 1 + u32::from(self.rng.f64() < 0.15);
+            let mut revenue = PRICES[self.rng.usize(0..PRICES.len())] * f64::from(items);
+            if self.rng.f64() < 0.02 {
+                revenue = 0.0;
+            }
+            let second = (s.second + s.duration as u32).min(86_399);
+            let ts = self.timestamp(day, second);
+            orders.push(Order {
+                id: format!("ORD-{compact}-{}", orders.len()),
+                session,
+                second,
+                ts,
+                revenue,
+                items,
+                first_click: CHANNELS[self.rng.usize(0..CHANNELS.len())].0,
+                loaded: true,
+            });
+        }
+        orders
+    }
+
+    /// Injects the spec's faults (except the missing day and the renamed column, which are not
+    /// in a day's rows) into the rows of `day`.
+    fn inject(&mut self, day: NaiveDate, rows: &mut Day) {
+        let Day {
+            sessions, orders, ..
+        } = rows;
+        if let Some(hours) = self.amount(Fault::PartialLoad) {
+            let cutoff = (hours * 3600.0) as u32;
+            for s in sessions.iter_mut() {
+                s.loaded = s.second < cutoff;
+            }
+            for o in orders.iter_mut() {
+                o.loaded = o.second < cutoff;
+            }
+        }
+        if let Some(remaining) = self.amount(Fault::ConversionDrop) {
+            let lost = self.pick(loaded(orders, |_| true), 1.0 - remaining);
+            for i in lost {
+                orders[i].loaded = false;
+                sessions[orders[i].session].purchased = false;
+            }
+        }
+        if let Some(share) = self.amount(Fault::ChannelShiftToDirect) {
+            for i in self.pick(loaded(sessions, |s| s.channel != "direct"), share) {
+                let s = &mut sessions[i];
+                (s.channel, s.utm, s.referrer) = ("direct", Utm::default(), "");
+            }
+        }
+        if let Some(share) = self.amount(Fault::ChannelDisappearing) {
+            for i in self.pick(loaded(sessions, |s| s.channel == "google_ads"), share) {
+                let s = &mut sessions[i];
+                (s.channel, s.utm) = ("google_organic", Utm::default());
+            }
+        }
+        if let Some(share) = self.amount(Fault::NullSpike) {
+            for i in self.pick(loaded(sessions, |_| true), share) {
+                sessions[i].client_id.clear();
+            }
+        }
+        if let Some(share) = self.amount(Fault::UnparsableTimestamps) {
+            for i in self.pick(loaded(sessions, |_| true), share) {
+                sessions[i].start = format!("{day} 25:{:02}:00", self.picker.u32(0..60));
+            }
+        }
+        if let Some(share) = self.amount(Fault::ZeroRevenueSpike) {
+            let all = loaded(orders, |_| true).len();
+            let zero = loaded(orders, |o| o.revenue == 0.0).len();
+            let target = (share * all as f64).round() as usize;
+            let mut more = loaded(orders, |o| o.revenue != 0.0);
+            self.picker.shuffle(&mut more);
+            for i in more.into_iter().take(target.saturating_sub(zero)) {
+                orders[i].revenue = 0.0;
+            }
+        }
+        if let Some(factor) = self.amount(Fault::RevenueSpike) {
+            for o in orders.iter_mut() {
+                o.revenue *= factor;
+            }
+        }
+        if let Some(count) = self.amount(Fault::NegativeRevenue) {
+            for i in loaded(orders, |_| true).into_iter().take(count as usize) {
+                orders[i].revenue = -orders[i].revenue.max(449.0);
+            }
+        }
+        if let Some(count) = self.amount(Fault::Duplicates) {
+            rows.duplicates = count as usize;
+        }
+    }
+
+    /// `round(share * candidates)` of `candidates`, picked at random.
+    fn pick(&mut self, mut candidates: Vec<usize>, share: f64) -> Vec<usize> {
+        let k = (share * candidates.len() as f64).round() as usize;
+        self.picker.shuffle(&mut candidates);
+        candidates.truncate(k);
+        candidates
+    }
+
+    fn write<W: Write>(&mut self, out: &mut Tables<W>, rows: &Day) -> io::Result<()> {
+        let sessions = &rows.sessions;
+        for s in sessions.iter().filter(|s| s.loaded) {
             self.line.clear();
             let _ = writeln!(
                 self.line,
-                "{session_id},{client_id},{start},{end},{events},{pageviews},{},{},{},{duration},\"https://shop.example.com/{}?variant={}{}\",{referrer},{channel},{},{},{},\"{agent}\",{device}",
-                u32::from(add_to_cart),
-                u32::from(checkout),
-                u32::from(purchased),
-                PAGES[self.rng.usize(0..PAGES.len())],
-                40_000_000_000u64 + self.rng.u64(0..1_000_000_000),
-                utm.query,
-                utm.source,
-                utm.medium,
-                utm.campaign,
+                "{},{},{},{},{},{},{},{},{},{},\"https://shop.example.com/{}?variant={}{}\",{},{},{},{},{},\"{}\",{}",
+                s.id,
+                s.client_id,
+                s.start,
+                s.end,
+                s.events,
+                s.pageviews,
+                u32::from(s.add_to_cart),
+                u32::from(s.checkout),
+                u32::from(s.purchased),
+                s.duration,
+                s.page,
+                s.variant,
+                s.utm.query,
+                s.referrer,
+                s.channel,
+                s.utm.source,
+                s.utm.medium,
+                s.utm.campaign,
+                s.agent,
+                s.device,
             );
             out.sessions.write_all(self.line.as_bytes())?;
             self.written.sessions += 1;
-            if purchased {
-                purchases.push(Purchase {
-                    session_id,
-                    client_id,
-                    second: (second + duration as u32).min(86_399),
-                    channel,
-                    device,
-                });
-            }
         }
-        self.orders(out, day, last, &purchases)
-    }
-
-    fn orders<W: Write>(
-        &mut self,
-        out: &mut Tables<W>,
-        day: NaiveDate,
-        last: bool,
-        purchases: &[Purchase],
-    ) -> io::Result<()> {
-        let fault = |f: Fault| last && self.spec.faults.contains(&f);
-        let compact = day.format("%Y%m%d").to_string();
-        let mut rows = Vec::new();
-        for (n, p) in purchases.iter().enumerate() {
-            let items = 1 + u32::from(self.rng.f64() < 0.15);
-            let mut revenue = PRICES[self.rng.usize(0..PRICES.len())] * f64::from(items);
-            let zero_share = if fault(Fault::ZeroRevenueSpike) {
-                0.5
-            } else {
-                0.02
-            };
-            if self.rng.f64() < zero_share {
-                revenue = 0.0;
-            }
-            if fault(Fault::RevenueSpike) {
-                revenue *= 3.0;
-            }
-            if fault(Fault::NegativeRevenue) && n < 3 {
-                revenue = -revenue.max(449.0);
-            }
-            let id = format!("ORD-{compact}-{n}");
+        let orders: Vec<&Order> = rows.orders.iter().filter(|o| o.loaded).collect();
+        let repeated = orders.iter().take(rows.duplicates);
+        for o in orders.iter().chain(repeated) {
+            let s = &sessions[o.session];
             self.line.clear();
-            let ts = self.timestamp(day, p.second);
             let _ = writeln!(
                 self.line,
-                "{id},{},{ts},{revenue:.1},{items},{},{},,,,,{}",
-                p.client_id, p.session_id, p.channel, p.device
+                "{},{},{},{:.1},{},{},{},,,,,{}",
+                o.id, s.client_id, o.ts, o.revenue, o.items, s.id, s.channel, s.device
             );
-            rows.push(self.line.clone());
-            let first = CHANNELS[self.rng.usize(0..CHANNELS.len())].0;
-            for (model, channel) in [("first_click", first), ("last_click", p.channel)] {
+            out.orders.write_all(self.line.as_bytes())?;
+            self.written.orders += 1;
+        }
+        for o in &orders {
+            let s = &sessions[o.session];
+            for (model, channel) in [("first_click", o.first_click), ("last_click", s.channel)] {
                 self.line.clear();
-                let _ = writeln!(self.line, "{id},{model},{},{channel},,,,", p.session_id);
+                let _ = writeln!(self.line, "{},{model},{},{channel},,,,", o.id, s.id);
                 out.attribution.write_all(self.line.as_bytes())?;
                 self.written.attribution += 1;
             }
         }
-        if fault(Fault::Duplicates) {
-            let repeated: Vec<String> = rows.iter().take(5).cloned().collect();
-            rows.extend(repeated);
-        }
-        for row in rows {
-            out.orders.write_all(row.as_bytes())?;
-            self.written.orders += 1;
-        }
         Ok(())
     }
 
-    fn channel(&mut self, to_direct: bool, without_google_ads: bool) -> &'static str {
-        if to_direct && self.rng.f64() < 0.7 {
-            return "direct";
-        }
-        loop {
-            let mut x = self.rng.f64();
-            let picked = CHANNELS
-                .iter()
-                .find(|(_, share)| {
-                    x -= share;
-                    x < 0.0
-                })
-                .map_or("direct", |(c, _)| c);
-            if !(without_google_ads && picked == "google_ads") {
-                return picked;
-            }
-        }
+    fn channel(&mut self) -> &'static str {
+        let mut x = self.rng.f64();
+        CHANNELS
+            .iter()
+            .find(|(_, share)| {
+                x -= share;
+                x < 0.0
+            })
+            .map_or("direct", |(c, _)| c)
     }
 
     fn token(&mut self, len: usize) -> String {
@@ -464,15 +648,39 @@ impl Generator<'_> {
             _ => Utm::default(),
         }
     }
+}
 
-    fn referrer(&mut self, channel: &str) -> &'static str {
-        match channel {
-            "google_organic" | "google_ads" => "www.google.com",
-            "bing_organic" | "microsoft_ads" => "www.bing.com",
-            "meta_ads" => "l.facebook.com",
-            "other_referrer" => "source-ee658ef2.com",
-            _ => "",
-        }
+/// The indices of the loaded rows for which `keep` holds.
+fn loaded<T: Row>(rows: &[T], keep: impl Fn(&T) -> bool) -> Vec<usize> {
+    (0..rows.len())
+        .filter(|&i| rows[i].loaded() && keep(&rows[i]))
+        .collect()
+}
+
+/// A row that a partial load can leave out.
+trait Row {
+    fn loaded(&self) -> bool;
+}
+
+impl Row for Session {
+    fn loaded(&self) -> bool {
+        self.loaded
+    }
+}
+
+impl Row for Order {
+    fn loaded(&self) -> bool {
+        self.loaded
+    }
+}
+
+fn referrer(channel: &str) -> &'static str {
+    match channel {
+        "google_organic" | "google_ads" => "www.google.com",
+        "bing_organic" | "microsoft_ads" => "www.bing.com",
+        "meta_ads" => "l.facebook.com",
+        "other_referrer" => "source-ee658ef2.com",
+        _ => "",
     }
 }
 
@@ -488,6 +696,8 @@ struct Utm {
 mod tests {
     use super::*;
 
+    const END: &str = "2025-03-31";
+
     fn spec(faults: Vec<Fault>) -> DemoSpec {
         DemoSpec {
             end: NaiveDate::from_ymd_opt(2025, 3, 31).unwrap(),
@@ -495,6 +705,7 @@ mod tests {
             sessions_per_day: 300,
             seed: 7,
             faults,
+            magnitude: Magnitude::Gross,
         }
     }
 
@@ -508,6 +719,111 @@ mod tests {
         (t, written)
     }
 
+    /// A generated warehouse, parsed: each table's header and records.
+    struct Parsed {
+        headers: [Vec<String>; 3],
+        sessions: Vec<Vec<String>>,
+        orders: Vec<Vec<String>>,
+        attribution: Vec<Vec<String>>,
+    }
+
+    fn parse(text: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
+        let mut reader = csv::Reader::from_reader(text);
+        let header = reader.headers().unwrap().iter().map(String::from).collect();
+        let rows = reader
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect();
+        (header, rows)
+    }
+
+    /// 22 days (the subtle missing day is 20 days back) of 800 sessions, seed 11.
+    fn warehouse(faults: &[Fault], magnitude: Magnitude) -> Parsed {
+        let spec = DemoSpec {
+            days: 22,
+            sessions_per_day: 800,
+            seed: 11,
+            faults: faults.to_vec(),
+            magnitude,
+            ..spec(vec![])
+        };
+        let (t, _) = tables(&spec);
+        let (hs, sessions) = parse(&t.sessions);
+        let (ho, orders) = parse(&t.orders);
+        let (ha, attribution) = parse(&t.attribution);
+        Parsed {
+            headers: [hs, ho, ha],
+            sessions,
+            orders,
+            attribution,
+        }
+    }
+
+    /// The rows of `day` (`YYYY-MM-DD`): sessions and orders by their timestamp, attribution
+    /// by its order id.
+    fn of_day(p: &Parsed, day: &str) -> [Vec<Vec<String>>; 3] {
+        let compact = format!("ORD-{}-", day.replace('-', ""));
+        [
+            p.sessions
+                .iter()
+                .filter(|r| r[2].starts_with(day))
+                .cloned()
+                .collect(),
+            p.orders
+                .iter()
+                .filter(|r| r[2].starts_with(day))
+                .cloned()
+                .collect(),
+            p.attribution
+                .iter()
+                .filter(|r| r[0].starts_with(&compact))
+                .cloned()
+                .collect(),
+        ]
+    }
+
+    /// The rows of every day but `except`.
+    fn other_days<'a>(p: &'a Parsed, except: &[&str]) -> [Vec<&'a Vec<String>>; 3] {
+        let keep = |day: &str| !except.iter().any(|e| day.starts_with(e));
+        let order_day = |id: &str| format!("{}-{}-{}", &id[4..8], &id[8..10], &id[10..12]);
+        [
+            p.sessions.iter().filter(|r| keep(&r[2])).collect(),
+            p.orders.iter().filter(|r| keep(&r[2])).collect(),
+            p.attribution
+                .iter()
+                .filter(|r| keep(&order_day(&r[0])))
+                .collect(),
+        ]
+    }
+
+    const MAGNITUDES: [Magnitude; 3] = [Magnitude::Subtle, Magnitude::Clear, Magnitude::Gross];
+
+    /// The rows of `faulty` that differ from `clean` at the same position (equal lengths).
+    fn changed<'a>(
+        clean: &'a [Vec<String>],
+        faulty: &'a [Vec<String>],
+    ) -> Vec<(&'a [String], &'a [String])> {
+        assert_eq!(clean.len(), faulty.len());
+        clean
+            .iter()
+            .zip(faulty)
+            .filter(|(c, f)| c != f)
+            .map(|(c, f)| (c.as_slice(), f.as_slice()))
+            .collect()
+    }
+
+    /// Columns `a` and `b` differ in, by header name.
+    fn columns(header: &[String], a: &[String], b: &[String]) -> Vec<String> {
+        (0..header.len())
+            .filter(|&i| a[i] != b[i])
+            .map(|i| header[i].clone())
+            .collect()
+    }
+
+    fn share(n: usize, share: f64) -> usize {
+        (share * n as f64).round() as usize
+    }
+
     #[test]
     fn the_same_seed_writes_the_same_warehouse() {
         let (a, wa) = tables(&spec(vec![]));
@@ -516,6 +832,25 @@ mod tests {
         assert!(a.sessions == b.sessions && a.orders == b.orders && a.attribution == b.attribution);
         assert_eq!(wa.attribution, 2 * wa.orders);
         assert!((2500..3400).contains(&wa.sessions), "{wa:?}");
+    }
+
+    #[test]
+    fn a_shorter_warehouse_from_the_same_first_day_is_a_prefix() {
+        let long = spec(vec![]);
+        let short = DemoSpec {
+            end: NaiveDate::from_ymd_opt(2025, 3, 27).unwrap(),
+            days: 6,
+            ..long.clone()
+        };
+        let (l, _) = tables(&long);
+        let (s, _) = tables(&short);
+        for (short, long) in [
+            (&s.sessions, &l.sessions),
+            (&s.orders, &l.orders),
+            (&s.attribution, &l.attribution),
+        ] {
+            assert!(short.len() < long.len() && long.starts_with(short));
+        }
     }
 
     #[test]
@@ -531,19 +866,258 @@ mod tests {
     }
 
     #[test]
-    fn faults_change_only_what_they_say() {
-        let (clean, _) = tables(&spec(vec![]));
-        let (renamed, _) = tables(&spec(vec![Fault::RenamedColumn]));
-        assert!(String::from_utf8_lossy(&renamed.orders)
-            .starts_with("transaction_id,client_id,order_ts,order_revenue,"));
-        assert_eq!(clean.sessions, renamed.sessions);
-        let (missing, _) = tables(&spec(vec![Fault::MissingDay]));
-        let text = String::from_utf8(missing.sessions).unwrap();
-        assert!(
-            !text.contains(",2025-03-28 "),
-            "the day three days before the end is missing"
-        );
-        assert!(text.contains(",2025-03-27 ") && text.contains(",2025-03-29 "));
+    fn every_fault_leaves_the_other_days_and_the_headers_alone() {
+        let clean = warehouse(&[], Magnitude::Gross);
+        for fault in <Fault as clap::ValueEnum>::value_variants() {
+            for m in MAGNITUDES {
+                let faulty = warehouse(&[*fault], m);
+                let missing = (*fault == Fault::MissingDay).then(|| {
+                    let back = fault.amount(m) as u64;
+                    (spec(vec![]).end - Days::new(back)).to_string()
+                });
+                let except: Vec<&str> = [Some(END), missing.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                assert!(
+                    other_days(&clean, &except) == other_days(&faulty, &except),
+                    "{fault:?} {m:?}"
+                );
+                if *fault == Fault::RenamedColumn {
+                    assert_eq!(faulty.headers[1][3], "order_revenue");
+                    assert_eq!(
+                        (
+                            &clean.headers[0],
+                            &clean.headers[2],
+                            &clean.headers[1][..3],
+                            &clean.headers[1][4..]
+                        ),
+                        (
+                            &faulty.headers[0],
+                            &faulty.headers[2],
+                            &faulty.headers[1][..3],
+                            &faulty.headers[1][4..]
+                        )
+                    );
+                    assert!(of_day(&clean, END) == of_day(&faulty, END));
+                } else {
+                    assert_eq!(clean.headers, faulty.headers, "{fault:?} {m:?}");
+                }
+            }
+        }
         assert_eq!(Fault::ZeroRevenueSpike.name(), "zero-revenue-spike");
+        assert_eq!(Magnitude::default().name(), "gross");
+    }
+
+    #[test]
+    fn a_missing_day_is_the_named_day_and_nothing_else() {
+        let clean = warehouse(&[], Magnitude::Gross);
+        for (m, day) in MAGNITUDES
+            .into_iter()
+            .zip(["2025-03-11", "2025-03-23", "2025-03-28"])
+        {
+            let faulty = warehouse(&[Fault::MissingDay], m);
+            assert!(of_day(&faulty, day).iter().all(Vec::is_empty), "{m:?}");
+            assert!(of_day(&clean, day).iter().all(|t| !t.is_empty()));
+            assert!(other_days(&clean, &[day]) == other_days(&faulty, &[day]));
+        }
+    }
+
+    #[test]
+    fn a_partial_load_keeps_the_first_hours() {
+        let clean = warehouse(&[], Magnitude::Gross);
+        let [sessions, orders, attribution] = of_day(&clean, END);
+        for (m, hours) in MAGNITUDES.into_iter().zip([18, 12, 7]) {
+            let faulty = warehouse(&[Fault::PartialLoad], m);
+            let before = |r: &Vec<String>| r[2][11..13].parse::<u32>().unwrap() < hours;
+            let kept: Vec<Vec<String>> = orders.iter().filter(|r| before(r)).cloned().collect();
+            let ids: Vec<&String> = kept.iter().map(|r| &r[0]).collect();
+            let expected = [
+                sessions.iter().filter(|r| before(r)).cloned().collect(),
+                kept.clone(),
+                attribution
+                    .iter()
+                    .filter(|r| ids.contains(&&r[0]))
+                    .cloned()
+                    .collect(),
+            ];
+            assert!(of_day(&faulty, END) == expected, "{m:?}");
+            let share = expected[0].len() as f64 / sessions.len() as f64;
+            assert!(
+                (share - f64::from(hours) / 24.0).abs() < 0.05,
+                "{m:?}: {share}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicates_repeat_the_first_orders() {
+        let clean = warehouse(&[], Magnitude::Gross);
+        let [sessions, orders, attribution] = of_day(&clean, END);
+        for (m, count) in MAGNITUDES.into_iter().zip([1, 2, 5]) {
+            let [s, o, a] = of_day(&warehouse(&[Fault::Duplicates], m), END);
+            assert!(s == sessions && a == attribution);
+            assert_eq!(o.len(), orders.len() + count, "{m:?}");
+            assert_eq!(o[..orders.len()], orders[..]);
+            assert_eq!(o[orders.len()..], orders[..count]);
+        }
+    }
+
+    #[test]
+    fn revenue_faults_change_only_the_revenue_of_the_orders_they_name() {
+        let clean = warehouse(&[], Magnitude::Gross);
+        let [sessions, orders, attribution] = of_day(&clean, END);
+        let revenue = |r: &[String]| r[3].parse::<f64>().unwrap();
+        let zero = orders.iter().filter(|r| revenue(r) == 0.0).count();
+        assert!(zero < share(orders.len(), 0.1));
+        for fault in [
+            Fault::NegativeRevenue,
+            Fault::ZeroRevenueSpike,
+            Fault::RevenueSpike,
+        ] {
+            for m in MAGNITUDES {
+                let faulty = warehouse(&[fault], m);
+                let [s, o, a] = of_day(&faulty, END);
+                assert!(s == sessions && a == attribution, "{fault:?} {m:?}");
+                let diff = changed(&orders, &o);
+                for (c, f) in &diff {
+                    assert_eq!(
+                        columns(&clean.headers[1], c, f),
+                        ["revenue"],
+                        "{fault:?} {m:?}"
+                    );
+                }
+                let amount = fault.amount(m);
+                match fault {
+                    Fault::NegativeRevenue => {
+                        assert_eq!(diff.len(), amount as usize, "{m:?}");
+                        for (i, (c, f)) in diff.iter().enumerate() {
+                            assert_eq!(c[0], orders[i][0]);
+                            assert_eq!(revenue(f), -revenue(c).max(449.0));
+                        }
+                    }
+                    Fault::ZeroRevenueSpike => {
+                        assert_eq!(diff.len(), share(orders.len(), amount) - zero, "{m:?}");
+                        assert!(diff.iter().all(|(_, f)| revenue(f) == 0.0));
+                    }
+                    _ => {
+                        assert_eq!(diff.len(), orders.len() - zero, "{m:?}");
+                        for (c, f) in &diff {
+                            assert!((revenue(f) - revenue(c) * amount).abs() <= 0.05, "{m:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_conversion_drop_loses_the_named_share_of_purchases_at_payment() {
+        let clean = warehouse(&[], Magnitude::Gross);
+        let [sessions, orders, attribution] = of_day(&clean, END);
+        for (m, remaining) in MAGNITUDES.into_iter().zip([0.7, 0.5, 0.25]) {
+            let [s, o, a] = of_day(&warehouse(&[Fault::ConversionDrop], m), END);
+            let lost = share(orders.len(), 1.0 - remaining);
+            assert_eq!(o.len(), orders.len() - lost, "{m:?}");
+            assert!(o.iter().all(|r| orders.contains(r)));
+            let kept: Vec<&String> = o.iter().map(|r| &r[0]).collect();
+            let expected: Vec<Vec<String>> = attribution
+                .iter()
+                .filter(|r| kept.contains(&&r[0]))
+                .cloned()
+                .collect();
+            assert!(a == expected);
+            let diff = changed(&sessions, &s);
+            assert_eq!(diff.len(), lost);
+            for (c, f) in diff {
+                assert_eq!(columns(&clean.headers[0], c, f), ["purchases"]);
+                assert_eq!(
+                    (&c[7][..], &f[7][..], &f[8][..]),
+                    ("1", "1", "0"),
+                    "checkout kept"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn channel_faults_relabel_the_named_share_of_sessions_and_their_orders() {
+        let clean = warehouse(&[], Magnitude::Gross);
+        let [sessions, orders, attribution] = of_day(&clean, END);
+        for (fault, from, to) in [
+            (Fault::ChannelShiftToDirect, None, "direct"),
+            (
+                Fault::ChannelDisappearing,
+                Some("google_ads"),
+                "google_organic",
+            ),
+        ] {
+            let candidates = sessions
+                .iter()
+                .filter(|r| from.map_or(r[12] != "direct", |f| r[12] == f))
+                .count();
+            for m in MAGNITUDES {
+                let [s, o, a] = of_day(&warehouse(&[fault], m), END);
+                let diff = changed(&sessions, &s);
+                assert_eq!(
+                    diff.len(),
+                    share(candidates, fault.amount(m)),
+                    "{fault:?} {m:?}"
+                );
+                let mut moved = Vec::new();
+                for (c, f) in diff {
+                    assert_eq!(f[12], to);
+                    assert!(f[13..16].iter().all(String::is_empty), "utm cleared");
+                    let expected_ref = if to == "direct" { "" } else { &c[11] };
+                    assert_eq!(f[11], expected_ref);
+                    assert_eq!(f[10], c[10].split("&utm_source").next().unwrap());
+                    moved.push(c[0].clone());
+                }
+                for (c, f) in changed(&orders, &o) {
+                    assert!(moved.contains(&c[5]));
+                    assert_eq!(columns(&clean.headers[1], c, f), ["marketing_source"]);
+                    assert_eq!(f[6], to);
+                }
+                for (c, f) in changed(&attribution, &a) {
+                    assert_eq!((&f[1][..], &f[3][..]), ("last_click", to), "{c:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn session_faults_change_the_named_share_of_one_column() {
+        let clean = warehouse(&[], Magnitude::Gross);
+        let [sessions, orders, attribution] = of_day(&clean, END);
+        for (fault, column) in [
+            (Fault::NullSpike, "client_id"),
+            (Fault::UnparsableTimestamps, "session_start"),
+        ] {
+            for m in MAGNITUDES {
+                let [s, o, a] = of_day(&warehouse(&[fault], m), END);
+                let diff = changed(&sessions, &s);
+                assert_eq!(
+                    diff.len(),
+                    share(sessions.len(), fault.amount(m)),
+                    "{fault:?} {m:?}"
+                );
+                let mut emptied = Vec::new();
+                for (c, f) in diff {
+                    assert_eq!(columns(&clean.headers[0], c, f), [column]);
+                    if fault == Fault::NullSpike {
+                        assert_eq!(f[1], "");
+                        emptied.push(c[1].clone());
+                    } else {
+                        assert!(f[2].starts_with(&format!("{END} 25:")), "{}", f[2]);
+                    }
+                }
+                assert!(a == attribution);
+                // The orders of the sessions without a client id have none either.
+                for (c, f) in changed(&orders, &o) {
+                    assert!(emptied.contains(&c[1]));
+                    assert_eq!(columns(&clean.headers[1], c, f), ["client_id"]);
+                }
+            }
+        }
     }
 }

@@ -87,7 +87,14 @@ fn every_injected_fault_is_flagged_by_the_right_check() {
             "orders:zero_revenue_orders",
             true,
         ),
-        ("conversion-drop", "ERROR", "funnel:conversion", true),
+        // The purchases are lost at payment (the sessions keep their checkout), so the step that
+        // breaks is checkout to purchase.
+        (
+            "conversion-drop",
+            "WARN",
+            "funnel:checkout_started_to_purchases",
+            true,
+        ),
         ("revenue-spike", "ERROR", "anomaly:revenue", true),
         (
             "channel-shift-to-direct",

@@ -409,13 +409,14 @@ fn a_failed_lookup_makes_looked_up_metrics_unavailable() {
 
 #[test]
 fn parallel_segments_give_exactly_the_sequential_result() {
-    use crate::demo::{generate, DemoSpec, Fault, Tables};
+    use crate::demo::{generate, DemoSpec, Fault, Magnitude, Tables};
     let spec = DemoSpec {
         end: day("2025-03-31"),
         days: 12,
         sessions_per_day: 2000,
         seed: 3,
         faults: vec![Fault::UnparsableTimestamps, Fault::NullSpike],
+        magnitude: Magnitude::Gross,
     };
     let mut tables = Tables {
         sessions: Vec::new(),
