@@ -7,15 +7,14 @@ weekday, about 40 orders a day), each into a temporary folder deleted after use:
 - one per fault and magnitude (`--faults F --magnitude M`; the renamed column is binary, so it
   is generated once, at the default magnitude), judged on its last day;
 - one clean warehouse, judged on each of its last 30 days as that day's daily run would see it:
-  the warehouse as of day D, i.e. its rows up to D (the demo writes day after day and a shorter
-  warehouse from the same first day is a byte prefix of a longer one, a property its unit tests
-  hold, so the files are cut after day D). The last of those days is also the clean run of the
+  `vigil backtest --from D1 --to D2`, whose day D equals `vigil run --expected_run_date D` on the
+  warehouse without the rows dated after D. The last of those days is also the clean run of the
   fault table.
 
 The judged day moves with the seed (2025-03-24 + seed days), so every weekday is judged.
 
-Each warehouse is judged with three configs (`vigil run --no-alerts --no-quarantine --no-state
---threads 1 --expected_run_date D`):
+Each warehouse is judged with three configs (faults: `vigil run --no-alerts --no-quarantine
+--no-state --threads 1 --expected_run_date D`; clean days: `vigil backtest --jobs 1`):
 
 - native: the demo's `tables:` mapping with `rules:` left empty, so every rule runs with its
   defaults;
@@ -62,7 +61,6 @@ CLEAN_DAYS = 30
 FIRST_END = dt.date(2025, 3, 24)
 MAGNITUDES = ("subtle", "clear", "gross")
 CONFIGS = ("native", "reference", "demo")
-TABLES = ("fct_sessions.csv", "fct_orders.csv", "fct_attribution.csv")
 
 # The check families (prefixes of check names) that catch each fault: the checks whose job it is
 # to see it, including the volume, funnel and revenue anomalies a fault necessarily causes.
@@ -155,58 +153,25 @@ def fault_task(vigil: Path, cfgs: dict[str, Path], work: Path, seed: int, fault:
             "caught": {name: caught(fault, f) for name, f in findings.items()}, "findings": findings}
 
 
-def day_ends(path: Path, day_of) -> dict[str, int]:
-    """The byte offset after each day's rows in a demo table, whose rows come day after day;
-    `day_of` maps a row to its day (YYYY-MM-DD)."""
-    ends = {}
-    offset = 0
-    with path.open("rb") as f:
-        offset += len(f.readline())
-        for line in f:
-            offset += len(line)
-            ends[day_of(line)] = offset
-    return ends
-
-
-def row_day(line: bytes) -> str:
-    """The day of a session or order row: its third field is the row's timestamp."""
-    return line.split(b",", 3)[2][:10].decode()
-
-
-def attribution_day(line: bytes) -> str:
-    """The day of an attribution row: its order id is ORD-YYYYMMDD-n."""
-    compact = line[4:12].decode()
-    return f"{compact[:4]}-{compact[4:6]}-{compact[6:]}"
-
-
 def judge_days(vigil: Path, cfgs: dict[str, Path], warehouse: Path, days: list[dt.date],
                tmp: Path) -> dict[str, dict[str, list[dict]]]:
     """The findings of each config's daily run on each of `days` (ascending), each run seeing the
-    warehouse as of its day: the tables cut after that day's rows, grown day by day.
-    (With `vigil backtest --from D1 --to D2 --output_dir O`, this becomes one run per config
-    reading O/backtest.json's `days`.)"""
-    getters = {"fct_sessions.csv": row_day, "fct_orders.csv": row_day,
-               "fct_attribution.csv": attribution_day}
-    ends = {t: day_ends(warehouse / t, getters[t]) for t in TABLES}
-    asof = tmp / "as-of"
-    asof.mkdir()
-    written = {}
-    for t in TABLES:
-        with (warehouse / t).open("rb") as src, (asof / t).open("wb") as dst:
-            header = src.readline()
-            dst.write(header)
-            written[t] = len(header)
-    result: dict[str, dict[str, list[dict]]] = {name: {} for name in cfgs}
-    for day in days:
-        for t in TABLES:
-            # The rows of every day up to `day` (a day without rows has no entry: nothing to add).
-            end = max((e for d, e in ends[t].items() if d <= str(day)), default=written[t])
-            with (warehouse / t).open("rb") as src, (asof / t).open("ab") as dst:
-                src.seek(written[t])
-                dst.write(src.read(end - written[t]))
-            written[t] = max(written[t], end)
-        for name, config in cfgs.items():
-            result[name][str(day)] = judge(vigil, asof, config, day, tmp / name)
+    warehouse as of its day: one `vigil backtest` per config (each day's findings equal those of
+    `vigil run --expected_run_date D` on the warehouse cut after D; tests/tests/backtest.rs)."""
+    result: dict[str, dict[str, list[dict]]] = {}
+    for name, config in cfgs.items():
+        out = tmp / f"backtest-{name}"
+        run([vigil, "backtest", "--warehouse_dir", warehouse, "--rules", config,
+             "--from", days[0], "--to", days[-1], "--output_dir", out, "--jobs", "1"])
+        report = json.loads((out / "backtest.json").read_text())
+        shutil.rmtree(out)
+        result[name] = {d["date"]: [{"severity": f["severity"], "check": f["check"],
+                                     "partition_date": f.get("partition_date"),
+                                     "message": f.get("message")} for f in d["findings"]]
+                        for d in report["days"]}
+        missing = {str(d) for d in days} - set(result[name])
+        if missing:
+            raise SystemExit(f"backtest of {warehouse} with {config} lacks the days {sorted(missing)}")
     return result
 
 
