@@ -104,7 +104,8 @@ impl Default for SessionSource {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DriftParams {
-    /// The mixes to monitor.
+    /// The mixes to monitor. Default: revenue and sessions (thousands of sessions a day see a
+    /// lost referrer that the revenue shares of a few dozen orders cannot).
     #[serde(deserialize_with = "weightings_or_default")]
     #[schemars(with = "Option<Vec<Weighting>>", length(min = 1))]
     pub weightings: Vec<Weighting>,
@@ -161,7 +162,7 @@ fn weightings_or_default<'de, D: serde::Deserializer<'de>>(
 impl Default for DriftParams {
     fn default() -> Self {
         DriftParams {
-            weightings: vec![Weighting::Revenue],
+            weightings: vec![Weighting::Revenue, Weighting::Sessions],
             top_channels: 6,
             abs_change_threshold: 0.15,
             disappearance_min_share: 0.05,

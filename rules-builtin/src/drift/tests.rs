@@ -90,6 +90,14 @@ fn steady(n: usize, today: Vec<(&'static str, f64)>) -> Vec<Vec<(&'static str, f
     mix
 }
 
+/// The defaults judging revenue only: these fixtures have no sessions table.
+fn revenue_only() -> DriftParams {
+    DriftParams {
+        weightings: vec![Weighting::Revenue],
+        ..DriftParams::default()
+    }
+}
+
 fn rule(params: DriftParams) -> Drift {
     Drift::new(params).unwrap()
 }
@@ -98,7 +106,7 @@ fn rule(params: DriftParams) -> Drift {
 fn ungated() -> DriftParams {
     DriftParams {
         significance_z: 0.0,
-        ..DriftParams::default()
+        ..revenue_only()
     }
 }
 
@@ -129,7 +137,7 @@ fn a_stable_mix_passes_and_first_click_rows_are_ignored() {
         vec![("direct", 500.0), ("google", 300.0), ("meta", 200.0)],
     );
     assert_eq!(
-        run(&rule(DriftParams::default()), &mix, Scope::Partition),
+        run(&rule(revenue_only()), &mix, Scope::Partition),
         []
     );
 }
@@ -163,11 +171,11 @@ fn a_revenue_share_is_judged_with_the_spread_of_order_values() {
         ("bing", basket(5)),
     ];
     let mix = busy(29, today);
-    let default = rule(DriftParams::default());
+    let default = rule(revenue_only());
     assert_eq!(summary(&evaluate_orders(&default, &mix)), []);
     let lenient = rule(DriftParams {
         significance_z: 1.5,
-        ..DriftParams::default()
+        ..revenue_only()
     });
     let eval = evaluate_orders(&lenient, &mix);
     assert_eq!(
@@ -215,7 +223,7 @@ fn a_baseline_that_varies_more_than_sampling_sets_the_spread() {
     let lenient = rule(DriftParams {
         significance_z: 1.5,
         abs_change_threshold: 0.05,
-        ..DriftParams::default()
+        ..revenue_only()
     });
     let eval = evaluate_orders(&lenient, &mix);
     assert_eq!(summary(&eval), []);
@@ -241,7 +249,7 @@ fn a_vanished_channel_is_flagged_when_having_none_is_not_chance() {
         ("google", basket(10)),
         ("bing", basket(5)),
     ];
-    let eval = evaluate_orders(&rule(DriftParams::default()), &busy(29, today));
+    let eval = evaluate_orders(&rule(revenue_only()), &busy(29, today));
     assert_eq!(
         summary(&eval),
         [row("anomaly:channel_disappeared", "2025-03-29", 0.0)]
@@ -262,14 +270,14 @@ fn a_vanished_channel_is_flagged_when_having_none_is_not_chance() {
     ];
     assert_eq!(
         summary(&evaluate_orders(
-            &rule(DriftParams::default()),
+            &rule(revenue_only()),
             &busy(29, today)
         )),
         []
     );
     // The reference cannot see a vanished channel: its own series simply ends.
     let mix = steady(10, vec![("direct", 500.0), ("google", 300.0)]);
-    assert_eq!(run(&rule(DriftParams::default()), &mix, Scope::All), []);
+    assert_eq!(run(&rule(revenue_only()), &mix, Scope::All), []);
 }
 
 #[test]
@@ -281,7 +289,7 @@ fn a_channel_that_appears_from_nothing_is_flagged_on_its_first_day() {
         ("bing", basket(5)),
         ("tiktok", basket(10)),
     ];
-    let eval = evaluate_orders(&rule(DriftParams::default()), &busy(29, today));
+    let eval = evaluate_orders(&rule(revenue_only()), &busy(29, today));
     assert_eq!(
         summary(&eval),
         [row("anomaly:channel_appeared", "2025-03-29", 0.2)]
@@ -301,7 +309,7 @@ fn a_channel_that_appears_from_nothing_is_flagged_on_its_first_day() {
     ];
     assert_eq!(
         summary(&evaluate_orders(
-            &rule(DriftParams::default()),
+            &rule(revenue_only()),
             &busy(29, today)
         )),
         []
@@ -348,7 +356,7 @@ fn session_weighting_uses_the_sessions_table() {
     }
     let params = DriftParams {
         weightings: vec![Weighting::Sessions],
-        ..DriftParams::default()
+        ..revenue_only()
     };
     let tables = BTreeMap::from([(
         "sessions".to_string(),
@@ -380,7 +388,7 @@ fn scope_all_uses_the_reference_baseline_of_each_channel() {
     );
     mix[5] = vec![("direct", 800.0), ("google", 100.0), ("meta", 100.0)];
     assert_eq!(
-        run(&rule(DriftParams::default()), &mix, Scope::All),
+        run(&rule(revenue_only()), &mix, Scope::All),
         [
             row("anomaly:channel_share", "2025-03-06", 0.8),
             row("anomaly:channel_share", "2025-03-06", 0.1),
@@ -393,7 +401,7 @@ fn scope_all_uses_the_reference_baseline_of_each_channel() {
 fn invalid_params_are_refused() {
     let err = Drift::new(DriftParams {
         abs_change_threshold: 1.5,
-        ..DriftParams::default()
+        ..revenue_only()
     })
     .unwrap_err();
     assert_eq!(
