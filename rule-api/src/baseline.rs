@@ -354,6 +354,27 @@ pub enum Noise<'a> {
     /// A share of the day's trials (conversion = purchases / sessions): at least the binomial
     /// noise √(p(1−p)/n), with `n` the day's trials from this series.
     Shares(&'a DailySeries),
+    /// A sum of values (revenue = the sum of order values): at least the compound-Poisson noise
+    /// √(c·Q/Y) of a day summing to the baseline's center `c` with the usual mix of values (`Q`
+    /// and `Y` the sums of squared values and of values over the days before; the day itself
+    /// when none has values, so a day of tripled values does not widen its own floor).
+    Sums {
+        /// The day's sum of squared values.
+        squares: &'a DailySeries,
+        /// The day's sum of values.
+        sums: &'a DailySeries,
+    },
+    /// A mean of values (AOV): at least its standard error √(v/n) for the day's `n` values, with
+    /// `v` the variance of the values over the days before, Q/N − (Y/N)² (the day itself when
+    /// none has values).
+    Means {
+        /// The day's sum of squared values.
+        squares: &'a DailySeries,
+        /// The day's sum of values.
+        sums: &'a DailySeries,
+        /// The day's number of values.
+        counts: &'a DailySeries,
+    },
     /// A rule's own floor, given the day and the baseline's center (e.g. the standard error of
     /// a revenue share from the day's order values).
     Floor(&'a dyn Fn(NaiveDate, f64) -> f64),
@@ -365,6 +386,8 @@ impl std::fmt::Debug for Noise<'_> {
             Noise::None => "None",
             Noise::Counts => "Counts",
             Noise::Shares(_) => "Shares",
+            Noise::Sums { .. } => "Sums",
+            Noise::Means { .. } => "Means",
             Noise::Floor(_) => "Floor",
         })
     }
@@ -382,9 +405,56 @@ impl Noise<'_> {
                 }
                 _ => 0.0,
             },
+            Noise::Sums { squares, sums } => {
+                let [q, y] = usual(day, [squares, sums]);
+                if y > 0.0 {
+                    (center.max(0.0) * q / y).sqrt()
+                } else {
+                    0.0
+                }
+            }
+            Noise::Means {
+                squares,
+                sums,
+                counts,
+            } => {
+                let [q, y, total] = usual(day, [squares, sums, counts]);
+                let n = at(counts, day);
+                if n > 0.0 && total > 0.0 {
+                    let mean = y / total;
+                    ((q / total - mean * mean).max(0.0) / n).sqrt()
+                } else {
+                    0.0
+                }
+            }
             Noise::Floor(floor) => floor(day, center),
         }
     }
+}
+
+/// The totals of `series` over the days before `day` on which the first has a value, or their
+/// values on `day` itself when no earlier day has one.
+fn usual<const N: usize>(day: NaiveDate, series: [&DailySeries; N]) -> [f64; N] {
+    let earlier: Vec<NaiveDate> = series
+        .first()
+        .map(|s| {
+            s.range(..day)
+                .filter(|(_, v)| **v > 0.0)
+                .map(|(d, _)| *d)
+                .collect()
+        })
+        .unwrap_or_default();
+    let days = if earlier.is_empty() {
+        vec![day]
+    } else {
+        earlier
+    };
+    series.map(|s| days.iter().map(|d| at(s, *d)).sum())
+}
+
+/// The value of `day` in a series, 0 when it has none.
+fn at(series: &DailySeries, day: NaiveDate) -> f64 {
+    series.get(&day).copied().unwrap_or(0.0)
 }
 
 /// Judges every day of `series` up to and including `until`, in date order, each against a
@@ -723,6 +793,45 @@ pub fn reference_score(value: f64, mean: f64, std: f64) -> (f64, f64) {
         (value - mean) / mean
     };
     (z, pct)
+}
+
+/// The probability that a standard normal exceeds `z` (Abramowitz and Stegun 7.1.26, error
+/// below 1.5e-7).
+pub fn normal_tail(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erfc = poly * (-x * x).exp();
+    if z >= 0.0 {
+        erfc / 2.0
+    } else {
+        1.0 - erfc / 2.0
+    }
+}
+
+/// The probability that a Poisson count of mean `lambda` is at least `k` (1 for `k` ≤ 0),
+/// summed exactly: for the rare counts (a handful of zero-revenue orders) where a normal
+/// approximation calls ordinary days significant.
+pub fn poisson_tail(k: f64, lambda: f64) -> f64 {
+    if k <= 0.0 {
+        return 1.0;
+    }
+    if lambda <= 0.0 {
+        return 0.0;
+    }
+    // P(X < k) = sum over i < k of e^-λ λ^i / i!, with the terms built up in order.
+    let mut term = (-lambda).exp();
+    let mut below = 0.0;
+    let mut i = 0.0;
+    while i < k.ceil() {
+        below += term;
+        i += 1.0;
+        term *= lambda / i;
+    }
+    (1.0 - below).max(0.0)
 }
 
 /// Arithmetic mean, summed in order (as numpy does for short arrays).

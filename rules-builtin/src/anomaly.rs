@@ -255,6 +255,7 @@ struct Requests {
     order_rows: MetricRequest,
     orders: MetricRequest,
     revenue: MetricRequest,
+    revenue_squares: MetricRequest,
     priced_orders: MetricRequest,
 }
 
@@ -273,6 +274,7 @@ impl Requests {
             order_rows: orders(Measure::Rows),
             orders: orders(Measure::Distinct(s.order_id_column.clone())),
             revenue: orders(Measure::Sum(s.revenue_column.clone())),
+            revenue_squares: orders(Measure::SumSquares(s.revenue_column.clone())),
             priced_orders: orders(Measure::Numeric(s.revenue_column.clone())),
         }
     }
@@ -285,6 +287,7 @@ impl Requests {
             self.order_rows,
             self.orders,
             self.revenue,
+            self.revenue_squares,
             self.priced_orders,
         ]
     }
@@ -312,12 +315,19 @@ impl Anomaly {
             MetricName::Revenue => (
                 m.daily(&r.revenue)?.clone(),
                 r.order_rows.clone(),
-                Noise::None,
+                Noise::Sums {
+                    squares: m.daily(&r.revenue_squares)?,
+                    sums: m.daily(&r.revenue)?,
+                },
             ),
             MetricName::Aov => (
                 ratio(m.daily(&r.revenue)?, m.daily(&r.priced_orders)?),
                 r.order_rows.clone(),
-                Noise::None,
+                Noise::Means {
+                    squares: m.daily(&r.revenue_squares)?,
+                    sums: m.daily(&r.revenue)?,
+                    counts: m.daily(&r.priced_orders)?,
+                },
             ),
             MetricName::ConversionRate => {
                 let sessions = m.daily(&r.sessions)?;

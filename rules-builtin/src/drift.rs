@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use vigil_rule_api::baseline::Score;
+use vigil_rule_api::baseline::{normal_tail, Score};
 use vigil_rule_api::metric::DailyByDimension;
 use vigil_rule_api::prelude::*;
 
@@ -298,23 +298,6 @@ fn day_totals(by_channel: &DailyByDimension) -> BTreeMap<NaiveDate, f64> {
             (*day, known.map(|(_, w)| w).sum())
         })
         .collect()
-}
-
-/// The probability that a standard normal exceeds `z` (Abramowitz and Stegun 7.1.26, error
-/// below 1.5e-7).
-fn normal_tail(z: f64) -> f64 {
-    let x = z.abs() / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.327_591_1 * x);
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736
-                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let erfc = poly * (-x * x).exp();
-    if z >= 0.0 {
-        erfc / 2.0
-    } else {
-        1.0 - erfc / 2.0
-    }
 }
 
 /// What a mix is built from: per day and channel, the weights (revenue, orders or sessions),

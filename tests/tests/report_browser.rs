@@ -245,7 +245,7 @@ fn the_rendered_charts_have_labelled_axes_a_legend_and_a_tooltip_on_every_point(
     let revenue = chart("anomaly:revenue");
     assert_eq!(
         labels(revenue, "tooltips").last().unwrap(),
-        "2025-03-08: 22,885.00 · baseline 20,202.42 ± 5,393.83 · z 0.50"
+        "2025-03-08: 22,885.00 · baseline 20,202.42 ± 5,961.62 · z 0.45"
     );
     let floor = chart("volume:sessions_floor");
     let names: Vec<String> = floor["legend"]

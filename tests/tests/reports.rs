@@ -108,9 +108,11 @@ fn the_json_report_has_the_judged_metrics_and_their_series() {
     assert!(r.md.contains(
         "## Checks for 2025-03-08\n| check | value | limits or baseline | z | change | result |"
     ));
-    // Each value as what it is: money with cents, counts per day, shares as percentages.
+    // Each value as what it is: money with cents, counts per day, shares as percentages. The
+    // revenue's spread is its noise floor, √(center × ΣQ/ΣY) over the orders before 03-08
+    // (5,961.62, above the baseline's standard deviation of 5,393.83).
     for row in [
-        "| `anomaly:revenue` | 22,885.00 | baseline 20,202.42 ± 5,393.83 | 0.50 | +13.3% | ok |",
+        "| `anomaly:revenue` | 22,885.00 | baseline 20,202.42 ± 5,961.62 | 0.45 | +13.3% | ok |",
         "| `anomaly:sessions` | 2,587 sessions/day | baseline 2,745 ± 325 sessions/day | -0.49 | -5.7% | ok |",
         "| `anomaly:channel_session_share direct` | 63.5 % | baseline 36.0 % ± 6.9 % | 3.96 | +76.4% | **flagged** |",
         "| `volume:sessions_floor` | 2,587 sessions/day | min 1,000 sessions/day | – | – | ok |",

@@ -345,3 +345,77 @@ fn scope_all_records_the_expected_day_with_its_reference_baseline_and_history() 
     let (center, spread) = o.history[5].baseline.unwrap();
     assert!((center - 10.8).abs() < 1e-12 && (spread - 0.96f64.sqrt()).abs() < 1e-12);
 }
+
+#[test]
+fn the_normal_tail_is_accurate() {
+    for (z, p) in [
+        (0.0, 0.5),
+        (1.0, 0.158_655_25),
+        (3.0, 0.001_349_898),
+        (-2.0, 0.977_249_87),
+    ] {
+        assert!((normal_tail(z) - p).abs() < 2e-7, "{z}: {}", normal_tail(z));
+    }
+}
+
+#[test]
+fn the_poisson_tail_sums_exactly() {
+    // λ = 0.6: P(X ≥ 3) = 1 − e^−0.6 (1 + 0.6 + 0.18) = 0.023115...
+    assert!(
+        (poisson_tail(3.0, 0.6) - 0.023_115_5).abs() < 1e-6,
+        "{}",
+        poisson_tail(3.0, 0.6)
+    );
+    assert!((poisson_tail(1.0, 2.0) - (1.0 - (-2.0_f64).exp())).abs() < 1e-12);
+    assert_eq!(poisson_tail(0.0, 5.0), 1.0);
+    assert_eq!(poisson_tail(2.0, 0.0), 0.0);
+    // A fractional count asks for at least the next whole one.
+    assert_eq!(poisson_tail(2.5, 1.0), poisson_tail(3.0, 1.0));
+}
+
+#[test]
+fn sums_and_means_have_the_noise_of_their_values() {
+    // A day of 4 orders of 100, 100, 200, 600: Y = 1000, Q = 420000, mean 250.
+    let d = day("2025-03-10");
+    let one = |v: f64| -> DailySeries { [(d, v)].into_iter().collect() };
+    let (squares, sums, counts) = (one(420_000.0), one(1000.0), one(4.0));
+    let sums_noise = Noise::Sums {
+        squares: &squares,
+        sums: &sums,
+    };
+    // At a baseline of 1200: √(1200 × 420000 / 1000) = √504000.
+    assert!((sums_noise.floor(d, 1200.0) - 504_000_f64.sqrt()).abs() < 1e-9);
+    let means = Noise::Means {
+        squares: &squares,
+        sums: &sums,
+        counts: &counts,
+    };
+    // Variance of the values 105000 − 62500 = 42500, over 4 values: √10625.
+    assert!((means.floor(d, 300.0) - 10_625_f64.sqrt()).abs() < 1e-9);
+    // The next day's floors come from the usual values (03-10's), not its own: tripled order
+    // values do not widen them; a mean of no values has none.
+    let next = day("2025-03-11");
+    let two = |a: f64, b: f64| -> DailySeries { [(d, a), (next, b)].into_iter().collect() };
+    let (squares, sums, counts) = (
+        two(420_000.0, 9.0 * 420_000.0),
+        two(1000.0, 3000.0),
+        two(4.0, 4.0),
+    );
+    let sums_noise = Noise::Sums {
+        squares: &squares,
+        sums: &sums,
+    };
+    assert!((sums_noise.floor(next, 1200.0) - 504_000_f64.sqrt()).abs() < 1e-9);
+    let means = Noise::Means {
+        squares: &squares,
+        sums: &sums,
+        counts: &counts,
+    };
+    assert!((means.floor(next, 300.0) - 10_625_f64.sqrt()).abs() < 1e-9);
+    let none = Noise::Means {
+        squares: &squares,
+        sums: &sums,
+        counts: &one(4.0),
+    };
+    assert_eq!(none.floor(next, 300.0), 0.0);
+}

@@ -161,6 +161,35 @@ fn a_zero_revenue_spike_below_the_count_limit_is_a_warning() {
 }
 
 #[test]
+fn a_few_zero_revenue_orders_where_some_are_usual_are_judged_by_their_poisson_tail() {
+    // Ten days of 40 orders, one of them at zero revenue on every other day (1.25% usual), then
+    // `zeros` of 40 at zero: 3 are 3.55 binomial standard errors above the usual share, yet with
+    // 0.5 expected, 3 or more happen on 1.4% of days; 5 or more on 0.017%.
+    let day_rows = |i: usize, zeros: usize| -> String {
+        (0..40)
+            .map(|n| {
+                let revenue = if n < zeros { 0 } else { 100 };
+                format!("d{i}-{n},2025-03-{:02}T12:00:00Z,{revenue}\n", i + 1)
+            })
+            .collect()
+    };
+    let spike = |zeros: usize| {
+        let mut orders = String::from("transaction_id,order_ts,revenue\n");
+        for i in 0..9 {
+            orders.push_str(&day_rows(i, i % 2));
+        }
+        orders.push_str(&day_rows(9, zeros));
+        let (_, sessions) = warehouse(&[], 0);
+        summary(&evaluate_revenue(&orders, &sessions, Scope::Partition))
+    };
+    assert_eq!(spike(3), []);
+    assert_eq!(
+        spike(5),
+        [row("WARN", "orders:zero_revenue_spike", 5.0 / 40.0)]
+    );
+}
+
+#[test]
 fn scope_all_counts_over_the_whole_table_as_the_reference() {
     let today = [("d3-1", "100"), ("b", "-20"), ("c", "0")];
     let (orders, sessions) = warehouse(&today, 5);
