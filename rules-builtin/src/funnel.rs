@@ -99,6 +99,13 @@ vigil_rule_api::register_rule! {
     /// A checkout or tag break shows as one step rate falling while traffic looks normal; the
     /// step that fell says where to look.
     ///
+    /// ## Default severities, and why
+    /// - A drop of the overall conversion: ERROR, lost sales whatever the step; a rise: WARN
+    ///   (often a campaign, worth a look).
+    /// - A drop of one step: WARN (a rise: INFO). A single step moves with page or campaign
+    ///   changes; the conversion and `anomaly` page when sales are really lost.
+    /// - A missing step column: ERROR. Without it the funnel reads as 0 everywhere.
+    ///
     /// ## Scope `all`
     /// Every day of history, with the reference monitor's baseline statistics and the more
     /// severe level of the two directions.
