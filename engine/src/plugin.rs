@@ -195,9 +195,13 @@ impl Plugin {
         };
         let broken = |error| Ok(Box::new(Failed(error)) as Box<dyn Rule>);
         match self.request(&call) {
-            Ok(Reply::Built { instance }) => Ok(Box::new(PluginRule {
+            Ok(Reply::Built {
+                instance,
+                lookback_days,
+            }) => Ok(Box::new(PluginRule {
                 plugin: Arc::clone(self),
                 instance,
+                lookback_days,
                 planned: Mutex::new(Vec::new()),
             })),
             Ok(Reply::ParamsRefused { error }) => Err(error),
@@ -225,11 +229,17 @@ fn name(reply: &Reply) -> String {
 struct PluginRule {
     plugin: Arc<Plugin>,
     instance: u64,
+    /// How far its baselines reach back, as the plugin said when it built the rule.
+    lookback_days: u32,
     /// The requests of the last plan: only their metrics are sent to `evaluate`.
     planned: Mutex<Vec<MetricRequest>>,
 }
 
 impl Rule for PluginRule {
+    fn lookback_days(&self) -> u32 {
+        self.lookback_days
+    }
+
     fn plan(&self, cx: &RunCtx) -> Result<Vec<MetricRequest>, RuleError> {
         let call = Call::Plan {
             instance: self.instance,

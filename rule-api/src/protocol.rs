@@ -115,6 +115,10 @@ pub enum Reply {
     Built {
         /// The instance to name in later calls.
         instance: u64,
+        /// Its [`Rule::lookback_days`](crate::rule::Rule::lookback_days) (0 from plugins built
+        /// before the field existed).
+        #[serde(default)]
+        lookback_days: u32,
     },
     /// The params of [`Call::Build`] were refused (a config error).
     ParamsRefused {
@@ -215,10 +219,12 @@ fn dispatch(call: Call) -> Reply {
             };
             match (registration.build)(params) {
                 Ok(built) => {
+                    let lookback_days = built.lookback_days();
                     let mut instances = INSTANCES.lock().unwrap_or_else(|p| p.into_inner());
                     instances.push(Arc::from(built));
                     Reply::Built {
                         instance: (instances.len() - 1) as u64,
+                        lookback_days,
                     }
                 }
                 Err(error) => Reply::ParamsRefused { error },

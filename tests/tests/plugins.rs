@@ -621,3 +621,32 @@ fn the_template_crate_pulls_in_no_runtime() {
         assert!(!packages.contains(&banned), "{banned} in:\n{tree}");
     }
 }
+
+#[test]
+fn a_rule_built_through_the_protocol_says_how_far_its_baselines_reach() {
+    use vigil_engine::api::protocol::{serve, Call, Envelope, Reply, PROTOCOL_VERSION};
+    // The builtin anomaly rule, served as a plugin serves its rules (linked into this binary).
+    let build = Envelope {
+        protocol: PROTOCOL_VERSION,
+        body: Call::Build {
+            rule: "anomaly".into(),
+            params: serde_json::json!({"baseline": {"window_days": 56, "min_points": 4}}),
+        },
+    };
+    let reply: Envelope<Reply> =
+        serde_json::from_slice(&serve(&serde_json::to_vec(&build).unwrap())).unwrap();
+    let Reply::Built { lookback_days, .. } = reply.body else {
+        panic!("{reply:?}");
+    };
+    assert_eq!(lookback_days, 56);
+    // A plugin built before the field existed answers without it: no lookback.
+    let old: Envelope<Reply> =
+        serde_json::from_str(r#"{"protocol": 2, "reply": "built", "instance": 3}"#).unwrap();
+    assert_eq!(
+        old.body,
+        Reply::Built {
+            instance: 3,
+            lookback_days: 0
+        }
+    );
+}
