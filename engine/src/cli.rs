@@ -21,7 +21,6 @@ use crate::registry::Registry;
 use crate::report::{self, RunInfo};
 use crate::rule::{Scope, Severity};
 use crate::runner::{self, Evaluation};
-use crate::scan::TableProblem;
 use crate::state;
 use crate::state::incident::{self, Silence};
 use crate::state::store::{CacheView, Delivered, RunRecord, StateError, Store};
@@ -886,10 +885,7 @@ fn run(args: RunArgs, registry: &Registry, out: &mut dyn Write, err: &mut dyn Wr
     // A source that failed (an unreachable cluster, a query that did not finish) leaves
     // nothing to judge: no report, alert, snapshot or history of a run that did not see the
     // warehouse.
-    if let Some((table, e)) = eval.scans.iter().find_map(|scan| match &scan.outcome {
-        Err(TableProblem::Source(e)) => Some((&scan.table, e)),
-        _ => None,
-    }) {
+    if let Some((table, e)) = eval.source_failure() {
         return fail(
             err,
             &format!(

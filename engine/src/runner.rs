@@ -37,6 +37,15 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// The first table whose source failed (an unreachable cluster, a query that did not
+    /// finish), with the error: such a run saw no warehouse and must not be judged.
+    pub fn source_failure(&self) -> Option<(&str, &str)> {
+        self.scans.iter().find_map(|scan| match &scan.outcome {
+            Err(crate::scan::TableProblem::Source(e)) => Some((scan.table.as_str(), e.as_str())),
+            _ => None,
+        })
+    }
+
     /// Number of findings of a severity.
     pub fn count(&self, severity: Severity) -> usize {
         self.findings

@@ -17,7 +17,6 @@ use chrono::{NaiveDate, Utc};
 use crate::config::Config;
 use crate::rule::{Finding, Scope, Severity};
 use crate::runner::Evaluation;
-use crate::scan::TableProblem;
 use crate::source::Source;
 use crate::state::incident::{self, Notice, Silence};
 use crate::state::store::{Delivered, RunRecord, StateError, Store};
@@ -226,8 +225,11 @@ pub fn run(
     for chunk in dates.chunks(workers.max(1)) {
         let evals = judge(config, source, &shared, chunk, scope);
         for mut eval in evals {
-            if let Some((table, message)) = source_failure(&eval) {
-                return Err(BacktestError::Source { table, message });
+            if let Some((table, message)) = eval.source_failure() {
+                return Err(BacktestError::Source {
+                    table: table.to_string(),
+                    message: message.to_string(),
+                });
             }
             let day = eval.expected_date;
             dated |= has_rows(&eval, day);
@@ -308,14 +310,6 @@ fn judge(
             .into_iter()
             .map(|h| h.join().expect("a backtest day's run panicked"))
             .collect()
-    })
-}
-
-/// The first table the source failed to read, with why.
-fn source_failure(eval: &Evaluation) -> Option<(String, String)> {
-    eval.scans.iter().find_map(|scan| match &scan.outcome {
-        Err(TableProblem::Source(e)) => Some((scan.table.clone(), e.clone())),
-        _ => None,
     })
 }
 
