@@ -317,21 +317,6 @@ pub const DEMO_FAULTS: [&str; 13] = [
 /// Writes a 60-day demo warehouse (400 sessions a day, ending 2025-03-31) with `faults` and its
 /// config `vigil.yml` into `dir`; returns the warehouse folder.
 pub fn demo(dir: &Path, faults: &str) -> PathBuf {
-    let mut args = vec![
-        "demo".to_string(),
-        "--out".into(),
-        dir.display().to_string(),
-        "--days".into(),
-        "60".into(),
-        "--sessions-per-day".into(),
-        "400".into(),
-        "--end-date".into(),
-        "2025-03-31".into(),
-    ];
-    if !faults.is_empty() {
-        args.extend(["--faults".into(), faults.into()]);
-    }
-    let out = crate::vigil(&args);
-    assert_eq!(out.code, 0, "{out:?}");
+    crate::write_demo(dir, 60, 400, "2025-03-31", faults);
     dir.join("warehouse")
 }

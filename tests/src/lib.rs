@@ -79,17 +79,16 @@ pub fn puffy_copy() -> tempfile::TempDir {
     dir
 }
 
-/// Writes a 40-day demo warehouse ending on `end` (with `faults`, comma separated, on that day)
-/// into `dir/warehouse`, replacing what was there: the same folder, so the same warehouse id,
-/// day after day.
-pub fn demo_warehouse(dir: &Path, end: &str, faults: &str, sessions_per_day: u32) -> PathBuf {
-    let scratch = tempfile::tempdir().expect("temp dir");
+/// `vigil demo --out OUT`: `days` days of `sessions_per_day` sessions ending on `end`, with
+/// `faults` (comma separated, none when empty) on that day; `OUT/warehouse` and
+/// `OUT/vigil.yml` are then written (the command must succeed).
+pub fn write_demo(out: &Path, days: u32, sessions_per_day: u32, end: &str, faults: &str) {
     let mut args = vec![
         "demo".to_string(),
         "--out".into(),
-        scratch.path().display().to_string(),
+        out.display().to_string(),
         "--days".into(),
-        "40".into(),
+        days.to_string(),
         "--sessions-per-day".into(),
         sessions_per_day.to_string(),
         "--end-date".into(),
@@ -98,8 +97,16 @@ pub fn demo_warehouse(dir: &Path, end: &str, faults: &str, sessions_per_day: u32
     if !faults.is_empty() {
         args.extend(["--faults".into(), faults.into()]);
     }
-    let out = vigil(&args);
-    assert_eq!(out.code, 0, "{out:?}");
+    let result = vigil(&args);
+    assert_eq!(result.code, 0, "{result:?}");
+}
+
+/// Writes a 40-day demo warehouse ending on `end` (with `faults`, comma separated, on that day)
+/// into `dir/warehouse`, replacing what was there: the same folder, so the same warehouse id,
+/// day after day.
+pub fn demo_warehouse(dir: &Path, end: &str, faults: &str, sessions_per_day: u32) -> PathBuf {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    write_demo(scratch.path(), 40, sessions_per_day, end, faults);
     let warehouse = dir.join("warehouse");
     let _ = std::fs::remove_dir_all(&warehouse);
     std::fs::rename(scratch.path().join("warehouse"), &warehouse).expect("move the warehouse");

@@ -389,20 +389,13 @@ fn comparable(findings: &Value, from: &str, to: &str) -> Vec<Value> {
 fn each_day_equals_the_run_of_that_day_on_the_warehouse_cut_at_it() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
-    let made = vigil([
-        "demo",
-        "--out",
-        demo.to_str().unwrap(),
-        "--days",
-        "30",
-        "--sessions-per-day",
-        "400",
-        "--end-date",
+    vigil_tests::write_demo(
+        &demo,
+        30,
+        400,
         "2025-03-20",
-        "--faults",
         "duplicates,channel-shift-to-direct",
-    ]);
-    assert_eq!(made.code, 0, "{made:?}");
+    );
     let (warehouse, config) = (demo.join("warehouse"), demo.join("vigil.yml"));
     let out = dir.path().join("backtest");
     let result = backtest(&warehouse, &config, &out, ("2025-03-14", "2025-03-20"), &[]);

@@ -13,7 +13,7 @@ use vigil_engine::scan::cache::PartitionCache;
 use vigil_engine::scan::PartitionStats;
 use vigil_engine::source::Source;
 use vigil_engine::testing::{day, MemoryCache};
-use vigil_tests::{registry, same_json, vigil};
+use vigil_tests::{registry, same_json};
 
 /// Days of the warehouse; its last day carries the faults.
 const DAYS: u32 = 20;
@@ -25,20 +25,13 @@ const LAST: &str = "2025-03-20";
 /// warehouse folder and the config.
 fn warehouse(dir: &Path) -> (PathBuf, Config) {
     let csv = dir.join("csv");
-    let out = vigil([
-        "demo",
-        "--out",
-        csv.to_str().unwrap(),
-        "--days",
-        &DAYS.to_string(),
-        "--sessions-per-day",
-        "300",
-        "--end-date",
+    vigil_tests::write_demo(
+        &csv,
+        DAYS,
+        300,
         LAST,
-        "--faults",
         "unparsable-timestamps,duplicates,null-spike",
-    ]);
-    assert_eq!(out.code, 0, "{out:?}");
+    );
     let warehouse = dir.join("warehouse");
     vigil_tests::csv_folder_to_parquet(
         &csv.join("warehouse"),

@@ -630,20 +630,13 @@ fn copy_tree(from: &Path, to: &Path) {
 fn the_next_days_run_through_the_store_reads_only_the_changed_partitions() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("csv");
-    let out = vigil([
-        "demo",
-        "--out",
-        csv.to_str().unwrap(),
-        "--days",
-        "30",
-        "--sessions-per-day",
-        "400",
-        "--end-date",
+    vigil_tests::write_demo(
+        &csv,
+        30,
+        400,
         "2025-03-20",
-        "--faults",
         "null-spike,channel-shift-to-direct",
-    ]);
-    assert_eq!(out.code, 0, "{out:?}");
+    );
     // Sessions partitioned by day; orders and attribution as single files.
     let full = dir.path().join("full");
     vigil_tests::csv_folder_to_parquet(
