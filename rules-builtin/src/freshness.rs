@@ -217,15 +217,16 @@ impl Freshness {
         }
 
         let end = latest.min(expected);
+        // `days` before `end`, no earlier than the first day with rows.
+        let back = |days: u32| {
+            first.max(
+                end.checked_sub_days(chrono::Days::new(u64::from(days)))
+                    .unwrap_or(first),
+            )
+        };
         let start = match cx.scope {
             Scope::All => first,
-            Scope::Partition => {
-                let window = u64::from(settings.completeness_window_days.max(1) - 1);
-                first.max(
-                    end.checked_sub_days(chrono::Days::new(window))
-                        .unwrap_or(first),
-                )
-            }
+            Scope::Partition => back(settings.completeness_window_days.max(1) - 1),
         };
         let missing_between = |from: NaiveDate, to: NaiveDate| -> Vec<NaiveDate> {
             from.iter_days()
@@ -235,12 +236,8 @@ impl Freshness {
         };
         let missing = missing_between(start, end.succ_opt().unwrap_or(end));
         if cx.scope == Scope::Partition {
-            let reach = u64::from(cx.lookback_days);
-            let oldest = first.max(
-                end.checked_sub_days(chrono::Days::new(reach))
-                    .unwrap_or(first),
-            );
-            let gaps = missing_between(oldest, start);
+            let reach = cx.lookback_days;
+            let gaps = missing_between(back(reach), start);
             observations.push(
                 Observation::check(
                     format!("completeness:{table}_baseline_gaps"),
